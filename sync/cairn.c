@@ -1,0 +1,58 @@
+/*
+ * cairn.c - the `cairn` command: finds the subcommand in the table and runs
+ * it.  Thin on purpose: every subcommand lives in its own cmd-*.c file.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "err.h"
+#include "log.h"
+
+const struct cmd_entry *const cmd_table[] = {
+	&cmd_help_entry,
+	&cmd_selftest_entry,
+	NULL,
+};
+
+int cmd_usage(const struct cmd_entry *e)
+{
+	fprintf(stderr, "usage: cairn %s %s\n", e->name, e->usage);
+	return CMD_EXIT_USAGE;
+}
+
+int cmd_fail(const struct cmd_entry *e, const char *what)
+{
+	const char *msg = err_msg();
+
+	if (what && *msg)
+		fprintf(stderr, "cairn %s: %s: %s\n", e->name, what, msg);
+	else
+		fprintf(stderr, "cairn %s: %s\n", e->name, what ? what : msg);
+	return CMD_EXIT_ERROR;
+}
+
+int main(int argc, char **argv)
+{
+	const char *name;
+
+	log_setup("cairn", LOG_LVL_WARN);
+	if (argc < 2) {
+		cmd_help_entry.exec(1, argv);
+		return CMD_EXIT_USAGE;
+	}
+	name = argv[1];
+	if (!strcmp(name, "--help") || !strcmp(name, "-h"))
+		name = "help";
+	if (!strcmp(name, "--version") || !strcmp(name, "version")) {
+		printf("cairn %s\n", PACKAGE_VERSION);
+		return CMD_EXIT_OK;
+	}
+	for (const struct cmd_entry *const *e = cmd_table; *e; e++)
+		if (!strcmp((*e)->name, name))
+			return (*e)->exec(argc - 1, argv + 1);
+	fprintf(stderr, "cairn: unknown command '%s'; run 'cairn help' for the list\n", name);
+	return CMD_EXIT_USAGE;
+}

@@ -1,0 +1,174 @@
+/*
+ * store.c - store_open() and the checked wrappers every caller goes through.
+ *
+ * The wrappers validate keys once, here, so no implementation has to, and put
+ * the store URL and key in front of every error message: an implementation
+ * says what went wrong, the wrapper says where.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "store.h"
+
+int store_key_valid(const char *key)
+{
+	const char *seg = key;
+
+	if (!key || !*key || strlen(key) > 1024)
+		return 0;
+	for (const char *p = key;; p++) {
+		if (*p == '/' || *p == '\0') {
+			size_t n = (size_t)(p - seg);
+
+			if (n == 0 || (n == 1 && seg[0] == '.') ||
+			    (n == 2 && seg[0] == '.' && seg[1] == '.'))
+				return 0;
+			if (*p == '\0')
+				return 1;
+			seg = p + 1;
+		} else if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\') {
+			return 0;
+		}
+	}
+}
+
+/* A prefix may be empty or end with '/'; otherwise it follows the key rules. */
+static int store_prefix_valid(const char *prefix)
+{
+	size_t n = strlen(prefix);
+	char *copy;
+	int valid;
+
+	if (n == 0)
+		return 1;
+	copy = xstrndup(prefix, n);
+	if (copy[n - 1] == '/')
+		copy[n - 1] = '\0';
+	valid = store_key_valid(copy);
+	free(copy);
+	return valid;
+}
+
+int store_open(const char *url, const struct store_opts *opts, struct store **out)
+{
+	static const struct store_opts no_opts;
+
+	*out = NULL;
+	if (!opts)
+		opts = &no_opts;
+	if (strncmp(url, "file://", 7) == 0) {
+		const char *dir = url + 7;
+
+		if (dir[0] != '/')
+			return err_set(-EINVAL, "store URL '%s': a file store needs an absolute path, as in file:///var/lib/cairn/store",
+				       url);
+		return store_file_open(url, dir, out);
+	}
+	if (strncmp(url, "s3://", 5) == 0) {
+		const char *bucket = url + 5;
+		const char *slash = strchr(bucket, '/');
+		char *name, *prefix;
+		int rc;
+
+		name = slash ? xstrndup(bucket, (size_t)(slash - bucket)) : xstrdup(bucket);
+		prefix = xstrdup(slash ? slash + 1 : "");
+		/* the prefix is a directory of keys: no leading or doubled '/' */
+		while (*prefix && prefix[strlen(prefix) - 1] == '/')
+			prefix[strlen(prefix) - 1] = '\0';
+		if (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789.-") != strlen(name))
+			rc = err_set(-EINVAL, "store URL '%s': bad bucket name '%s' (lowercase letters, digits, '.' and '-')",
+				     url, name);
+		else if (*prefix && !store_key_valid(prefix))
+			rc = err_set(-EINVAL, "store URL '%s': bad prefix '%s'", url, prefix);
+		else
+			rc = store_s3_open(url, name, prefix, opts, out);
+		free(name);
+		free(prefix);
+		return rc;
+	}
+	return err_set(-EINVAL, "store URL '%s': unknown scheme; use file:///DIR or s3://BUCKET[/PREFIX]",
+		       url);
+}
+
+void store_close(struct store *s)
+{
+	if (s)
+		s->ops->close(s);
+}
+
+static int store_bad_key(struct store *s, const char *key)
+{
+	return err_set(-EINVAL, "%s: invalid object key '%s'", s->url, key ? key : "(null)");
+}
+
+int store_put(struct store *s, const char *key, const void *data, size_t len,
+	      enum store_cond cond, const char *etag, struct store_info *info)
+{
+	int rc;
+
+	if (!store_key_valid(key))
+		return store_bad_key(s, key);
+	if (cond == STORE_IF_MATCH && (!etag || !*etag))
+		return err_set(-EINVAL, "%s: put %s: If-Match needs an ETag", s->url, key);
+	rc = s->ops->put(s, key, data, len, cond, etag, info);
+	return rc ? err_prefix(rc, "%s: put %s", s->url, key) : 0;
+}
+
+int store_get(struct store *s, const char *key, uint64_t off, uint64_t len,
+	      struct buf *out, struct store_info *info)
+{
+	int rc;
+
+	if (!store_key_valid(key))
+		return store_bad_key(s, key);
+	rc = s->ops->get(s, key, off, len, out, info);
+	return rc ? err_prefix(rc, "%s: get %s", s->url, key) : 0;
+}
+
+int store_head(struct store *s, const char *key, struct store_info *info)
+{
+	int rc;
+
+	if (!store_key_valid(key))
+		return store_bad_key(s, key);
+	rc = s->ops->head(s, key, info);
+	return rc ? err_prefix(rc, "%s: head %s", s->url, key) : 0;
+}
+
+int store_list(struct store *s, const char *prefix, store_list_fn fn, void *arg)
+{
+	int rc;
+
+	if (!prefix)
+		prefix = "";
+	if (!store_prefix_valid(prefix))
+		return err_set(-EINVAL, "%s: invalid list prefix '%s'", s->url, prefix);
+	rc = s->ops->list(s, prefix, fn, arg);
+	return rc < 0 ? err_prefix(rc, "%s: list '%s'", s->url, prefix) : rc;
+}
+
+int store_del(struct store *s, const char *key)
+{
+	int rc;
+
+	if (!store_key_valid(key))
+		return store_bad_key(s, key);
+	rc = s->ops->del(s, key);
+	return rc ? err_prefix(rc, "%s: delete %s", s->url, key) : 0;
+}
+
+int store_del_many(struct store *s, const char *const *keys, size_t n)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		if (!store_key_valid(keys[i]))
+			return store_bad_key(s, keys[i]);
+	if (n == 0)
+		return 0;
+	rc = s->ops->del_many(s, keys, n);
+	return rc ? err_prefix(rc, "%s: delete %zu objects", s->url, n) : 0;
+}

@@ -1,0 +1,130 @@
+/*
+ * store.h - the object store interface: one struct of operations, several
+ * implementations (file://, s3://), and layers that wrap another store.
+ *
+ * Keys are relative to the store's base (the path of a file:// URL, the
+ * prefix of an s3:// URL) and use '/' as separator; they never start with
+ * '/' and never contain "." or ".." components, NUL or control characters
+ * (store_key_valid() says so).  Every operation is safe to call from several
+ * threads at once on the same store; that is how callers run transfers in
+ * parallel.  Every operation returns 0 or a negative errno-style code and
+ * leaves one line in the thread's error context (lib/err.h):
+ *   -ENOENT     the object does not exist
+ *   -EEXIST     put with STORE_IF_NONE_MATCH: the object already exists
+ *   -ECANCELED  put with STORE_IF_MATCH: the object's ETag differs, or it is gone
+ *   -EACCES     the store refused the credentials or the signature
+ *   -ERANGE     get: the range starts past the end of the object
+ *   -EAGAIN     transient failure that outlived the retry budget
+ *   -ETIMEDOUT  the store did not answer within the retry budget
+ *   -EBADMSG    an upload or download did not verify (length, MD5/ETag)
+ *   -EIO        anything else the store answered; the message says what
+ *   -EINVAL     bad key or argument
+ */
+#ifndef CAIRN_STORE_H
+#define CAIRN_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Longest ETag kept, quotes included, plus the terminator. */
+#define STORE_ETAG_MAX 96
+
+/* Length meaning "to the end of the object" in store_get(). */
+#define STORE_TO_END UINT64_MAX
+
+enum store_cond {
+	STORE_ALWAYS = 0,	/* plain put: create or replace */
+	STORE_IF_NONE_MATCH,	/* create only: -EEXIST when the key exists */
+	STORE_IF_MATCH,		/* replace only if the current ETag is etag */
+};
+
+struct store_info {
+	uint64_t size;
+	char etag[STORE_ETAG_MAX];	/* opaque; compare with strcmp */
+};
+
+/* Called once per key of a listing, in byte order of the key.  A non-zero
+ * return stops the listing and becomes its result. */
+typedef int (*store_list_fn)(const char *key, uint64_t size, void *arg);
+
+struct store;
+
+struct store_ops {
+	/* Writes len bytes under key, atomically: a reader sees the old object
+	 * or the whole new one, never a part.  cond/etag make it conditional.
+	 * On success copies the new ETag into info->etag when info is not NULL. */
+	int (*put)(struct store *s, const char *key, const void *data, size_t len,
+		   enum store_cond cond, const char *etag, struct store_info *info);
+	/* Appends to out the bytes [off, off+len) of the object (fewer when
+	 * the object ends sooner; len may be STORE_TO_END).  A range that starts
+	 * past the end is -ERANGE, except off == 0 on an empty object, which
+	 * reads nothing.  Fills info (whole-object size and ETag) when not NULL. */
+	int (*get)(struct store *s, const char *key, uint64_t off, uint64_t len,
+		   struct buf *out, struct store_info *info);
+	/* Size and ETag of key. */
+	int (*head)(struct store *s, const char *key, struct store_info *info);
+	/* Every key that starts with prefix ("" for all), in byte order. */
+	int (*list)(struct store *s, const char *prefix, store_list_fn fn, void *arg);
+	/* Removes key; removing a key that does not exist succeeds. */
+	int (*del)(struct store *s, const char *key);
+	/* Removes n keys, as few requests as the store allows; keys that do
+	 * not exist are not an error. */
+	int (*del_many)(struct store *s, const char *const *keys, size_t n);
+	/* Releases the store and everything it holds. */
+	void (*close)(struct store *s);
+};
+
+struct store {
+	const struct store_ops *ops;
+	char *url;		/* as given, for messages; holds no secret */
+	void *priv;		/* the implementation's own state */
+};
+
+/* Options for store_open(); zero means "the default" for every field.
+ * Strings are copied.  Anything left NULL is taken from the environment
+ * as the AWS tools do (see cairn(1), ENVIRONMENT). */
+struct store_opts {
+	const char *endpoint;	/* S3: https://host[:port]; AWS_ENDPOINT_URL */
+	const char *region;	/* S3: AWS_REGION, else "auto" (R2) */
+	const char *access_key;	/* S3: AWS_ACCESS_KEY_ID */
+	const char *secret_key;	/* S3: AWS_SECRET_ACCESS_KEY */
+	const char *session_token; /* S3: AWS_SESSION_TOKEN */
+	const char *ca_bundle;	/* S3: AWS_CA_BUNDLE */
+	int addressing;		/* S3: 0 auto, 1 path-style, 2 virtual-host */
+	const char *connect_to;	/* S3: CURLOPT_CONNECT_TO entry, for tests */
+	double retry_seconds;	/* total retry budget per operation; 0: 60 s */
+	size_t multipart_threshold; /* S3: objects larger go multipart; 0: 32 MiB */
+	size_t part_size;	/* S3: multipart part size; 0: 8 MiB (>= 5 MiB) */
+	int max_parallel;	/* S3: parallel part uploads; 0: 4 */
+};
+
+#define STORE_PATH_STYLE 1
+#define STORE_VIRTUAL_HOST 2
+
+/* Opens the store named by url: file:///DIR or s3://BUCKET[/PREFIX].
+ * opts may be NULL. */
+int store_open(const char *url, const struct store_opts *opts, struct store **out);
+void store_close(struct store *s);
+
+/* Wrappers that check the key, then call the implementation, and prefix
+ * errors with the store URL and key. */
+int store_put(struct store *s, const char *key, const void *data, size_t len,
+	      enum store_cond cond, const char *etag, struct store_info *info);
+int store_get(struct store *s, const char *key, uint64_t off, uint64_t len,
+	      struct buf *out, struct store_info *info);
+int store_head(struct store *s, const char *key, struct store_info *info);
+int store_list(struct store *s, const char *prefix, store_list_fn fn, void *arg);
+int store_del(struct store *s, const char *key);
+int store_del_many(struct store *s, const char *const *keys, size_t n);
+
+/* 1 when key is acceptable to every store, else 0. */
+int store_key_valid(const char *key);
+
+/* The implementations, for store_open() and tests. */
+int store_file_open(const char *url, const char *dir, struct store **out);
+int store_s3_open(const char *url, const char *bucket, const char *prefix,
+		  const struct store_opts *opts, struct store **out);
+
+#endif
