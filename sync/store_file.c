@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "fsutil.h"
 #include "store.h"
 
 #define TMP_DIR ".cairn-tmp"
@@ -62,78 +63,6 @@ static void etag_of(const void *data, size_t len, char *out)
 	snprintf(out, STORE_ETAG_MAX, "\"%s\"", hex);
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int read_at(int fd, void *dst, size_t len, off_t off)
-{
-	char *p = dst;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;	/* the file shrank under us */
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-/* mkdir -p of the directory that will hold path (everything before its last '/'). */
-static int make_parents(const char *path)
-{
-	char *copy = xstrdup(path);
-	int rc = 0;
-
-	for (char *p = copy + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
-			rc = err_set(-errno, "cannot create directory %s: %s", copy, strerror(errno));
-			break;
-		}
-		*p = '/';
-	}
-	free(copy);
-	return rc;
-}
-
 /* The ETag of the object open on fd (size st_size). */
 static int etag_of_fd(int fd, const struct stat *st, char *out)
 {
@@ -156,7 +85,7 @@ static int etag_of_fd(int fd, const struct stat *st, char *out)
 
 		if ((off_t)want > st->st_size - off)
 			want = (size_t)(st->st_size - off);
-		rc = read_at(fd, chunk, want, off);
+		rc = fsu_pread_all(fd, chunk, want, off);
 		if (rc)
 			return rc;
 		crypto_generichash_update(&h, (unsigned char *)chunk, want);
@@ -247,7 +176,7 @@ static int fs_write_temp(struct store *s, const void *data, size_t len, const ch
 		free(tmp);
 		return rc;
 	}
-	rc = write_all(fd, data, len);
+	rc = fsu_write_all(fd, data, len);
 	if (!rc && fsetxattr(fd, ETAG_XATTR, etag + 1, 2 * ETAG_BYTES, 0) < 0 &&
 	    errno != ENOTSUP && errno != EOPNOTSUPP)
 		rc = -errno;
@@ -276,7 +205,9 @@ static int fs_put(struct store *s, const char *key, const void *data, size_t len
 		return err_set(-EINVAL, "the key is reserved by the file store");
 	}
 	etag_of(data, len, new_etag);
-	rc = make_parents(path);
+	rc = fsu_mkdir_parents(path);
+	if (rc)
+		rc = err_set(rc, "cannot create the directories of %s: %s", path, strerror(-rc));
 	if (!rc)
 		rc = fs_write_temp(s, data, len, new_etag, &tmp);
 	if (!rc && cond != STORE_ALWAYS) {
@@ -309,7 +240,7 @@ static int fs_put(struct store *s, const char *key, const void *data, size_t len
 	} else {
 		slash = strrchr(path, '/');
 		*slash = '\0';
-		rc = fsync_dir(path);
+		rc = fsu_fsync_dir(path);
 		if (rc)
 			err_set(rc, "cannot fsync %s: %s", path, strerror(-rc));
 		if (!rc && info) {
@@ -347,7 +278,7 @@ static int fs_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 		return err_set(-ENOMEM, "range of %llu bytes is too large", (unsigned long long)n);
 	}
 	buf_grow(out, (size_t)n);
-	rc = read_at(fd, out->data + out->len, (size_t)n, (off_t)off);
+	rc = fsu_pread_all(fd, out->data + out->len, (size_t)n, (off_t)off);
 	close(fd);
 	if (rc)
 		return err_set(rc, "cannot read: %s", strerror(-rc));

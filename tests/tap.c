@@ -4,7 +4,6 @@
  */
 #include "config.h"
 
-#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "tap.h"
 
 static int tap_count;
@@ -142,18 +142,9 @@ char *tap_mkdtemp(const char *tag)
 	return path;
 }
 
-static int tap_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 void tap_rmtree(const char *dir)
 {
-	nftw(dir, tap_rm_one, 32, FTW_DEPTH | FTW_PHYS);
+	fsu_rmtree(dir);
 }
 
 void tap_fill_random(void *dst, size_t n, uint64_t seed)

@@ -1,0 +1,124 @@
+/*
+ * fsutil.c - file-system helpers shared by the modules (see fsutil.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fsutil.h"
+
+int fsu_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int fsu_pread_all(int fd, void *dst, size_t len, off_t off)
+{
+	char *p = dst;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+int fsu_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int fsu_fsync_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int rc;
+
+	if (!slash)
+		return fsu_fsync_dir(".");
+	dir = slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+	rc = fsu_fsync_dir(dir);
+	free(dir);
+	return rc;
+}
+
+int fsu_mkdir_parents(const char *path)
+{
+	char *copy = xstrdup(path);
+	int rc = 0;
+
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
+			rc = -errno;
+			break;
+		}
+		*p = '/';
+	}
+	free(copy);
+	return rc;
+}
+
+static int rmtree_first_error;
+
+static int rmtree_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (remove(path) < 0 && errno != ENOENT && !rmtree_first_error)
+		rmtree_first_error = -errno;
+	(void)flag;
+	return 0;
+}
+
+int fsu_rmtree(const char *dir)
+{
+	int rc;
+
+	rmtree_first_error = 0;
+	rc = nftw(dir, rmtree_one, 32, FTW_DEPTH | FTW_PHYS);
+	if (rc < 0 && errno != ENOENT)
+		return -errno;
+	return rmtree_first_error;
+}

@@ -1,0 +1,25 @@
+/*
+ * fsutil.h - small file-system helpers that several modules need: full
+ * reads and writes, directory fsync, mkdir -p, rm -rf.  Each returns 0 or a
+ * negative errno; none records a message (callers know what the file is).
+ */
+#ifndef CAIRN_FSUTIL_H
+#define CAIRN_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Writes all len bytes, retrying on EINTR and short writes. */
+int fsu_write_all(int fd, const void *data, size_t len);
+/* Reads exactly len bytes at off; -EIO when the file ends sooner. */
+int fsu_pread_all(int fd, void *dst, size_t len, off_t off);
+/* fsync(2) of a directory, so a rename or create in it is durable. */
+int fsu_fsync_dir(const char *dir);
+/* fsync(2) of the directory that holds path. */
+int fsu_fsync_parent(const char *path);
+/* mkdir -p of every directory before the last '/' of path (mode 0700). */
+int fsu_mkdir_parents(const char *path);
+/* rm -rf dir, not following symlinks; the first error is returned. */
+int fsu_rmtree(const char *dir);
+
+#endif

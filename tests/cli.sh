@@ -1,0 +1,90 @@
+#!/bin/sh
+# cli.sh - the `cairn` command as a user runs it: help, usage errors, and
+# `cairn selftest` on the embedded file store and on S3 through the
+# verifying proxy.  Prints TAP.
+set -u
+
+cairn="${CAIRN_BUILDDIR:-.}/cairn"
+srcdir="${CAIRN_SRCDIR:-.}"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-cli-XXXXXX")
+srv_pid=
+n=0
+failed=0
+
+cleanup() {
+	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+check() {	# check DESCRIPTION COMMAND...: ok when the command succeeds
+	desc=$1; shift
+	n=$((n + 1))
+	if "$@"; then
+		echo "ok $n - $desc"
+	else
+		echo "not ok $n - $desc"
+		failed=$((failed + 1))
+	fi
+}
+
+out() { cat "$tmp/out" "$tmp/err" | sed 's/^/# /'; }
+
+run() {	# run CMD...: runs cairn, keeps stdout/stderr, sets $rc
+	"$cairn" "$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+}
+
+run help
+check "help lists selftest" grep -q '^  selftest ' "$tmp/out"
+check "help exits 0" test "$rc" -eq 0
+for cmd in $(awk '/^  [a-z]/ {print $1}' "$tmp/out"); do
+	check "cairn(1) documents '$cmd'" grep -q "^\.Cm $cmd" "$srcdir/man/cairn.1"
+	check "README documents '$cmd'" grep -q "cairn $cmd" "$srcdir/README.md"
+done
+
+run frobnicate
+check "an unknown command exits 2" test "$rc" -eq 2
+check "and says so in one line" test "$(wc -l <"$tmp/err")" -eq 1
+
+run selftest --no-such-flag
+check "a bad flag exits 2 with the usage" sh -c "[ $rc -eq 2 ] && grep -q 'usage: cairn selftest' '$tmp/err'"
+
+TMPDIR=$tmp run selftest
+check "selftest on the embedded file store passes" test "$rc" -eq 0 || out
+check "selftest reports every step" grep -q 'all [0-9]* steps passed' "$tmp/out"
+check "selftest leaves nothing behind" test -z "$(ls "$tmp" | grep cairn-selftest)"
+
+run selftest --store "file://$tmp/user-store"
+check "selftest on a given file store passes" test "$rc" -eq 0 || out
+check "and removes what it wrote" test -z "$(find "$tmp/user-store" -type f ! -name .cairn-lock)"
+
+run selftest --store "ftp://example/x"
+check "a bad store URL exits 1" test "$rc" -eq 1
+check "with one line that names the URL" sh -c "[ \$(wc -l <'$tmp/err') -eq 1 ] && grep -q 'ftp://example/x' '$tmp/err'"
+
+# S3 through the R2-like proxy: the real signer against a real verifier.
+# the server exits when its stdin (fd 3 here) closes, so it cannot outlive us
+mkfifo "$tmp/ready" "$tmp/stdin"
+"${NODE:-node}" "$srcdir/tests/s3/server.js" --dir "$tmp/s3" >"$tmp/ready" <"$tmp/stdin" &
+srv_pid=$!
+exec 3>"$tmp/stdin"
+read -r word port _ <"$tmp/ready"
+if [ "$word" != READY ]; then
+	echo "Bail out! the S3 test server did not start"
+	exit 1
+fi
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=auto
+export AWS_ACCESS_KEY_ID=CAIRNTESTACCESSKEY01
+export AWS_SECRET_ACCESS_KEY=cairn/test/secret/key/0123456789abcdefghij
+run selftest --store s3://cairn-test/ci
+check "selftest on S3 through the verifying proxy passes" test "$rc" -eq 0 || out
+check "selftest names the S3 store" grep -q 's3://cairn-test/ci' "$tmp/out"
+
+AWS_SECRET_ACCESS_KEY=wrong-secret run selftest --store s3://cairn-test/ci
+check "a wrong secret key fails with exit 1" test "$rc" -eq 1
+check "and the error says the store refused the signature" grep -qi 'signature\|access' "$tmp/err" || out
+check "and never prints the secret" sh -c "! grep -q wrong-secret '$tmp/out' '$tmp/err'"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
