@@ -146,6 +146,16 @@ const char *keys_kek_id(const struct keys_kek *kek);
 /* Wipes and frees a tenant key; NULL is fine. */
 void keys_kek_free(struct keys_kek *kek);
 
+/* ---- key providers ------------------------------------------------------- */
+
+/* Loads the tenant key named by a provider spec: "file:PATH" (a key file,
+ * 0600 enforced) or "env:VAR" (the text form in a variable).  Returns 0 or
+ * a negative code; the message names the provider, never the key. */
+int keys_provider_load(const char *spec, struct keys_kek **out);
+
+/* The PATH of a "file:PATH" spec, or NULL for any other provider. */
+const char *keys_provider_file(const char *spec);
+
 /* ---- wrapped workspace keys --------------------------------------------- */
 
 /* What the plaintext header of a wrapped key says (nothing here is

@@ -12,8 +12,12 @@
 #include "log.h"
 
 const struct cmd_entry *const cmd_table[] = {
-	&cmd_help_entry,
+	&cmd_init_entry,
+	&cmd_snapshot_entry,
+	&cmd_restore_entry,
+	&cmd_ls_entry,
 	&cmd_selftest_entry,
+	&cmd_help_entry,
 	NULL,
 };
 

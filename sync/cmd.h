@@ -20,6 +20,10 @@ struct cmd_entry {
 };
 
 extern const struct cmd_entry cmd_help_entry;
+extern const struct cmd_entry cmd_init_entry;
+extern const struct cmd_entry cmd_snapshot_entry;
+extern const struct cmd_entry cmd_restore_entry;
+extern const struct cmd_entry cmd_ls_entry;
 extern const struct cmd_entry cmd_selftest_entry;
 
 /* NULL-terminated, in the order `cairn help` lists them. */

@@ -122,6 +122,11 @@ int store_del_many(struct store *s, const char *const *keys, size_t n);
 /* 1 when key is acceptable to every store, else 0. */
 int store_key_valid(const char *key);
 
+/* A layer that maps every key k to prefix+k in base (prefix ends with '/');
+ * listings give keys without the prefix.  base must outlive the layer;
+ * closing the layer does not close base. */
+int store_prefix_open(struct store *base, const char *prefix, struct store **out);
+
 /* The implementations, for store_open() and tests. */
 int store_file_open(const char *url, const char *dir, struct store **out);
 int store_s3_open(const char *url, const char *bucket, const char *prefix,

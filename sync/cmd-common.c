@@ -1,0 +1,202 @@
+/*
+ * cmd-common.c - options, repository opening, snapshot ids and output that
+ * the repository commands share (see cmd-common.h).
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd-common.h"
+#include "err.h"
+#include "fetch.h"
+
+int cmd_common_opt(struct cmd_common *c, int opt, const char *arg)
+{
+	switch (opt) {
+	case OPT_STORE: c->ro.store_url = arg; return 1;
+	case OPT_KEY: c->ro.key = arg; return 1;
+	case OPT_TENANT: c->ro.tenant = arg; return 1;
+	case OPT_WORKSPACE: c->ro.workspace = arg; return 1;
+	case OPT_STATE_DIR: c->ro.state_dir = arg; return 1;
+	case 'c': c->config = arg; return 1;
+	case 'w': c->name = arg; return 1;
+	case OPT_JSON: c->json = 1; return 1;
+	case 'q': c->quiet = 1; return 1;
+	case OPT_FORCE: c->ro.force = 1; return 1;
+	case OPT_ALLOW_ROLLBACK: c->ro.allow_rollback = 1; return 1;
+	default: return 0;
+	}
+}
+
+int cmd_open_repo(const struct cmd_entry *e, struct cmd_common *c, struct repo **out)
+{
+	int rc = repo_opts_resolve(&c->ro, c->config, c->name);
+
+	c->progress = !c->quiet && !c->json && isatty(STDERR_FILENO);
+	if (!rc)
+		rc = repo_open(&c->ro, out);
+	if (rc)
+		return cmd_fail(e, NULL);
+	return CMD_EXIT_OK;
+}
+
+void cmd_common_free(struct cmd_common *c)
+{
+	repo_opts_free(&c->ro);
+}
+
+struct snap_names {
+	char (*ids)[RECORD_ID_SIZE];
+	size_t n;
+};
+
+static int collect_snapshot(const char *key, uint64_t size, void *arg)
+{
+	struct snap_names *s = arg;
+	const char *id = key + strlen("snapshots/");
+
+	(void)size;
+	if (!record_id_valid(id))
+		return 0;
+	s->ids = xrealloc(s->ids, (s->n + 1) * sizeof(*s->ids));
+	memcpy(s->ids[s->n++], id, RECORD_ID_SIZE);
+	return 0;
+}
+
+int cmd_resolve_snapshot(struct repo *r, const char *arg, char id[RECORD_ID_SIZE])
+{
+	struct snap_names s = { 0 };
+	size_t len = strlen(arg), found = 0;
+	int rc;
+
+	if (!strcmp(arg, "latest")) {
+		struct repo_head head;
+
+		rc = repo_head_read(r, &head);
+		if (!rc && !head.generation)
+			rc = err_set(-ENOENT, "workspace %s has no snapshot yet", r->ws_id);
+		if (!rc)
+			memcpy(id, head.snapshot_id, RECORD_ID_SIZE);
+		return rc;
+	}
+	if (len < 8 || len > RECORD_ID_LEN || strspn(arg, "0123456789abcdef") != len)
+		return err_set(-EINVAL, "'%s' is not a snapshot id: use 'latest', or 8 to 32 hex digits from 'cairn ls'",
+			       arg);
+	rc = store_list(r->store, "snapshots/", collect_snapshot, &s);
+	for (size_t i = 0; !rc && i < s.n; i++) {
+		if (!strncmp(s.ids[i], arg, len)) {
+			if (found++)
+				break;
+			memcpy(id, s.ids[i], RECORD_ID_SIZE);
+		}
+	}
+	free(s.ids);
+	if (!rc && found == 0)
+		rc = err_set(-ENOENT, "no snapshot %s in workspace %s", arg, r->ws_id);
+	if (!rc && found > 1)
+		rc = err_set(-EINVAL, "snapshot id %s is ambiguous: give more digits", arg);
+	return rc;
+}
+
+int cmd_list_snapshots(struct repo *r, struct record_snapshot **out, char (**ids)[RECORD_ID_SIZE],
+		       size_t *n)
+{
+	struct snap_names s = { 0 };
+	struct record_snapshot *recs;
+	int rc = store_list(r->store, "snapshots/", collect_snapshot, &s);
+
+	*out = NULL;
+	*ids = NULL;
+	*n = 0;
+	if (rc) {
+		free(s.ids);
+		return rc;
+	}
+	recs = xcalloc(s.n ? s.n : 1, sizeof(*recs));
+	for (size_t i = 0; !rc && i < s.n; i++)
+		rc = fetch_snapshot(r, s.ids[i], &recs[i]);
+	if (rc) {
+		cmd_free_snapshots(recs, s.ids, s.n);
+		return rc;
+	}
+	/* sort records and ids together by generation */
+	for (size_t i = 1; i < s.n; i++) {
+		for (size_t j = i; j > 0 && record_snapshot_cmp(&recs[j - 1], &recs[j]) > 0; j--) {
+			struct record_snapshot t = recs[j];
+			char tid[RECORD_ID_SIZE];
+
+			recs[j] = recs[j - 1];
+			recs[j - 1] = t;
+			memcpy(tid, s.ids[j], RECORD_ID_SIZE);
+			memcpy(s.ids[j], s.ids[j - 1], RECORD_ID_SIZE);
+			memcpy(s.ids[j - 1], tid, RECORD_ID_SIZE);
+		}
+	}
+	*out = recs;
+	*ids = s.ids;
+	*n = s.n;
+	return 0;
+}
+
+void cmd_free_snapshots(struct record_snapshot *s, char (*ids)[RECORD_ID_SIZE], size_t n)
+{
+	for (size_t i = 0; s && i < n; i++)
+		record_snapshot_free(&s[i]);
+	free(s);
+	free(ids);
+}
+
+void cmd_json_line(json_t *obj)
+{
+	char *text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+
+	if (text) {
+		puts(text);
+		fflush(stdout);
+	}
+	free(text);
+	json_decref(obj);
+}
+
+const char *cmd_bytes(uint64_t n, char out[32])
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, 32, "%llu B", (unsigned long long)n);
+	else
+		snprintf(out, 32, "%.1f %s", v, units[u]);
+	return out;
+}
+
+void cmd_progress_line(const struct cmd_common *c, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	if (!c->progress)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\r\033[K%s", line);
+	fflush(stderr);
+}
+
+void cmd_progress_done(const struct cmd_common *c)
+{
+	if (c->progress) {
+		fprintf(stderr, "\r\033[K");
+		fflush(stderr);
+	}
+}

@@ -1,0 +1,116 @@
+/*
+ * cmd-snapshot.c - `cairn snapshot DIR`: one encrypted, deduplicated
+ * snapshot of a directory, committed by moving the workspace's head.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd-common.h"
+#include "err.h"
+#include "snapshot.h"
+
+struct progress_ctx {
+	const struct cmd_common *c;
+	struct timespec start;
+};
+
+static void show_progress(const struct snapshot_progress *p, void *arg)
+{
+	struct progress_ctx *pc = arg;
+	struct timespec now;
+	char b1[32], b2[32], b3[32];
+	double secs;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	secs = (double)(now.tv_sec - pc->start.tv_sec) + (now.tv_nsec - pc->start.tv_nsec) / 1e9;
+	cmd_progress_line(pc->c, "%llu files, %s scanned, %s new, %s stored, %.0f s",
+			  (unsigned long long)p->files, cmd_bytes(p->bytes, b1),
+			  cmd_bytes(p->new_bytes, b2), cmd_bytes(p->stored_bytes, b3), secs);
+}
+
+static int cmd_snapshot_exec(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CMD_COMMON_LONGOPTS,
+		{ "tag", required_argument, NULL, 't' },
+		{ "agent-config", required_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cmd_common c = { 0 };
+	struct snapshot_opts so = { 0 };
+	struct snapshot_result res;
+	struct progress_ctx pc;
+	const char **tags = NULL;
+	struct repo *r = NULL;
+	char b1[32], b2[32], b3[32];
+	int opt, rc;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+" CMD_COMMON_SHORTOPTS "t:", longopts, NULL)) != -1) {
+		if (cmd_common_opt(&c, opt, optarg))
+			continue;
+		if (opt == 't') {
+			tags = xrealloc(tags, (so.ntags + 1) * sizeof(*tags));
+			tags[so.ntags++] = optarg;
+		} else if (opt == 'a') {
+			so.agent_config_dir = optarg;
+		} else {
+			free(tags);
+			return cmd_usage(&cmd_snapshot_entry);
+		}
+	}
+	so.tags = tags;
+	if (optind + 1 != argc) {
+		free(tags);
+		return cmd_usage(&cmd_snapshot_entry);
+	}
+	rc = cmd_open_repo(&cmd_snapshot_entry, &c, &r);
+	if (rc) {
+		free(tags);
+		cmd_common_free(&c);
+		return rc;
+	}
+	pc.c = &c;
+	clock_gettime(CLOCK_MONOTONIC, &pc.start);
+	so.progress = show_progress;
+	so.progress_arg = &pc;
+	rc = snapshot_dir(r, argv[optind], &so, &res);
+	cmd_progress_done(&c);
+	if (rc) {
+		rc = cmd_fail(&cmd_snapshot_entry, NULL);
+	} else if (c.json) {
+		cmd_json_line(json_pack("{s:s, s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}}",
+					"snapshot", res.id, "workspace", r->ws_id,
+					"generation", (json_int_t)res.generation, "stats",
+					"files", (json_int_t)res.stats.files,
+					"dirs", (json_int_t)res.stats.dirs,
+					"bytes", (json_int_t)res.stats.bytes,
+					"new_files", (json_int_t)res.stats.new_files,
+					"new_bytes", (json_int_t)res.stats.new_bytes,
+					"new_blobs", (json_int_t)res.stats.new_blobs,
+					"stored_bytes", (json_int_t)res.stats.stored_bytes,
+					"seconds", res.stats.duration_ns / 1e9));
+	} else if (!c.quiet) {
+		printf("snapshot %.8s (generation %llu): %llu files, %s; %llu changed, %s new, %s stored in %.1f s\n",
+		       res.id, (unsigned long long)res.generation,
+		       (unsigned long long)res.stats.files, cmd_bytes(res.stats.bytes, b1),
+		       (unsigned long long)res.stats.new_files, cmd_bytes(res.stats.new_bytes, b2),
+		       cmd_bytes(res.stats.stored_bytes, b3),
+		       res.stats.duration_ns / 1e9);
+	}
+	free(tags);
+	repo_close(r);
+	cmd_common_free(&c);
+	return rc;
+}
+
+const struct cmd_entry cmd_snapshot_entry = {
+	.name = "snapshot",
+	.usage = "DIR [--tag TAG]... [--agent-config DIR] " CMD_COMMON_USAGE,
+	.summary = "take an encrypted, deduplicated snapshot of a directory",
+	.exec = cmd_snapshot_exec,
+};

@@ -1,0 +1,203 @@
+/*
+ * conf.c - reading cairn.conf with inih (see conf.h).
+ *
+ * inih reports the line of the first handler that returns 0, so the
+ * handler only records what was wrong and conf_load adds PATH:LINE.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "err.h"
+
+struct conf_parse {
+	struct conf *c;
+	char why[512];
+};
+
+int conf_parse_duration(const char *s, long *out)
+{
+	char *end;
+	long v, mult = 1;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end == s || errno || v < 0)
+		return -EINVAL;
+	if (!strcmp(end, "") || !strcmp(end, "s"))
+		mult = 1;
+	else if (!strcmp(end, "m"))
+		mult = 60;
+	else if (!strcmp(end, "h"))
+		mult = 3600;
+	else if (!strcmp(end, "d"))
+		mult = 86400;
+	else
+		return -EINVAL;
+	if (v > LONG_MAX / mult)
+		return -EINVAL;
+	*out = v * mult;
+	return 0;
+}
+
+static int parse_count(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end == s || *end || errno || v < 0 || v > 1000000)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static struct conf_workspace *ws_section(struct conf *c, const char *name)
+{
+	struct conf_workspace *w;
+
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->ws[i].name, name))
+			return &c->ws[i];
+	c->ws = xrealloc(c->ws, (c->n + 1) * sizeof(*c->ws));
+	w = &c->ws[c->n++];
+	memset(w, 0, sizeof(*w));
+	w->name = xstrdup(name);
+	w->interval = w->idle_after = w->shutdown_after = w->shutdown_deadline = -1;
+	w->keep_last = w->keep_hourly = w->keep_daily = w->keep_weekly = -1;
+	return w;
+}
+
+static int conf_handler(void *user, const char *section, const char *name, const char *value)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} strings[] = {
+		{ "store", offsetof(struct conf_workspace, store) },
+		{ "tenant", offsetof(struct conf_workspace, tenant) },
+		{ "workspace", offsetof(struct conf_workspace, workspace) },
+		{ "key", offsetof(struct conf_workspace, key) },
+		{ "mountpoint", offsetof(struct conf_workspace, mountpoint) },
+		{ "cache_dir", offsetof(struct conf_workspace, cache_dir) },
+	}, durations[] = {
+		{ "interval", offsetof(struct conf_workspace, interval) },
+		{ "idle_after", offsetof(struct conf_workspace, idle_after) },
+		{ "shutdown_after", offsetof(struct conf_workspace, shutdown_after) },
+		{ "shutdown_deadline", offsetof(struct conf_workspace, shutdown_deadline) },
+	}, counts[] = {
+		{ "keep_last", offsetof(struct conf_workspace, keep_last) },
+		{ "keep_hourly", offsetof(struct conf_workspace, keep_hourly) },
+		{ "keep_daily", offsetof(struct conf_workspace, keep_daily) },
+		{ "keep_weekly", offsetof(struct conf_workspace, keep_weekly) },
+	};
+	struct conf_parse *p = user;
+	struct conf_workspace *w;
+	char *base;
+
+	if (strncmp(section, "workspace ", 10) != 0 || !section[10]) {
+		if (!strcmp(section, "workspace") || !*section) {
+			snprintf(p->why, sizeof(p->why), "'%s' outside a [workspace NAME] section", name);
+			return 0;
+		}
+		return 1;	/* another program's section (cairnd) */
+	}
+	if (!name) {
+		ws_section(p->c, section + 10);
+		return 1;
+	}
+	w = ws_section(p->c, section + 10);
+	base = (char *)w;
+	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++) {
+		if (strcmp(name, strings[i].key))
+			continue;
+		if (!*value) {
+			snprintf(p->why, sizeof(p->why), "'%s' needs a value", name);
+			return 0;
+		}
+		free(*(char **)(base + strings[i].off));
+		*(char **)(base + strings[i].off) = xstrdup(value);
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(durations) / sizeof(*durations); i++) {
+		if (strcmp(name, durations[i].key))
+			continue;
+		if (conf_parse_duration(value, (long *)(base + durations[i].off)) == 0)
+			return 1;
+		snprintf(p->why, sizeof(p->why), "'%s = %s' is not a duration: use seconds or a number with s, m, h or d (e.g. 5m)",
+			 name, value);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(counts) / sizeof(*counts); i++) {
+		if (strcmp(name, counts[i].key))
+			continue;
+		if (parse_count(value, (long *)(base + counts[i].off)) == 0)
+			return 1;
+		snprintf(p->why, sizeof(p->why), "'%s = %s' is not a count (0 or more)", name, value);
+		return 0;
+	}
+	snprintf(p->why, sizeof(p->why), "unknown key '%s' in [%s]; see cairn.conf(5)", name, section);
+	return 0;
+}
+
+int conf_load(const char *path, struct conf *out)
+{
+	struct conf_parse p = { .c = out };
+	FILE *f;
+	int line;
+
+	memset(out, 0, sizeof(*out));
+	f = fopen(path, "r");
+	if (!f) {
+		if (errno == ENOENT)
+			return err_set(-ENOENT, "%s: no such file", path);
+		return err_set(-errno, "%s: %s", path, strerror(errno));
+	}
+	out->path = xstrdup(path);
+	line = ini_parse_file(f, conf_handler, &p);
+	fclose(f);
+	if (line != 0) {
+		int rc = err_set(-EINVAL, "%s:%d: %s", path, line,
+				 p.why[0] ? p.why : "not an INI line (want KEY = VALUE or [SECTION])");
+
+		conf_free(out);
+		return rc;
+	}
+	return 0;
+}
+
+const struct conf_workspace *conf_find(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->ws[i].name, name))
+			return &c->ws[i];
+	return NULL;
+}
+
+void conf_free(struct conf *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct conf_workspace *w = &c->ws[i];
+
+		free(w->name);
+		free(w->store);
+		free(w->tenant);
+		free(w->workspace);
+		free(w->key);
+		free(w->mountpoint);
+		free(w->cache_dir);
+	}
+	free(c->ws);
+	free(c->path);
+	memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,41 @@
+/*
+ * conf.h - cairn.conf, the one INI file of a VM (see cairn.conf(5)).
+ *
+ * `cairn` reads the [workspace NAME] sections; cairnd's own sections come
+ * later in the same file and are skipped here.  An unknown key or a bad
+ * value in a workspace section is an error that names file:line.
+ */
+#ifndef CAIRN_CONF_H
+#define CAIRN_CONF_H
+
+#include <stddef.h>
+
+#define CONF_DEFAULT_PATH "/etc/cairn/cairn.conf"
+
+struct conf_workspace {
+	char *name;		/* the section's NAME */
+	char *store, *tenant, *workspace, *key;
+	char *mountpoint, *cache_dir;
+	/* snapshot policy, seconds; -1 when not set */
+	long interval, idle_after, shutdown_after, shutdown_deadline;
+	/* keep rules; -1 when not set */
+	long keep_last, keep_hourly, keep_daily, keep_weekly;
+};
+
+struct conf {
+	char *path;
+	struct conf_workspace *ws;
+	size_t n;
+};
+
+/* Loads path.  Returns 0, -ENOENT when the file does not exist, or -EINVAL
+ * with "PATH:LINE: what is wrong" for the first bad line. */
+int conf_load(const char *path, struct conf *out);
+/* The section named name, or NULL. */
+const struct conf_workspace *conf_find(const struct conf *c, const char *name);
+void conf_free(struct conf *c);
+
+/* Parses "90", "90s", "5m", "2h", "1d" into seconds.  0 or -EINVAL. */
+int conf_parse_duration(const char *s, long *out);
+
+#endif

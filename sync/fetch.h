@@ -1,0 +1,37 @@
+/*
+ * fetch.h - reading blobs back: find a blob in the index, range-GET its
+ * sealed bytes from its pack, open, decompress and verify it.
+ */
+#ifndef CAIRN_FETCH_H
+#define CAIRN_FETCH_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "index.h"
+#include "record.h"
+#include "repo.h"
+#include "tree.h"
+
+/* Appends the plaintext of blob id (which must be of type type) to out.
+ * Returns 0, -ENOENT when the index has no such blob ("blob <id> is
+ * missing from the index: run 'cairn check'"), -EBADMSG when it does not
+ * verify, or a store error.  Thread-safe when idx is not being changed. */
+int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type,
+	       const uint8_t id[KEYS_BLOB_ID_LEN], struct buf *out);
+
+/* Fetches and decodes tree blob id into *out (free with tree_free). */
+int fetch_tree(struct repo *r, const struct index *idx,
+	       const uint8_t id[KEYS_BLOB_ID_LEN], struct tree *out);
+
+/* Loads and decodes snapshot record id ("snapshots/<id>") into *out
+ * (free with record_snapshot_free).  -ENOENT when there is no such snapshot. */
+int fetch_snapshot(struct repo *r, const char *id, struct record_snapshot *out);
+
+/* Loads the index of r: the local cache in the state dir, brought up to
+ * date with the store's index objects.  Returns 0 and a new index. */
+int fetch_index(struct repo *r, struct index **out);
+/* Saves idx to the local cache (best effort: a failure is logged). */
+void fetch_index_save(struct repo *r, struct index *idx);
+
+#endif

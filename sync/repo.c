@@ -1,0 +1,421 @@
+/*
+ * repo.c - creating and opening a workspace's repository: the layout under
+ * the store URL, the config object, the wrapped keys, the local state dir.
+ *
+ * Invariants: init writes the keys first and the config last (create-only),
+ * so a workspace that has a config has every key it needs; the tenant's
+ * catalog entry is written after the config.  Opening never writes.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "fsutil.h"
+#include "repo.h"
+
+#define CATALOG_FMT "tenants/%s/catalog/"
+#define WS_PREFIX_FMT "tenants/%s/workspaces/%s/"
+
+static int tenant_valid(const char *t)
+{
+	size_t n = strlen(t);
+
+	return n > 0 && n <= REPO_TENANT_MAX &&
+	       strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n &&
+	       t[0] != '.';
+}
+
+/* The default state dir: /var/lib/cairn/<ws> for root, else under the
+ * user's XDG state home. */
+static char *default_state_dir(const char *ws_id)
+{
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+	if (geteuid() == 0)
+		return xasprintf("/var/lib/cairn/%s", ws_id);
+	if (xdg && *xdg)
+		return xasprintf("%s/cairn/%s", xdg, ws_id);
+	return xasprintf("%s/.local/state/cairn/%s", home && *home ? home : "/tmp", ws_id);
+}
+
+static int state_dir_make(struct repo *r, const struct repo_opts *opts)
+{
+	char *marker;
+	int rc;
+
+	if (opts->cache_dir && *opts->cache_dir)
+		r->state_dir = xstrdup(opts->cache_dir);
+	else if (opts->state_dir && *opts->state_dir)
+		r->state_dir = xasprintf("%s/%s", opts->state_dir, r->ws_id);
+	else
+		r->state_dir = default_state_dir(r->ws_id);
+	marker = xasprintf("%s/", r->state_dir);
+	rc = fsu_mkdir_parents(marker);
+	free(marker);
+	if (rc)
+		return err_set(rc, "cannot create the state dir %s: %s", r->state_dir, strerror(-rc));
+	chmod(r->state_dir, 0700);
+	return 0;
+}
+
+static struct repo *repo_new(const struct repo_opts *opts)
+{
+	struct repo *r = xcalloc(1, sizeof(*r));
+
+	snprintf(r->tenant, sizeof(r->tenant), "%s",
+		 opts->tenant && *opts->tenant ? opts->tenant : "default");
+	r->allow_rollback = opts->allow_rollback;
+	r->force = opts->force;
+	return r;
+}
+
+static int repo_attach(struct repo *r, const char *ws_id)
+{
+	char *prefix;
+	int rc;
+
+	snprintf(r->ws_id, sizeof(r->ws_id), "%s", ws_id);
+	prefix = xasprintf(WS_PREFIX_FMT, r->tenant, r->ws_id);
+	rc = store_prefix_open(r->base, prefix, &r->store);
+	free(prefix);
+	return rc;
+}
+
+static int config_encode(const struct repo *r, struct buf *out)
+{
+	json_t *o = json_pack("{s:i, s:s, s:s, s:I}", "format", REPO_FORMAT_VERSION,
+			      "workspace", r->ws_id, "tenant", r->tenant,
+			      "created", (json_int_t)time(NULL));
+	char *text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+
+	buf_adds(out, text);
+	buf_addc(out, '\n');
+	free(text);
+	json_decref(o);
+	return 0;
+}
+
+/* Checks the config object of the workspace r is attached to. */
+static int config_check(struct repo *r)
+{
+	struct buf b = BUF_INIT;
+	json_t *o;
+	json_error_t jerr;
+	json_int_t version = -1;
+	const char *ws = NULL, *tenant = NULL;
+	int rc = store_get(r->store, "config", 0, STORE_TO_END, &b, NULL);
+
+	if (rc == -ENOENT)
+		rc = err_set(-ENOENT, "workspace %s of tenant %s does not exist in %s: check --workspace, or run 'cairn init'",
+			     r->ws_id, r->tenant, r->base->url);
+	if (rc) {
+		buf_free(&b);
+		return rc;
+	}
+	o = json_loadb((const char *)b.data, b.len, 0, &jerr);
+	buf_free(&b);
+	if (!o || json_unpack(o, "{s:I, s:s, s:s}", "format", &version, "workspace", &ws,
+			      "tenant", &tenant) < 0) {
+		json_decref(o);
+		return err_set(-EBADMSG, "%sconfig: not a cairn config object", r->store->url);
+	}
+	if (version != REPO_FORMAT_VERSION)
+		rc = err_set(-ENOTSUP, "%sconfig: repository format version %lld; this cairn reads version %d: upgrade cairn",
+			     r->store->url, (long long)version, REPO_FORMAT_VERSION);
+	else if (strcmp(ws, r->ws_id) || strcmp(tenant, r->tenant))
+		rc = err_set(-EBADMSG, "%sconfig: names workspace %s of tenant %s, not %s of %s",
+			     r->store->url, ws, tenant, r->ws_id, r->tenant);
+	json_decref(o);
+	return rc;
+}
+
+struct catalog {
+	char **ids;
+	size_t n;
+	size_t skip;
+};
+
+static int catalog_add(const char *key, uint64_t size, void *arg)
+{
+	struct catalog *c = arg;
+
+	(void)size;
+	c->ids = xrealloc(c->ids, (c->n + 1) * sizeof(*c->ids));
+	c->ids[c->n++] = xstrdup(key + c->skip);
+	return 0;
+}
+
+static void catalog_free(struct catalog *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->ids[i]);
+	free(c->ids);
+}
+
+/* Picks the tenant's only workspace when none was named. */
+static int pick_workspace(struct repo *r, char *out, size_t size)
+{
+	char *prefix = xasprintf(CATALOG_FMT, r->tenant);
+	struct catalog c = { .skip = strlen(prefix) };
+	struct buf names = BUF_INIT;
+	int rc = store_list(r->base, prefix, catalog_add, &c);
+
+	free(prefix);
+	if (!rc && c.n == 0)
+		rc = err_set(-ENOENT, "tenant %s has no workspace in %s: run 'cairn init' first",
+			     r->tenant, r->base->url);
+	if (!rc && c.n > 1) {
+		for (size_t i = 0; i < c.n && i < 10; i++)
+			buf_printf(&names, "%s%s", i ? ", " : "", c.ids[i]);
+		rc = err_set(-EINVAL, "tenant %s has %zu workspaces (%s%s): pick one with --workspace ID",
+			     r->tenant, c.n, buf_str(&names), c.n > 10 ? ", ..." : "");
+	}
+	if (!rc)
+		snprintf(out, size, "%s", c.ids[0]);
+	buf_free(&names);
+	catalog_free(&c);
+	return rc;
+}
+
+struct key_load {
+	struct repo *r;
+	const struct keys_kek *kek;
+	int mine, others, loaded;
+	char other_kek[KEYS_ID_SIZE];
+	char newest[KEYS_ID_SIZE];
+	uint64_t newest_created;
+};
+
+static int key_load_one(const char *name, uint64_t size, void *arg)
+{
+	struct key_load *k = arg;
+	char key_id[KEYS_ID_SIZE], kek_id[KEYS_ID_SIZE];
+	struct keys_wrap_info info;
+	struct buf obj = BUF_INIT;
+	int rc;
+
+	(void)size;
+	if (keys_wrapped_name_parse(name, key_id, kek_id))
+		return 0;	/* not a key object: ignore */
+	if (strcmp(kek_id, keys_kek_id(k->kek)) != 0) {
+		k->others++;
+		memcpy(k->other_kek, kek_id, sizeof(kek_id));
+		return 0;
+	}
+	k->mine++;
+	rc = store_get(k->r->store, name, 0, STORE_TO_END, &obj, NULL);
+	if (!rc)
+		rc = keys_ring_add_wrapped(k->r->ring, k->kek, obj.data, obj.len, key_id, kek_id);
+	if (!rc && keys_wrap_peek(obj.data, obj.len, &info) == 0 && info.kind == KEYS_KEY_DATA &&
+	    (!k->newest[0] || info.created > k->newest_created ||
+	     (info.created == k->newest_created && strcmp(key_id, k->newest) > 0))) {
+		memcpy(k->newest, key_id, sizeof(key_id));
+		k->newest_created = info.created;
+	}
+	buf_free(&obj);
+	k->loaded += rc == 0;
+	return rc;
+}
+
+/* Unwraps every key of the workspace that kek wraps; the newest data key
+ * (by its authenticated creation time) becomes current. */
+static int load_keys(struct repo *r, const struct keys_kek *kek)
+{
+	struct key_load k = { .r = r, .kek = kek };
+	const struct keys_key *id;
+	int rc = keys_ring_empty(r->ws_id, &r->ring);
+
+	if (!rc)
+		rc = store_list(r->store, "keys/", key_load_one, &k);
+	if (rc)
+		return rc;
+	if (k.mine == 0 && k.others > 0)
+		return err_set(-EACCES, "no key of workspace %s is wrapped by tenant key %s (found tenant key %s): wrong tenant key?",
+			       r->ws_id, keys_kek_id(kek), k.other_kek);
+	if (keys_ring_identity(r->ring, &id) != 0 || !k.newest[0])
+		return err_set(-EBADMSG, "workspace %s: keys/ lacks its identity or data key: the repository is damaged",
+			       r->ws_id);
+	return keys_ring_set_current(r->ring, k.newest);
+}
+
+static int open_base(struct repo *r, const struct repo_opts *opts)
+{
+	if (!opts->store_url || !*opts->store_url)
+		return err_set(-EINVAL, "no store given: use --store URL (or CAIRN_STORE, or `store` in cairn.conf)");
+	if (!tenant_valid(r->tenant))
+		return err_set(-EINVAL, "bad tenant name '%s': use letters, digits, '.', '_' and '-'",
+			       r->tenant);
+	if (opts->workspace && *opts->workspace && !keys_ws_id_valid(opts->workspace))
+		return err_set(-EINVAL, "bad workspace id '%s'", opts->workspace);
+	return store_open(opts->store_url, NULL, &r->base);
+}
+
+int repo_open(const struct repo_opts *opts, struct repo **out)
+{
+	struct repo *r = repo_new(opts);
+	struct keys_kek *kek = NULL;
+	char ws[KEYS_WS_ID_MAX + 1];
+	int rc;
+
+	*out = NULL;
+	rc = open_base(r, opts);
+	if (!rc && opts->workspace && *opts->workspace)
+		snprintf(ws, sizeof(ws), "%s", opts->workspace);
+	else if (!rc)
+		rc = pick_workspace(r, ws, sizeof(ws));
+	if (!rc)
+		rc = repo_attach(r, ws);
+	if (!rc)
+		rc = config_check(r);
+	if (!rc)
+		rc = keys_provider_load(opts->key, &kek);
+	if (!rc)
+		rc = load_keys(r, kek);
+	if (!rc)
+		rc = state_dir_make(r, opts);
+	keys_kek_free(kek);
+	if (rc) {
+		repo_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+/* Loads the tenant key, or makes it when asked and the file is missing. */
+static int init_kek(const struct repo_opts *opts, int create_key, struct keys_kek **kek,
+		    int *created)
+{
+	const char *path = keys_provider_file(opts->key);
+	int rc;
+
+	*created = 0;
+	if (create_key && !path)
+		return err_set(-EINVAL, "--create-key needs a file: key provider (--key file:PATH)");
+	if (create_key && access(path, F_OK) < 0) {
+		rc = keys_kek_generate(kek);
+		if (!rc)
+			rc = keys_kek_write_file(*kek, path);
+		*created = rc == 0;
+		return rc;
+	}
+	return keys_provider_load(opts->key, kek);
+}
+
+int repo_init(const struct repo_opts *opts, int create_key, struct repo **out)
+{
+	struct repo *r = repo_new(opts);
+	struct keys_kek *kek = NULL;
+	struct buf b = BUF_INIT;
+	char id[KEYS_ID_SIZE], *catalog = NULL;
+	int rc, created = 0;
+
+	*out = NULL;
+	rc = open_base(r, opts);
+	if (!rc)
+		rc = init_kek(opts, create_key, &kek, &created);
+	if (!rc && opts->workspace && *opts->workspace) {
+		rc = repo_attach(r, opts->workspace);
+	} else if (!rc) {
+		keys_random_id(id);
+		rc = repo_attach(r, id);
+	}
+	if (!rc && store_head(r->store, "config", NULL) == 0)
+		rc = err_set(-EEXIST, "workspace %s of tenant %s already exists in %s",
+			     r->ws_id, r->tenant, r->base->url);
+	if (!rc)
+		rc = keys_ring_new(r->ws_id, &r->ring);
+	for (size_t i = 0; !rc && i < keys_ring_count(r->ring); i++) {
+		const char *key_id = keys_key_id(keys_ring_key(r->ring, i));
+		char name[KEYS_WRAPPED_NAME_SIZE];
+
+		buf_reset(&b);
+		rc = keys_ring_wrap(r->ring, kek, key_id, &b);
+		if (!rc)
+			rc = keys_wrapped_name(key_id, keys_kek_id(kek), name, sizeof(name));
+		if (!rc)
+			rc = store_put(r->store, name, b.data, b.len, STORE_IF_NONE_MATCH, NULL, NULL);
+	}
+	if (!rc) {
+		buf_reset(&b);
+		config_encode(r, &b);
+		rc = store_put(r->store, "config", b.data, b.len, STORE_IF_NONE_MATCH, NULL, NULL);
+		if (rc == -EEXIST)
+			rc = err_set(-EEXIST, "workspace %s was created by someone else meanwhile",
+				     r->ws_id);
+	}
+	if (!rc) {
+		catalog = xasprintf(CATALOG_FMT "%s", r->tenant, r->ws_id);
+		rc = store_put(r->base, catalog, "", 0, STORE_ALWAYS, NULL, NULL);
+	}
+	if (!rc)
+		rc = state_dir_make(r, opts);
+	if (rc && created)
+		unlink(keys_provider_file(opts->key));
+	keys_kek_free(kek);
+	buf_free(&b);
+	free(catalog);
+	if (rc) {
+		repo_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void repo_close(struct repo *r)
+{
+	if (!r)
+		return;
+	if (r->lease)
+		repo_lease_release(r);
+	store_close(r->store);
+	store_close(r->base);
+	keys_ring_free(r->ring);
+	free(r->state_dir);
+	free(r);
+}
+
+int repo_put_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
+		    const void *plain, size_t len, enum store_cond cond,
+		    const char *etag, struct store_info *info)
+{
+	const struct keys_key *dk;
+	struct buf sealed = BUF_INIT;
+	int rc = keys_ring_current(r->ring, &dk);
+
+	if (!rc)
+		rc = keys_seal_object(dk, kind, name, r->ws_id, plain, len, &sealed);
+	if (!rc)
+		rc = store_put(r->store, name, sealed.data, sealed.len, cond, etag, info);
+	buf_free(&sealed);
+	return rc;
+}
+
+int repo_get_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
+		    struct buf *plain, struct store_info *info)
+{
+	struct buf sealed = BUF_INIT;
+	char key_id[KEYS_ID_SIZE];
+	const struct keys_key *dk;
+	int rc = store_get(r->store, name, 0, STORE_TO_END, &sealed, info);
+
+	if (!rc)
+		rc = keys_object_key_id(sealed.data, sealed.len, key_id, NULL);
+	if (!rc)
+		rc = keys_ring_find(r->ring, key_id, &dk);
+	if (!rc)
+		rc = keys_open_object(dk, kind, name, r->ws_id, sealed.data, sealed.len, plain);
+	if (rc && rc != -ENOENT)
+		err_prefix(rc, "%s%s", r->store->url, name);
+	buf_free(&sealed);
+	return rc;
+}

@@ -1,0 +1,123 @@
+/*
+ * repo.h - one workspace's repository in a store: where its objects live,
+ * its keys, its head and its lease, and its local state dir.
+ *
+ * Layout under the store URL (docs/format.md has the bytes):
+ *   tenants/<tenant>/workspaces/<ws-id>/
+ *     config                      plaintext: format version, ids
+ *     keys/<key-id>.<kek-id>      wrapped workspace keys
+ *     data/<xx>/<pack-id>         packs of data blobs
+ *     tree/<xx>/<pack-id>         packs of tree blobs
+ *     index/<id>                  index deltas
+ *     snapshots/<id>              snapshot records
+ *     head                        {generation, snapshot id}: the commit point
+ *     lease                       the one writer's lease
+ * The repo's store (r->store) is a prefix layer: every name above is used
+ * relative to the workspace, and sealed objects bind exactly that name.
+ */
+#ifndef CAIRN_REPO_H
+#define CAIRN_REPO_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "keys.h"
+#include "store.h"
+
+#define REPO_FORMAT_VERSION 1
+#define REPO_TENANT_MAX 64
+
+/* Where the store, the key and the workspace come from; see repo_opts_resolve. */
+struct repo_opts {
+	const char *store_url;	/* --store, CAIRN_STORE, config `store` */
+	const char *key;	/* --key, CAIRN_KEY, config `key`: file:PATH or env:VAR */
+	const char *tenant;	/* --tenant, CAIRN_TENANT, config; default "default" */
+	const char *workspace;	/* --workspace, CAIRN_WORKSPACE, config `workspace` */
+	const char *state_dir;	/* --state-dir, CAIRN_STATE_DIR: the base under which
+				 * each workspace has a dir named by its id;
+				 * default /var/lib/cairn (root) or
+				 * $XDG_STATE_HOME/cairn */
+	const char *cache_dir;	/* config `cache_dir`: this workspace's own dir,
+				 * used instead of <state_dir>/<id> */
+	int allow_rollback;	/* accept a head older than the highest seen */
+	int force;		/* take over another holder's lease */
+	void *conf;		/* the loaded cairn.conf, owned (repo_opts_free) */
+};
+
+struct repo_head {
+	uint64_t generation;	/* 0: no snapshot yet */
+	char snapshot_id[33];	/* "" when generation is 0 */
+	char etag[STORE_ETAG_MAX]; /* "" when there is no head object */
+};
+
+struct repo {
+	struct store *base;	/* the store named by the URL */
+	struct store *store;	/* prefix layer: the workspace's objects */
+	char tenant[REPO_TENANT_MAX + 1];
+	char ws_id[KEYS_WS_ID_MAX + 1];
+	struct keys_ring *ring;
+	char *state_dir;	/* local state of this workspace (0700) */
+	int allow_rollback;
+	int force;
+	/* the lease, while held (repo_lease_acquire) */
+	struct repo_lease *lease;
+};
+
+/* Creates a new workspace: a random id, a fresh keyring wrapped under the
+ * tenant key, and the config object (written last, create-only, so a
+ * workspace either exists whole or not at all).  create_key: write a new
+ * tenant key to the file: path of opts->key when that file does not exist.
+ * Returns 0 and an open repo, or a negative code. */
+int repo_init(const struct repo_opts *opts, int create_key, struct repo **out);
+
+/* Opens an existing workspace: reads config, unwraps every key of the
+ * workspace that the tenant key can open.  Returns 0 or a negative code:
+ * -ENOENT no such workspace (the message lists what the tenant has),
+ * -EACCES wrong tenant key, -ENOTSUP unknown format version. */
+int repo_open(const struct repo_opts *opts, struct repo **out);
+
+/* Releases the lease if held, and everything else. */
+void repo_close(struct repo *r);
+
+/* Reads the head (generation 0 and an empty etag when there is none yet).
+ * Refuses, with both numbers, a generation lower than the highest this
+ * state dir has seen, unless allow_rollback.  Returns 0 or a negative code. */
+int repo_head_read(struct repo *r, struct repo_head *head);
+
+/* Writes the head {generation, snapshot_id} with If-Match on prev->etag (or
+ * If-None-Match when prev has none), then records the generation in the
+ * state dir.  -ECANCELED: the head moved (another writer, a lost lease). */
+int repo_head_write(struct repo *r, const struct repo_head *prev,
+		    uint64_t generation, const char *snapshot_id);
+
+/* Records generation g as seen in the state dir when it is higher than what
+ * the dir holds (repo_head_read/write do it; restore calls it too). */
+int repo_state_note_generation(struct repo *r, uint64_t g);
+
+/* Takes the lease (see DESIGN: TTL, renewal every TTL/3 by a thread of its
+ * own, takeover of a dead local holder, --force).  -EBUSY with the holder
+ * named when another live holder has it. */
+int repo_lease_acquire(struct repo *r);
+/* The same, naming the program that holds it ("cairn prune", "cairnfs"). */
+int repo_lease_acquire_as(struct repo *r, const char *program);
+/* 0 while the lease is held and renewed; -ECANCELED once it was lost. */
+int repo_lease_check(struct repo *r);
+void repo_lease_release(struct repo *r);
+
+/* Seals plain as an object of kind under the current data key and puts it
+ * at name (relative to the workspace) with cond/etag. */
+int repo_put_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
+		    const void *plain, size_t len, enum store_cond cond,
+		    const char *etag, struct store_info *info);
+/* Gets name and opens it as an object of kind; appends the plaintext. */
+int repo_get_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
+		    struct buf *plain, struct store_info *info);
+
+/* Resolves options from flags (already in opts), then CAIRN_* environment,
+ * then the config file section -w NAME (or the only workspace section);
+ * fills defaults.  Strings it sets are owned by an internal arena freed by
+ * repo_opts_free. */
+int repo_opts_resolve(struct repo_opts *opts, const char *config_path, const char *name);
+void repo_opts_free(struct repo_opts *opts);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * repo_opts.c - where a command's store, key and workspace come from:
+ * flags first, then CAIRN_* variables, then the cairn.conf section.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "err.h"
+#include "repo.h"
+
+static void fill(const char **field, const char *env, const char *from_conf)
+{
+	const char *v;
+
+	if (*field && **field)
+		return;
+	v = getenv(env);
+	if (v && *v)
+		*field = v;
+	else if (from_conf)
+		*field = from_conf;
+}
+
+int repo_opts_resolve(struct repo_opts *opts, const char *config_path, const char *name)
+{
+	const struct conf_workspace *w = NULL;
+	struct conf *c = xcalloc(1, sizeof(*c));
+	const char *path = config_path;
+	int rc;
+
+	if (!path || !*path)
+		path = getenv("CAIRN_CONFIG");
+	if (!path || !*path)
+		path = CONF_DEFAULT_PATH;
+	rc = conf_load(path, c);
+	if (rc == -ENOENT && !name && (!config_path || !*config_path))
+		rc = 0;		/* no config file is fine when nothing asks for one */
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	opts->conf = c;
+	if (!name || !*name)
+		name = getenv("CAIRN_WORKSPACE_NAME");
+	if (name && *name) {
+		w = conf_find(c, name);
+		if (!w)
+			return err_set(-ENOENT, "%s has no [workspace %s] section", path, name);
+	} else if (c->n == 1) {
+		w = &c->ws[0];
+	}
+	fill(&opts->store_url, "CAIRN_STORE", w ? w->store : NULL);
+	fill(&opts->key, "CAIRN_KEY", w ? w->key : NULL);
+	fill(&opts->tenant, "CAIRN_TENANT", w ? w->tenant : NULL);
+	fill(&opts->workspace, "CAIRN_WORKSPACE", w ? w->workspace : NULL);
+	fill(&opts->state_dir, "CAIRN_STATE_DIR", NULL);
+	if (w && w->cache_dir && (!opts->cache_dir || !*opts->cache_dir))
+		opts->cache_dir = w->cache_dir;
+	return 0;
+}
+
+void repo_opts_free(struct repo_opts *opts)
+{
+	if (opts->conf) {
+		conf_free(opts->conf);
+		free(opts->conf);
+		opts->conf = NULL;
+	}
+}

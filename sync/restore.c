@@ -1,0 +1,594 @@
+/*
+ * restore.c - a snapshot's tree back on disk (see restore.h).
+ *
+ * Three passes, so that every pack is fetched once however many files share
+ * it (a node_modules of 30,000 files is a handful of packs, not 30,000 GETs):
+ *   1. walk the trees: make directories, symlinks and special files, and a
+ *      sized temp file beside each regular file; list which blob goes where;
+ *   2. sort the blobs by pack and offset, fetch each pack's needed ranges
+ *      (coalesced) on worker threads, verify every blob and write it into
+ *      every place that needs it;
+ *   3. per file: xattrs, owner, mode, times, then rename into place and add
+ *      its other hard links; directories last, deepest first, so their times
+ *      survive the writes inside them.
+ * Names come from tree_decode, which refuses "/", NUL, "." and "..";
+ * restore checks again before touching the disk.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "blob.h"
+#include "err.h"
+#include "fetch.h"
+#include "fsutil.h"
+#include "log.h"
+#include "restore.h"
+#include "tree.h"
+
+#define COALESCE_GAP (1u << 20)	/* fetch across gaps up to this size */
+#define DEFAULT_WORKERS 4
+
+struct rfile {
+	char *path;		/* final path */
+	char *tmp;		/* temp path while being written */
+	struct tree_entry meta;	/* borrowed fields copied: see file_add */
+	uint64_t link_group;
+	int secondary;		/* another name of files[primary]: linked, not written */
+	size_t primary;
+};
+
+struct rdir {
+	char *path;
+	struct tree_entry meta;
+	int depth;
+};
+
+/* One blob needed at one place. */
+struct need {
+	const char *pack;	/* interned by the index */
+	struct pack_entry e;
+	size_t file;		/* index into files */
+	uint64_t file_off;
+};
+
+struct restore {
+	struct repo *r;
+	struct index *idx;
+	const struct restore_opts *o;
+	int owners;
+	struct rfile *files;
+	size_t nfiles, files_cap;
+	struct rdir *dirs;
+	size_t ndirs, dirs_cap;
+	struct need *needs;
+	size_t nneeds, needs_cap;
+	/* hard links seen: group -> first file */
+	uint64_t *groups;
+	size_t *group_file;
+	size_t ngroups, groups_cap;
+
+	pthread_mutex_t lock;	/* guards next_need, error, progress */
+	size_t next_need;
+	int error;
+	char *error_msg;
+	struct restore_progress prog;
+};
+
+static int name_safe(const char *name)
+{
+	return name && *name && strcmp(name, ".") && strcmp(name, "..") && !strchr(name, '/');
+}
+
+static void meta_copy(struct tree_entry *dst, const struct tree_entry *src)
+{
+	*dst = *src;
+	dst->name = NULL;
+	dst->target = NULL;
+	dst->blobs = NULL;
+	dst->nblobs = 0;
+	dst->xattrs = xcalloc(src->nxattrs ? src->nxattrs : 1, sizeof(*dst->xattrs));
+	for (size_t i = 0; i < src->nxattrs; i++) {
+		dst->xattrs[i].name = xstrdup(src->xattrs[i].name);
+		dst->xattrs[i].value = xmalloc(src->xattrs[i].value_len ? src->xattrs[i].value_len : 1);
+		memcpy(dst->xattrs[i].value, src->xattrs[i].value, src->xattrs[i].value_len);
+		dst->xattrs[i].value_len = src->xattrs[i].value_len;
+	}
+}
+
+static void meta_free(struct tree_entry *e)
+{
+	for (size_t i = 0; i < e->nxattrs; i++) {
+		free(e->xattrs[i].name);
+		free(e->xattrs[i].value);
+	}
+	free(e->xattrs);
+}
+
+/* xattrs, owner, mode and times of path (not following a symlink). */
+static int apply_meta(struct restore *rs, const char *path, const struct tree_entry *e)
+{
+	struct timespec times[2];
+
+	for (size_t i = 0; i < e->nxattrs; i++)
+		if (lsetxattr(path, e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].value_len, 0) < 0 &&
+		    errno != ENOTSUP && errno != EPERM)
+			return err_set(-errno, "%s: cannot set xattr %s: %s", path, e->xattrs[i].name,
+				       strerror(errno));
+	if (rs->owners && lchown(path, e->uid, e->gid) < 0)
+		return err_set(-errno, "%s: cannot set owner %u:%u: %s", path, e->uid, e->gid, strerror(errno));
+	if (e->type != TREE_SYMLINK && chmod(path, e->mode) < 0)
+		return err_set(-errno, "%s: cannot set mode %o: %s", path, e->mode, strerror(errno));
+	times[0].tv_sec = e->mtime.sec;	/* atime is not kept: use mtime */
+	times[0].tv_nsec = e->mtime.nsec;
+	times[1] = times[0];
+	if (utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) < 0)
+		return err_set(-errno, "%s: cannot set times: %s", path, strerror(errno));
+	return 0;
+}
+
+static size_t file_add(struct restore *rs, const char *path, const struct tree_entry *e)
+{
+	struct rfile *f;
+
+	if (rs->nfiles == rs->files_cap) {
+		rs->files_cap = rs->files_cap ? rs->files_cap * 2 : 256;
+		rs->files = xrealloc(rs->files, rs->files_cap * sizeof(*rs->files));
+	}
+	f = &rs->files[rs->nfiles];
+	memset(f, 0, sizeof(*f));
+	f->path = xstrdup(path);
+	meta_copy(&f->meta, e);
+	f->link_group = e->link_group;
+	return rs->nfiles++;
+}
+
+static void need_add(struct restore *rs, const struct index_entry *ent, size_t file, uint64_t off)
+{
+	if (rs->nneeds == rs->needs_cap) {
+		rs->needs_cap = rs->needs_cap ? rs->needs_cap * 2 : 1024;
+		rs->needs = xrealloc(rs->needs, rs->needs_cap * sizeof(*rs->needs));
+	}
+	rs->needs[rs->nneeds++] = (struct need){ ent->pack, ent->e, file, off };
+}
+
+/* A regular file: its temp file, sized, and the blobs it needs. */
+static int plan_file(struct restore *rs, const char *dir, const char *path,
+		     const struct tree_entry *e)
+{
+	uint64_t off = 0;
+	size_t fi;
+	int fd;
+
+	for (size_t g = 0; e->link_group && g < rs->ngroups; g++) {
+		if (rs->groups[g] == e->link_group) {
+			/* a second name of a hard-linked file: linked in pass 3 */
+			fi = file_add(rs, path, e);
+			rs->files[fi].secondary = 1;
+			rs->files[fi].primary = rs->group_file[g];
+			return 0;
+		}
+	}
+	fi = file_add(rs, path, e);
+	rs->files[fi].tmp = xasprintf("%s/.cairn-restore-XXXXXX", dir);
+	fd = mkostemp(rs->files[fi].tmp, O_CLOEXEC);
+	if (fd < 0)
+		return err_set(-errno, "%s: cannot create a temp file in %s: %s", path, dir, strerror(errno));
+	if (ftruncate(fd, (off_t)e->size) < 0) {
+		int rc = err_set(-errno, "%s: cannot size to %llu bytes: %s", path,
+				 (unsigned long long)e->size, strerror(errno));
+
+		close(fd);
+		return rc;
+	}
+	close(fd);
+	if (e->link_group) {
+		if (rs->ngroups == rs->groups_cap) {
+			rs->groups_cap = rs->groups_cap ? rs->groups_cap * 2 : 64;
+			rs->groups = xrealloc(rs->groups, rs->groups_cap * sizeof(*rs->groups));
+			rs->group_file = xrealloc(rs->group_file, rs->groups_cap * sizeof(*rs->group_file));
+		}
+		rs->groups[rs->ngroups] = e->link_group;
+		rs->group_file[rs->ngroups++] = fi;
+	}
+	for (size_t i = 0; i < e->nblobs; i++) {
+		struct index_entry ent;
+		char hex[BLOB_ID_HEX_SIZE];
+
+		if (index_lookup(rs->idx, e->blobs[i], &ent) || ent.e.ref.type != KEYS_BLOB_DATA) {
+			blob_id_hex(e->blobs[i], hex);
+			return err_set(-ENOENT, "%s: data blob %.16s is missing from the index: run 'cairn check'",
+				       path, hex);
+		}
+		need_add(rs, &ent, fi, off);
+		off += ent.e.ref.raw_length;
+	}
+	if (off != e->size)
+		return err_set(-EBADMSG, "%s: its blobs hold %llu bytes, the tree says %llu",
+			       path, (unsigned long long)off, (unsigned long long)e->size);
+	rs->prog.total_files++;
+	rs->prog.total_bytes += e->size;
+	return 0;
+}
+
+static int plan_dir(struct restore *rs, const char *path, const struct tree *t, int depth);
+
+static int plan_entry(struct restore *rs, const char *dir, const struct tree_entry *e, int depth)
+{
+	char *path;
+	int rc = 0;
+
+	if (!name_safe(e->name))
+		return err_set(-EBADMSG, "refusing tree entry '%s' in %s: it would escape the target",
+			       e->name ? e->name : "", dir);
+	path = xasprintf("%s/%s", dir, e->name);
+	switch (e->type) {
+	case TREE_DIR: {
+		struct tree sub;
+
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			rc = err_set(-errno, "%s: cannot create directory: %s", path, strerror(errno));
+			break;
+		}
+		rc = fetch_tree(rs->r, rs->idx, e->subtree, &sub);
+		if (!rc)
+			rc = plan_dir(rs, path, &sub, depth + 1);
+		tree_free(&sub);
+		if (!rc) {
+			if (rs->ndirs == rs->dirs_cap) {
+				rs->dirs_cap = rs->dirs_cap ? rs->dirs_cap * 2 : 64;
+				rs->dirs = xrealloc(rs->dirs, rs->dirs_cap * sizeof(*rs->dirs));
+			}
+			rs->dirs[rs->ndirs].path = xstrdup(path);
+			meta_copy(&rs->dirs[rs->ndirs].meta, e);
+			rs->dirs[rs->ndirs++].depth = depth + 1;
+		}
+		break;
+	}
+	case TREE_REG:
+		rc = plan_file(rs, dir, path, e);
+		break;
+	case TREE_SYMLINK:
+		unlink(path);
+		if (symlink(e->target, path) < 0)
+			rc = err_set(-errno, "%s: cannot create symlink: %s", path, strerror(errno));
+		else
+			rc = apply_meta(rs, path, e);
+		break;
+	case TREE_FIFO:
+	case TREE_CHR:
+	case TREE_BLK:
+	case TREE_SOCK: {
+		mode_t kind = e->type == TREE_FIFO ? S_IFIFO : e->type == TREE_CHR ? S_IFCHR :
+			      e->type == TREE_BLK ? S_IFBLK : S_IFSOCK;
+
+		if ((kind == S_IFCHR || kind == S_IFBLK) && geteuid() != 0) {
+			log_warn("%s: device files are restored only as root; skipped", path);
+			break;
+		}
+		unlink(path);
+		if (mknod(path, kind | (e->mode & 07777), makedev(e->rdev_major, e->rdev_minor)) < 0)
+			rc = err_set(-errno, "%s: cannot create %s: %s", path, tree_type_name(e->type),
+				     strerror(errno));
+		else
+			rc = apply_meta(rs, path, e);
+		break;
+	}
+	default:
+		rc = err_set(-EBADMSG, "%s: unknown entry type %d", path, e->type);
+	}
+	free(path);
+	return rc;
+}
+
+static int plan_dir(struct restore *rs, const char *path, const struct tree *t, int depth)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < t->count; i++)
+		rc = plan_entry(rs, path, &t->entries[i], depth);
+	return rc;
+}
+
+static int cmp_need(const void *a, const void *b)
+{
+	const struct need *x = a, *y = b;
+	int c = strcmp(x->pack, y->pack);
+
+	if (c)
+		return c;
+	return x->e.offset < y->e.offset ? -1 : x->e.offset > y->e.offset;
+}
+
+static int write_at(const char *path, const void *data, size_t len, uint64_t off)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = lseek(fd, (off_t)off, SEEK_SET) < 0 ? -errno : fsu_write_all(fd, data, len);
+	close(fd);
+	return rc;
+}
+
+/* Fetches needs[i..j) (one pack, sorted by offset) in coalesced ranges. */
+static int fetch_run(struct restore *rs, size_t i, size_t j)
+{
+	struct buf range = BUF_INIT, plain = BUF_INIT;
+	int rc = 0;
+
+	while (!rc && i < j) {
+		uint64_t start = rs->needs[i].e.offset;
+		uint64_t end = start + rs->needs[i].e.ref.length;
+		size_t k = i + 1;
+
+		while (k < j && rs->needs[k].e.offset <= end + COALESCE_GAP) {
+			uint64_t e = rs->needs[k].e.offset + rs->needs[k].e.ref.length;
+
+			if (e > end)
+				end = e;
+			k++;
+		}
+		buf_reset(&range);
+		rc = store_get(rs->r->store, rs->needs[i].pack, start, end - start, &range, NULL);
+		if (!rc && range.len != end - start)
+			rc = err_set(-EBADMSG, "%s: pack is shorter than its index entries say",
+				     rs->needs[i].pack);
+		for (size_t n = i; !rc && n < k; n++) {
+			const struct need *nd = &rs->needs[n];
+			struct rfile *f = &rs->files[nd->file];
+
+			/* the same blob at several places is decoded once */
+			if (n == i || memcmp(nd->e.ref.id, rs->needs[n - 1].e.ref.id, KEYS_BLOB_ID_LEN)) {
+				buf_reset(&plain);
+				rc = blob_decode(rs->r->ring, &nd->e.ref, range.data + (nd->e.offset - start),
+						 nd->e.ref.length, &plain);
+				if (rc) {
+					err_prefix(rc, "%s (for %s)", nd->pack, f->path);
+					break;
+				}
+			}
+			rc = write_at(f->tmp, plain.data, plain.len, nd->file_off);
+			if (rc)
+				err_set(rc, "%s: cannot write: %s", f->path, strerror(-rc));
+			pthread_mutex_lock(&rs->lock);
+			rs->prog.bytes += plain.len;
+			pthread_mutex_unlock(&rs->lock);
+		}
+		i = k;
+	}
+	buf_free(&range);
+	buf_free(&plain);
+	return rc;
+}
+
+static void *fetch_worker(void *arg)
+{
+	struct restore *rs = arg;
+
+	for (;;) {
+		size_t i, j;
+		int rc;
+
+		pthread_mutex_lock(&rs->lock);
+		if (rs->error || rs->next_need >= rs->nneeds) {
+			pthread_mutex_unlock(&rs->lock);
+			break;
+		}
+		i = rs->next_need;
+		for (j = i + 1; j < rs->nneeds && !strcmp(rs->needs[j].pack, rs->needs[i].pack); j++)
+			;
+		rs->next_need = j;
+		pthread_mutex_unlock(&rs->lock);
+		rc = fetch_run(rs, i, j);
+		if (rc) {
+			pthread_mutex_lock(&rs->lock);
+			if (!rs->error) {
+				rs->error = rc;
+				rs->error_msg = xstrdup(err_msg());
+			}
+			pthread_mutex_unlock(&rs->lock);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int fetch_all(struct restore *rs)
+{
+	int workers = rs->o->workers > 0 ? rs->o->workers : DEFAULT_WORKERS;
+	pthread_t tid[32];
+
+	/* equal blobs sit side by side within a pack after this sort */
+	qsort(rs->needs, rs->nneeds, sizeof(*rs->needs), cmp_need);
+	if (workers > 32)
+		workers = 32;
+	for (int i = 0; i < workers; i++)
+		pthread_create(&tid[i], NULL, fetch_worker, rs);
+	for (int i = 0; i < workers; i++)
+		pthread_join(tid[i], NULL);
+	if (rs->error)
+		return err_set(rs->error, "%s", rs->error_msg);
+	return 0;
+}
+
+static int cmp_dir_depth(const void *a, const void *b)
+{
+	const struct rdir *x = a, *y = b;
+
+	return y->depth - x->depth;
+}
+
+static int finish(struct restore *rs)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < rs->nfiles; i++) {
+		struct rfile *f = &rs->files[i];
+
+		if (f->secondary)
+			continue;	/* linked below, once the primary is in place */
+		rc = apply_meta(rs, f->tmp, &f->meta);
+		if (!rc && rename(f->tmp, f->path) < 0)
+			rc = err_set(-errno, "%s: cannot rename into place: %s", f->path, strerror(errno));
+		if (!rc) {
+			free(f->tmp);
+			f->tmp = NULL;
+			rs->prog.files++;
+		}
+	}
+	for (size_t i = 0; !rc && i < rs->nfiles; i++) {
+		struct rfile *f = &rs->files[i];
+		const char *primary;
+
+		if (!f->secondary)
+			continue;
+		primary = rs->files[f->primary].path;
+		unlink(f->path);
+		if (link(primary, f->path) < 0)
+			rc = err_set(-errno, "%s: cannot link to %s: %s", f->path, primary, strerror(errno));
+		else
+			rs->prog.files++;
+	}
+	qsort(rs->dirs, rs->ndirs, sizeof(*rs->dirs), cmp_dir_depth);
+	for (size_t i = 0; !rc && i < rs->ndirs; i++) {
+		rc = apply_meta(rs, rs->dirs[i].path, &rs->dirs[i].meta);
+		rs->prog.dirs++;
+	}
+	return rc;
+}
+
+/* Finds o->include in the root tree: its entry and the directory it is in. */
+static int find_include(struct restore *rs, struct tree *root, const char *include,
+			const char *target, struct tree *holder, char **dir_out,
+			const struct tree_entry **out)
+{
+	char *copy = xstrdup(include), *save = NULL, *part, *next;
+	char *dir = xstrdup(target);
+	struct tree cur = *root;
+	int owned = 0, rc = 0;
+
+	*out = NULL;
+	tree_init(holder);
+	for (part = strtok_r(copy, "/", &save); part && !rc; part = next) {
+		const struct tree_entry *e = tree_find(&cur, part);
+
+		next = strtok_r(NULL, "/", &save);
+		if (!e) {
+			rc = err_set(-ENOENT, "%s is not in the snapshot", include);
+			break;
+		}
+		if (!next) {
+			*out = e;
+			break;
+		}
+		if (e->type != TREE_DIR) {
+			rc = err_set(-ENOENT, "%s is not in the snapshot (%s is not a directory)", include, part);
+			break;
+		}
+		{
+			char *sub = xasprintf("%s/%s", dir, part);
+			struct tree t;
+
+			free(dir);
+			dir = sub;
+			if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+				rc = err_set(-errno, "%s: cannot create directory: %s", dir, strerror(errno));
+			if (!rc)
+				rc = fetch_tree(rs->r, rs->idx, e->subtree, &t);
+			if (!rc) {
+				if (owned)
+					tree_free(&cur);
+				cur = t;
+				owned = 1;
+			}
+		}
+	}
+	if (!rc && !*out)
+		rc = err_set(-ENOENT, "%s is not in the snapshot", include);
+	free(copy);
+	if (rc) {
+		if (owned)
+			tree_free(&cur);
+		free(dir);
+		return rc;
+	}
+	if (owned)
+		*holder = cur;
+	*dir_out = dir;
+	return 0;
+}
+
+int restore_snapshot(struct repo *r, struct index *idx, const struct record_snapshot *rec,
+		     const char *target, const struct restore_opts *o)
+{
+	static const struct restore_opts no_opts;
+	struct restore rs = { .r = r, .idx = idx, .o = o ? o : &no_opts };
+	const char *root_name = rs.o->root ? rs.o->root : RECORD_ROOT_WORKSPACE;
+	const uint8_t *root_id = record_snapshot_root(rec, root_name);
+	struct tree root = TREE_INIT, holder = TREE_INIT;
+	char *mk = xasprintf("%s/", target);
+	int rc;
+
+	rs.owners = rs.o->owners || geteuid() == 0;
+	pthread_mutex_init(&rs.lock, NULL);
+	if (!root_id) {
+		rc = err_set(-ENOENT, "the snapshot has no root named %s", root_name);
+	} else {
+		rc = fsu_mkdir_parents(mk);
+		if (rc)
+			rc = err_set(rc, "%s: cannot create: %s", target, strerror(-rc));
+	}
+	if (!rc)
+		rc = fetch_tree(r, idx, root_id, &root);
+	if (!rc && rs.o->include && *rs.o->include) {
+		const struct tree_entry *e;
+		char *dir = NULL;
+
+		rc = find_include(&rs, &root, rs.o->include, target, &holder, &dir, &e);
+		if (!rc)
+			rc = plan_entry(&rs, dir, e, 0);
+		free(dir);
+	} else if (!rc) {
+		rc = plan_dir(&rs, target, &root, 0);
+	}
+	if (!rc && rs.o->progress)
+		rs.o->progress(&rs.prog, rs.o->progress_arg);
+	if (!rc)
+		rc = fetch_all(&rs);
+	if (!rc)
+		rc = finish(&rs);
+	if (rs.o->progress)
+		rs.o->progress(&rs.prog, rs.o->progress_arg);
+	for (size_t i = 0; i < rs.nfiles; i++) {
+		if (rs.files[i].tmp)
+			unlink(rs.files[i].tmp);
+		free(rs.files[i].tmp);
+		free(rs.files[i].path);
+		meta_free(&rs.files[i].meta);
+	}
+	for (size_t i = 0; i < rs.ndirs; i++) {
+		free(rs.dirs[i].path);
+		meta_free(&rs.dirs[i].meta);
+	}
+	free(rs.files);
+	free(rs.dirs);
+	free(rs.needs);
+	free(rs.groups);
+	free(rs.group_file);
+	free(rs.error_msg);
+	free(mk);
+	tree_free(&root);
+	tree_free(&holder);
+	pthread_mutex_destroy(&rs.lock);
+	return rc;
+}

@@ -1,0 +1,635 @@
+/*
+ * snapshot.c - one snapshot of a directory (see snapshot.h).
+ *
+ * Order of writes, which is what makes a snapshot all-or-nothing: packs
+ * (data and trees) → index delta → snapshot record → head (If-Match).  A
+ * crash before the head leaves packs nobody references, which prune
+ * removes; the previous head and everything it needs are never touched.
+ *
+ * A file is read only when its (size, mtime, ctime, inode, device) differ
+ * from its entry in the parent snapshot.  The entry records the stat taken
+ * when the file was opened, before reading: a file that changes while it is
+ * read is read again (a few times), and if it keeps changing its new ctime
+ * makes the next snapshot read it again.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blob.h"
+#include "chunker.h"
+#include "err.h"
+#include "fetch.h"
+#include "log.h"
+#include "snapshot.h"
+#include "tree.h"
+#include "upload.h"
+
+#define READ_RETRIES 3
+#define CONSOLIDATE_AFTER 32	/* live index objects before a consolidation */
+
+/* A hard-linked inode seen earlier in this snapshot. */
+struct link_seen {
+	uint64_t dev, ino;
+	uint64_t group;
+	uint8_t (*blobs)[TREE_ID_LEN];
+	size_t nblobs;
+};
+
+struct walk {
+	struct repo *r;
+	struct index *idx;
+	struct uploader *up;
+	struct chunker *ch;
+	size_t chunk_max;
+	struct buf data;		/* file read buffer */
+	struct buf path;		/* the path being walked, for messages */
+	struct link_seen *links;
+	size_t nlinks, links_cap;
+	uint64_t next_group;
+	struct record_stats st;
+	struct snapshot_progress prog;
+	const struct snapshot_opts *o;
+	struct timespec last_progress;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void progress(struct walk *w, const char *path)
+{
+	static const uint64_t every = 100000000ull;	/* 100 ms */
+	uint64_t now = mono_ns();
+	uint64_t last = (uint64_t)w->last_progress.tv_sec * 1000000000ull +
+			(uint64_t)w->last_progress.tv_nsec;
+	struct upload_stats us;
+
+	if (!w->o->progress || (path && now - last < every))
+		return;
+	w->last_progress.tv_sec = (time_t)(now / 1000000000ull);
+	w->last_progress.tv_nsec = (long)(now % 1000000000ull);
+	uploader_stats(w->up, &us);
+	w->prog.new_bytes = us.new_bytes;
+	w->prog.stored_bytes = us.stored_bytes;
+	w->prog.path = path;
+	w->o->progress(&w->prog, w->o->progress_arg);
+}
+
+static struct link_seen *link_find(struct walk *w, uint64_t dev, uint64_t ino)
+{
+	for (size_t i = w->nlinks; i-- > 0;)
+		if (w->links[i].ino == ino && w->links[i].dev == dev)
+			return &w->links[i];
+	return NULL;
+}
+
+static struct link_seen *link_add(struct walk *w, const struct tree_entry *e)
+{
+	struct link_seen *l;
+
+	if (w->nlinks == w->links_cap) {
+		w->links_cap = w->links_cap ? w->links_cap * 2 : 64;
+		w->links = xrealloc(w->links, w->links_cap * sizeof(*w->links));
+	}
+	l = &w->links[w->nlinks++];
+	l->dev = e->dev;
+	l->ino = e->ino;
+	l->group = ++w->next_group;
+	l->nblobs = e->nblobs;
+	l->blobs = xmalloc((e->nblobs ? e->nblobs : 1) * TREE_ID_LEN);
+	if (e->nblobs)
+		memcpy(l->blobs, e->blobs, e->nblobs * TREE_ID_LEN);
+	return l;
+}
+
+static void entry_release(struct tree_entry *e)
+{
+	for (size_t i = 0; i < e->nxattrs; i++) {
+		free(e->xattrs[i].name);
+		free(e->xattrs[i].value);
+	}
+	free(e->xattrs);
+	free(e->blobs);
+	free(e->target);
+	memset(e, 0, sizeof(*e));
+}
+
+/* Reads the xattrs of an open fd (fd >= 0) or of path (no follow). */
+static int read_xattrs(struct walk *w, int fd, const char *path, struct tree_entry *e)
+{
+	struct buf names = BUF_INIT;
+	ssize_t n;
+	int rc = 0;
+
+	for (;;) {
+		n = fd >= 0 ? flistxattr(fd, NULL, 0) : llistxattr(path, NULL, 0);
+		if (n <= 0)
+			break;
+		buf_reset(&names);
+		buf_grow(&names, (size_t)n);
+		n = fd >= 0 ? flistxattr(fd, (char *)names.data, (size_t)n) :
+			      llistxattr(path, (char *)names.data, (size_t)n);
+		if (n >= 0 || errno != ERANGE)
+			break;
+	}
+	if (n < 0 && errno != ENOTSUP && errno != ENOENT)
+		rc = err_set(-errno, "%s: cannot list xattrs: %s", buf_str(&w->path), strerror(errno));
+	for (ssize_t off = 0; !rc && n > 0 && off < n; off += (ssize_t)strlen((char *)names.data + off) + 1) {
+		const char *name = (const char *)names.data + off;
+		struct tree_xattr *x;
+		ssize_t vlen = fd >= 0 ? fgetxattr(fd, name, NULL, 0) : lgetxattr(path, name, NULL, 0);
+
+		if (vlen < 0)
+			continue;	/* gone meanwhile */
+		e->xattrs = xrealloc(e->xattrs, (e->nxattrs + 1) * sizeof(*e->xattrs));
+		x = &e->xattrs[e->nxattrs];
+		x->name = xstrdup(name);
+		x->value = xmalloc(vlen ? (size_t)vlen : 1);
+		vlen = fd >= 0 ? fgetxattr(fd, name, x->value, (size_t)vlen) :
+				 lgetxattr(path, name, x->value, (size_t)vlen);
+		if (vlen < 0) {
+			free(x->name);
+			free(x->value);
+			continue;
+		}
+		x->value_len = (size_t)vlen;
+		e->nxattrs++;
+	}
+	buf_free(&names);
+	return rc;
+}
+
+static int same_file(const struct tree_entry *a, const struct stat *st)
+{
+	return (uint64_t)st->st_size == a->size && (uint64_t)st->st_ino == a->ino &&
+	       (uint64_t)st->st_dev == a->dev &&
+	       st->st_mtim.tv_sec == a->mtime.sec && (uint32_t)st->st_mtim.tv_nsec == a->mtime.nsec &&
+	       st->st_ctim.tv_sec == a->ctime.sec && (uint32_t)st->st_ctim.tv_nsec == a->ctime.nsec;
+}
+
+/* Chunks and queues the content of an open file; fills e->blobs. */
+static int read_content(struct walk *w, int fd, struct tree_entry *e)
+{
+	size_t have = 0, nblobs = 0, cap = 0;
+	uint8_t (*blobs)[TREE_ID_LEN] = NULL;
+	int eof = 0, rc = 0;
+
+	buf_grow(&w->data, 2 * w->chunk_max);
+	while (!rc) {
+		size_t pos = 0;
+
+		while (!eof && have < 2 * w->chunk_max) {
+			ssize_t n = read(fd, w->data.data + have, 2 * w->chunk_max - have);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				rc = err_set(-errno, "%s: read: %s", buf_str(&w->path), strerror(errno));
+				break;
+			}
+			if (n == 0)
+				eof = 1;
+			have += (size_t)n;
+			w->prog.bytes += (uint64_t)n;
+			w->prog.read_bytes += (uint64_t)n;
+		}
+		while (!rc && have - pos > 0) {
+			size_t cut = chunker_next(w->ch, w->data.data + pos, have - pos, eof);
+
+			if (cut == 0)
+				break;
+			if (nblobs == cap) {
+				cap = cap ? cap * 2 : 8;
+				blobs = xrealloc(blobs, cap * TREE_ID_LEN);
+			}
+			rc = uploader_add(w->up, KEYS_BLOB_DATA, w->data.data + pos, cut, blobs[nblobs]);
+			nblobs++;
+			pos += cut;
+		}
+		memmove(w->data.data, w->data.data + pos, have - pos);
+		have -= pos;
+		if (eof && have == 0)
+			break;
+		progress(w, buf_str(&w->path));
+	}
+	if (rc) {
+		free(blobs);
+		return rc;
+	}
+	free(e->blobs);
+	e->blobs = blobs;
+	e->nblobs = nblobs;
+	return 0;
+}
+
+/* A regular file whose content must be read: open, read, check it held still. */
+static int snapshot_file(struct walk *w, int dirfd, const char *name, struct tree_entry *e)
+{
+	for (int attempt = 0;; attempt++) {
+		struct stat before, after;
+		int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+		int rc;
+
+		if (fd < 0 && errno == EPERM)
+			fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return errno == ENOENT ? -ENOENT :
+				err_set(-errno, "%s: cannot open: %s", buf_str(&w->path), strerror(errno));
+		if (fstat(fd, &before) < 0 || !S_ISREG(before.st_mode)) {
+			close(fd);
+			return -ENOENT;	/* replaced by something else meanwhile */
+		}
+		tree_entry_from_stat(e, &before);
+		for (size_t i = 0; i < e->nxattrs; i++) {
+			free(e->xattrs[i].name);
+			free(e->xattrs[i].value);
+		}
+		e->nxattrs = 0;
+		rc = read_xattrs(w, fd, NULL, e);
+		if (!rc)
+			rc = read_content(w, fd, e);
+		if (!rc && fstat(fd, &after) < 0)
+			rc = -errno;
+		close(fd);
+		if (rc)
+			return rc;
+		if (after.st_size == before.st_size &&
+		    after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+		    after.st_mtim.tv_nsec == before.st_mtim.tv_nsec &&
+		    after.st_ctim.tv_sec == before.st_ctim.tv_sec &&
+		    after.st_ctim.tv_nsec == before.st_ctim.tv_nsec)
+			break;
+		if (attempt + 1 == READ_RETRIES) {
+			log_warn("%s changed while it was read; keeping what was read, the next snapshot reads it again",
+				 buf_str(&w->path));
+			break;
+		}
+	}
+	w->st.new_files++;
+	w->prog.read_files++;
+	return 0;
+}
+
+static int walk_dir(struct walk *w, int dirfd, const struct tree *parent,
+		    uint8_t id_out[KEYS_BLOB_ID_LEN]);
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads the names of a directory, sorted. */
+static int list_dir(struct walk *w, int dirfd, char ***names_out, size_t *n_out)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return err_set(-errno, "%s: cannot read directory: %s", buf_str(&w->path), strerror(errno));
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			names = xrealloc(names, cap * sizeof(*names));
+		}
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_names);
+	*names_out = names;
+	*n_out = n;
+	return 0;
+}
+
+/* Fills e for the child name of dirfd; returns -ENOENT when it vanished. */
+static int walk_entry(struct walk *w, int dirfd, const char *name, const struct tree *parent,
+		      struct tree_entry *e)
+{
+	const struct tree_entry *prev = parent ? tree_find(parent, name) : NULL;
+	struct stat st;
+	int rc;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? -ENOENT :
+			err_set(-errno, "%s: cannot stat: %s", buf_str(&w->path), strerror(errno));
+	e->name = (char *)name;
+	rc = tree_entry_from_stat(e, &st);
+	if (rc)
+		return rc;
+	if (S_ISDIR(st.st_mode)) {
+		struct tree sub = TREE_INIT;
+		int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd < 0)
+			return errno == ENOENT ? -ENOENT :
+				err_set(-errno, "%s: cannot open directory: %s", buf_str(&w->path), strerror(errno));
+		rc = read_xattrs(w, fd, NULL, e);
+		if (!rc && prev && prev->type == TREE_DIR)
+			rc = fetch_tree(w->r, w->idx, prev->subtree, &sub);
+		if (!rc)
+			rc = walk_dir(w, fd, prev && prev->type == TREE_DIR ? &sub : NULL, e->subtree);
+		tree_free(&sub);
+		close(fd);
+		w->st.dirs++;
+		w->prog.dirs++;
+		return rc;
+	}
+	if (S_ISREG(st.st_mode)) {
+		struct link_seen *l = st.st_nlink > 1 ? link_find(w, e->dev, e->ino) : NULL;
+
+		w->st.files++;
+		w->st.bytes += (uint64_t)st.st_size;
+		w->prog.files++;
+		if (l) {
+			/* another name of an inode this snapshot has read already */
+			e->link_group = l->group;
+			e->nblobs = l->nblobs;
+			e->blobs = xmalloc((l->nblobs ? l->nblobs : 1) * TREE_ID_LEN);
+			if (l->nblobs)
+				memcpy(e->blobs, l->blobs, l->nblobs * TREE_ID_LEN);
+			w->prog.bytes += (uint64_t)st.st_size;
+			return read_xattrs(w, -1, buf_str(&w->path), e);
+		}
+		if (prev && prev->type == TREE_REG && same_file(prev, &st)) {
+			/* unchanged since the parent: never opened */
+			e->nblobs = prev->nblobs;
+			e->blobs = xmalloc((prev->nblobs ? prev->nblobs : 1) * TREE_ID_LEN);
+			if (prev->nblobs)
+				memcpy(e->blobs, prev->blobs, prev->nblobs * TREE_ID_LEN);
+			e->xattrs = xcalloc(prev->nxattrs ? prev->nxattrs : 1, sizeof(*e->xattrs));
+			for (size_t i = 0; i < prev->nxattrs; i++) {
+				e->xattrs[i].name = xstrdup(prev->xattrs[i].name);
+				e->xattrs[i].value = xmalloc(prev->xattrs[i].value_len ? prev->xattrs[i].value_len : 1);
+				memcpy(e->xattrs[i].value, prev->xattrs[i].value, prev->xattrs[i].value_len);
+				e->xattrs[i].value_len = prev->xattrs[i].value_len;
+			}
+			e->nxattrs = prev->nxattrs;
+			w->prog.bytes += (uint64_t)st.st_size;
+		} else {
+			rc = snapshot_file(w, dirfd, name, e);
+			if (rc)
+				return rc;
+		}
+		if (st.st_nlink > 1)
+			e->link_group = link_add(w, e)->group;
+		return 0;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		char *target = xmalloc((size_t)st.st_size + 2);
+		ssize_t n = readlinkat(dirfd, name, target, (size_t)st.st_size + 1);
+
+		if (n < 0 || (size_t)n > (size_t)st.st_size) {
+			free(target);
+			return n < 0 && errno == ENOENT ? -ENOENT :
+				err_set(-EIO, "%s: cannot read the symlink", buf_str(&w->path));
+		}
+		target[n] = '\0';
+		e->target = target;
+		w->st.symlinks++;
+		return read_xattrs(w, -1, buf_str(&w->path), e);
+	}
+	w->st.others++;
+	return read_xattrs(w, -1, buf_str(&w->path), e);
+}
+
+static int walk_dir(struct walk *w, int dirfd, const struct tree *parent,
+		    uint8_t id_out[KEYS_BLOB_ID_LEN])
+{
+	struct tree t = TREE_INIT;
+	struct buf enc = BUF_INIT;
+	size_t base = w->path.len, n = 0;
+	char **names = NULL;
+	int rc = list_dir(w, dirfd, &names, &n);
+
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct tree_entry e;
+
+		memset(&e, 0, sizeof(e));
+		buf_setlen(&w->path, base);
+		buf_printf(&w->path, "/%s", names[i]);
+		rc = walk_entry(w, dirfd, names[i], parent, &e);
+		if (rc == -ENOENT) {
+			rc = 0;		/* vanished while we looked: it is not part of this snapshot */
+			err_clear();
+		} else if (!rc) {
+			rc = tree_add(&t, &e);
+			if (rc)
+				err_prefix(rc, "%s", buf_str(&w->path));
+		}
+		e.name = NULL;
+		entry_release(&e);
+		progress(w, NULL);
+	}
+	buf_setlen(&w->path, base);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (!rc)
+		rc = tree_encode(&t, &enc);
+	if (!rc)
+		rc = uploader_add(w->up, KEYS_BLOB_TREE, enc.data, enc.len, id_out);
+	tree_free(&t);
+	buf_free(&enc);
+	return rc;
+}
+
+/* Walks dir with parent_root (a tree id, or NULL) as its previous state. */
+static int snapshot_root(struct walk *w, const char *dir, const uint8_t *parent_root,
+			 uint8_t id_out[KEYS_BLOB_ID_LEN])
+{
+	struct tree parent = TREE_INIT;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return err_set(-errno, "%s: cannot open: %s", dir, strerror(errno));
+	if (parent_root)
+		rc = fetch_tree(w->r, w->idx, parent_root, &parent);
+	buf_reset(&w->path);
+	buf_adds(&w->path, dir);
+	while (w->path.len > 1 && w->path.data[w->path.len - 1] == '/')
+		buf_setlen(&w->path, w->path.len - 1);
+	if (!rc)
+		rc = walk_dir(w, fd, parent_root ? &parent : NULL, id_out);
+	tree_free(&parent);
+	close(fd);
+	return rc;
+}
+
+static int count_live(const char *obj, enum index_obj_state state,
+		      const char *const *packs, size_t n_packs, void *arg)
+{
+	(void)obj;
+	(void)packs;
+	(void)n_packs;
+	*(size_t *)arg += state == INDEX_OBJ_LIVE;
+	return 0;
+}
+
+/* Writes the index delta, consolidating when deltas pile up. */
+static int write_index(struct walk *w)
+{
+	const struct keys_key *dk;
+	size_t live = 0;
+	int rc = keys_ring_current(w->r->ring, &dk);
+
+	if (!rc)
+		rc = index_write_delta(w->idx, w->r->store, dk, w->r->ws_id, NULL);
+	if (rc)
+		return rc;
+	index_foreach_object(w->idx, count_live, &live);
+	if (live > CONSOLIDATE_AFTER) {
+		rc = index_write_consolidated(w->idx, w->r->store, dk, w->r->ws_id, NULL, NULL);
+		if (!rc)
+			rc = index_delete_superseded(w->idx, w->r->store, NULL);
+		if (rc)
+			log_warn("index consolidation failed (the deltas stay, which is fine): %s", err_msg());
+		rc = 0;
+	}
+	return rc;
+}
+
+static int commit(struct walk *w, const struct repo_head *head, const uint8_t ws_root[KEYS_BLOB_ID_LEN],
+		  const uint8_t agent_root[KEYS_BLOB_ID_LEN], uint64_t start, struct snapshot_result *res)
+{
+	struct record_snapshot rec;
+	struct record_head cur = { .generation = head->generation }, next;
+	struct buf plain = BUF_INIT;
+	char name[16 + RECORD_ID_SIZE];
+	struct timespec now;
+	int rc;
+
+	record_snapshot_init(&rec);
+	clock_gettime(CLOCK_REALTIME, &now);
+	rc = record_id_new(res->id);
+	if (!rc)
+		rc = record_head_next(head->generation ? &cur : NULL, res->id, &next);
+	if (!rc)
+		rc = record_snapshot_set_root(&rec, RECORD_ROOT_WORKSPACE, ws_root);
+	if (!rc)
+		rc = record_snapshot_set_root(&rec, RECORD_ROOT_AGENT_CONFIG, agent_root);
+	for (size_t i = 0; !rc && i < w->o->ntags; i++)
+		rc = record_snapshot_add_tag(&rec, w->o->tags[i]);
+	if (rc)
+		goto out;
+	snprintf(rec.parent, sizeof(rec.parent), "%s", head->snapshot_id);
+	rec.time_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	gethostname(rec.host, sizeof(rec.host) - 1);
+	rec.generation = next.generation;
+	w->st.duration_ns = mono_ns() - start;
+	rec.stats = w->st;
+	rc = record_snapshot_encode(&rec, &plain);
+	if (!rc)
+		rc = record_snapshot_name(res->id, name, sizeof(name));
+	if (!rc)
+		rc = repo_put_sealed(w->r, KEYS_OBJ_SNAPSHOT, name, plain.data, plain.len,
+				     STORE_IF_NONE_MATCH, NULL, NULL);
+	if (!rc)
+		rc = repo_head_write(w->r, head, next.generation, res->id);
+	if (!rc) {
+		res->generation = next.generation;
+		res->stats = rec.stats;
+	}
+out:
+	record_snapshot_free(&rec);
+	buf_free(&plain);
+	return rc;
+}
+
+int snapshot_dir(struct repo *r, const char *dir, const struct snapshot_opts *o,
+		 struct snapshot_result *res)
+{
+	static const struct snapshot_opts no_opts;
+	struct walk w = { .r = r, .o = o ? o : &no_opts };
+	struct record_snapshot parent;
+	struct repo_head head;
+	struct upload_stats us;
+	struct chunker_params cp;
+	uint8_t ws_root[KEYS_BLOB_ID_LEN], agent_root[KEYS_BLOB_ID_LEN];
+	const uint8_t *parent_ws = NULL, *parent_agent = NULL;
+	int own_lease = !r->lease, rc;
+	uint64_t start = mono_ns();
+
+	memset(res, 0, sizeof(*res));
+	record_snapshot_init(&parent);
+	rc = own_lease ? repo_lease_acquire(r) : 0;
+	if (!rc)
+		rc = repo_head_read(r, &head);
+	if (!rc)
+		rc = fetch_index(r, &w.idx);
+	if (!rc && head.generation) {
+		rc = fetch_snapshot(r, head.snapshot_id, &parent);
+		parent_ws = record_snapshot_root(&parent, RECORD_ROOT_WORKSPACE);
+		parent_agent = record_snapshot_root(&parent, RECORD_ROOT_AGENT_CONFIG);
+	}
+	if (!rc)
+		rc = chunker_new_ring(r->ring, NULL, &w.ch);
+	if (!rc) {
+		chunker_params_get(w.ch, &cp);
+		w.chunk_max = cp.max;
+		rc = uploader_new(r, w.idx, w.o->encoders, w.o->senders, &w.up);
+	}
+	if (!rc)
+		rc = snapshot_root(&w, dir, parent_ws, ws_root);
+	if (!rc && w.o->agent_config_dir) {
+		struct record_stats ws_stats = w.st;
+
+		rc = snapshot_root(&w, w.o->agent_config_dir, parent_agent, agent_root);
+		w.st = ws_stats;	/* the statistics describe the workspace root */
+	} else if (!rc) {
+		struct buf empty = BUF_INIT;
+		struct tree t = TREE_INIT;
+
+		rc = tree_encode(&t, &empty);
+		if (!rc)
+			rc = uploader_add(w.up, KEYS_BLOB_TREE, empty.data, empty.len, agent_root);
+		buf_free(&empty);
+	}
+	if (!rc)
+		rc = uploader_flush(w.up);
+	if (!rc) {
+		uploader_stats(w.up, &us);
+		w.st.new_bytes = us.new_bytes;
+		w.st.new_blobs = us.new_blobs;
+		w.st.new_trees = us.new_trees;
+		w.st.stored_bytes = us.stored_bytes;
+		progress(&w, NULL);
+		rc = write_index(&w);
+	}
+	if (!rc)
+		rc = commit(&w, &head, ws_root, agent_root, start, res);
+	if (!rc)
+		fetch_index_save(r, w.idx);
+	uploader_free(w.up);
+	chunker_free(w.ch);
+	index_free(w.idx);
+	record_snapshot_free(&parent);
+	for (size_t i = 0; i < w.nlinks; i++)
+		free(w.links[i].blobs);
+	free(w.links);
+	buf_free(&w.data);
+	buf_free(&w.path);
+	if (own_lease)
+		repo_lease_release(r);
+	return rc;
+}
