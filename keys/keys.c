@@ -448,6 +448,28 @@ int keys_blob_id(const struct keys_ring *r, const void *data, size_t len,
 	return 0;
 }
 
+int keys_blob_id_typed(const struct keys_ring *r, enum keys_blob_type type,
+		       const void *data, size_t len, uint8_t out[KEYS_BLOB_ID_LEN])
+{
+	/* a BLAKE2b personalization makes tree ids a function independent of
+	 * data ids: no file content can ever share an id with a tree */
+	static const unsigned char tree_personal[crypto_generichash_blake2b_PERSONALBYTES] =
+		"cairn tree id v1";
+	const struct keys_key *id;
+	int rc;
+
+	if (type == KEYS_BLOB_DATA)
+		return keys_blob_id(r, data, len, out);
+	if (type != KEYS_BLOB_TREE)
+		return err_set(-EINVAL, "unknown blob type %d", (int)type);
+	rc = keys_ring_identity(r, &id);
+	if (rc)
+		return rc;
+	crypto_generichash_blake2b_salt_personal(out, KEYS_BLOB_ID_LEN, data, len, id->sub_a,
+						 KEYS_KEY_LEN, NULL, tree_personal);
+	return 0;
+}
+
 int keys_chunker_key(const struct keys_ring *r, const uint8_t **out)
 {
 	const struct keys_key *id;

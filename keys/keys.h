@@ -274,6 +274,13 @@ enum keys_key_kind keys_key_kind(const struct keys_key *k);
 int keys_blob_id(const struct keys_ring *r, const void *data, size_t len,
 		 uint8_t out[KEYS_BLOB_ID_LEN]);
 
+/* The id of a blob of the given type: keys_blob_id for data blobs; for tree
+ * blobs the same key through BLAKE2b with the personalization
+ * "cairn tree id v1", so that no data blob can share an id with a tree
+ * (docs/format.md).  Returns 0, -EINVAL (bad type) or -ENOENT. */
+int keys_blob_id_typed(const struct keys_ring *r, enum keys_blob_type type,
+		       const void *data, size_t len, uint8_t out[KEYS_BLOB_ID_LEN]);
+
 /* The 32-byte chunker key (derived from the identity key) into *out, for
  * the chunker to derive its keyed boundary function from; the memory is the
  * ring's (read-only, valid while the ring lives; never copy it to a log).

@@ -183,7 +183,7 @@ int blob_encode(const struct keys_ring *ring, enum keys_blob_type type,
 	if (len > BLOB_MAX_RAW || (!plain && len))
 		return err_set(-EINVAL, "cannot encode a %s blob of %zu bytes: the limit "
 			       "is %u", keys_blob_type_name(type), len, BLOB_MAX_RAW);
-	rc = keys_blob_id(ring, plain, len, id);
+	rc = keys_blob_id_typed(ring, type, plain, len, id);
 	if (rc)
 		return rc;
 	rc = keys_ring_current(ring, &dk);
@@ -305,7 +305,7 @@ int blob_decode(const struct keys_ring *ring, const struct blob_ref *ref,
 	}
 	if (rc)
 		return rc;
-	rc = keys_blob_id(ring, plain_out->data + old, plain_out->len - old, id);
+	rc = keys_blob_id_typed(ring, type, plain_out->data + old, plain_out->len - old, id);
 	if (!rc && memcmp(id, ref->id, sizeof(id)) != 0)
 		rc = err_set(-EBADMSG, "blob %s: content does not match its id", hex);
 	if (rc)

@@ -16,6 +16,8 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_snapshot_entry,
 	&cmd_restore_entry,
 	&cmd_ls_entry,
+	&cmd_forget_entry,
+	&cmd_prune_entry,
 	&cmd_selftest_entry,
 	&cmd_help_entry,
 	NULL,

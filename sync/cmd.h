@@ -24,6 +24,8 @@ extern const struct cmd_entry cmd_init_entry;
 extern const struct cmd_entry cmd_snapshot_entry;
 extern const struct cmd_entry cmd_restore_entry;
 extern const struct cmd_entry cmd_ls_entry;
+extern const struct cmd_entry cmd_forget_entry;
+extern const struct cmd_entry cmd_prune_entry;
 extern const struct cmd_entry cmd_selftest_entry;
 
 /* NULL-terminated, in the order `cairn help` lists them. */

@@ -177,8 +177,8 @@ static int open_db(struct idxcache *c)
 	if (!rc && (!have_fmt || strcmp(have_fmt, fmt) != 0 ||
 		    !have_ws || strcmp(have_ws, c->ws_id) != 0)) {
 		if (have_fmt)
-			log_warn("index cache %s is of format %s or workspace %s: starting afresh",
-				 c->path, have_fmt, have_ws ? have_ws : "?");
+			log_warn("index cache %s (format %s, workspace %s) is not a format %s cache of workspace %s: starting afresh",
+				 c->path, have_fmt, have_ws ? have_ws : "?", fmt, c->ws_id);
 		rc = sql_exec(c, "BEGIN IMMEDIATE;"
 			      "DELETE FROM packs; DELETE FROM objects; DELETE FROM object_packs;"
 			      "DELETE FROM meta;", "empty");

@@ -130,7 +130,8 @@ int index_write_delta(struct index *idx, struct store *s, const struct keys_key 
  * lists them), as are objects that are gone from the store.  Packs added
  * since the last delta stay.  On an empty index this is the full load.
  * Names under index/ that are not index object names are skipped with a
- * warning.  Returns 0 or an error (then idx is unchanged). */
+ * warning.  Returns 0 or an error; then idx is unchanged (short of the
+ * -ENOSPC of more than 2^32 entries or 65,535 data keys). */
 int index_load_from_store(struct index *idx, struct store *s,
 			  const struct keys_ring *ring, const char *ws_id);
 

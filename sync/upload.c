@@ -19,6 +19,7 @@
 
 #include "blob.h"
 #include "err.h"
+#include "idset.h"
 #include "pack.h"
 #include "upload.h"
 
@@ -40,13 +41,6 @@ struct outgoing {
 	struct pack_header hdr;
 };
 
-/* Open-addressing set of the ids queued during this snapshot. */
-struct id_set {
-	uint8_t (*ids)[KEYS_BLOB_ID_LEN];
-	uint8_t *used;
-	size_t cap, n;
-};
-
 struct uploader {
 	struct repo *r;
 	struct index *idx;
@@ -60,7 +54,7 @@ struct uploader {
 	size_t send_head, send_n;
 	int encoding, sending;		/* jobs/packs being worked on */
 	struct pack_writer *open[2];	/* data, tree */
-	struct id_set seen;
+	struct idset seen;		/* ids queued during this snapshot */
 	struct upload_stats stats;
 	int error;			/* first error, sticky */
 	char *error_msg;
@@ -70,40 +64,6 @@ struct uploader {
 	int nthreads;
 	int encoders;
 };
-
-static uint64_t id_hash(const uint8_t *id)
-{
-	uint64_t h;
-
-	memcpy(&h, id, sizeof(h));	/* ids are keyed hashes: uniform */
-	return h;
-}
-
-static int id_set_has_or_add(struct id_set *s, const uint8_t *id)
-{
-	size_t i;
-
-	if ((s->n + 1) * 2 > s->cap) {
-		struct id_set bigger = { 0 };
-
-		bigger.cap = s->cap ? s->cap * 2 : 1024;
-		bigger.ids = xcalloc(bigger.cap, KEYS_BLOB_ID_LEN);
-		bigger.used = xcalloc(bigger.cap, 1);
-		for (i = 0; i < s->cap; i++)
-			if (s->used[i])
-				id_set_has_or_add(&bigger, s->ids[i]);
-		free(s->ids);
-		free(s->used);
-		*s = bigger;
-	}
-	for (i = id_hash(id) & (s->cap - 1); s->used[i]; i = (i + 1) & (s->cap - 1))
-		if (!memcmp(s->ids[i], id, KEYS_BLOB_ID_LEN))
-			return 1;
-	memcpy(s->ids[i], id, KEYS_BLOB_ID_LEN);
-	s->used[i] = 1;
-	s->n++;
-	return 0;
-}
 
 /* Records the first error (with its message) and wakes everyone.  Under lock. */
 static void fail_locked(struct uploader *u, int rc)
@@ -290,7 +250,7 @@ int uploader_add(struct uploader *u, enum keys_blob_type type, const void *data,
 		 size_t len, uint8_t id_out[KEYS_BLOB_ID_LEN])
 {
 	struct job *job;
-	int rc = keys_blob_id(u->r->ring, data, len, id_out);
+	int rc = keys_blob_id_typed(u->r->ring, type, data, len, id_out);
 	int known;
 
 	if (rc)
@@ -304,7 +264,7 @@ int uploader_add(struct uploader *u, enum keys_blob_type type, const void *data,
 		pthread_mutex_unlock(&u->lock);
 		return rc;
 	}
-	if (known || id_set_has_or_add(&u->seen, id_out)) {
+	if (known || idset_add(&u->seen, id_out)) {
 		u->stats.dup_blobs++;
 		pthread_mutex_unlock(&u->lock);
 		return 0;
@@ -386,8 +346,7 @@ void uploader_free(struct uploader *u)
 	pack_writer_free(u->open[1]);
 	free(u->jobs);
 	free(u->send);
-	free(u->seen.ids);
-	free(u->seen.used);
+	idset_free(&u->seen);
 	free(u->error_msg);
 	pthread_mutex_destroy(&u->lock);
 	pthread_mutex_destroy(&u->idx_lock);

@@ -624,6 +624,17 @@ static void test_ring(void)
 	keys_blob_id(r, "hello, blob!", 12, b2);
 	ok(memcmp(b1, b2, 32) != 0, "other data, other id");
 	is_int(keys_blob_id(r, NULL, 0, b2), 0, "blob id of 0 bytes");
+	{
+		uint8_t as_data[KEYS_BLOB_ID_LEN], as_tree[KEYS_BLOB_ID_LEN];
+
+		keys_blob_id_typed(r, KEYS_BLOB_DATA, data, strlen(data), as_data);
+		keys_blob_id_typed(r, KEYS_BLOB_TREE, data, strlen(data), as_tree);
+		keys_blob_id(r, data, strlen(data), b2);
+		ok(memcmp(as_data, b2, sizeof(b2)) == 0, "a data blob's typed id is its blob id");
+		ok(memcmp(as_data, as_tree, sizeof(as_tree)) != 0,
+		   "the same bytes as a tree blob get another id (no data blob can pose as a tree)");
+		is_int(keys_blob_id_typed(r, 9, data, 1, b2), -EINVAL, "typed id of an unknown type is refused");
+	}
 	is_int(keys_chunker_key(r, &ck1), 0, "chunker key");
 
 	is_int(keys_ring_rotate(r, &d2), 0, "rotate the data key");
