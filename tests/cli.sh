@@ -4,29 +4,10 @@
 # verifying proxy.  Prints TAP.
 set -u
 
-cairn="${CAIRN_BUILDDIR:-.}/cairn"
-srcdir="${CAIRN_SRCDIR:-.}"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-cli-XXXXXX")
-srv_pid=
-n=0
-failed=0
-
-cleanup() {
-	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-check() {	# check DESCRIPTION COMMAND...: ok when the command succeeds
-	desc=$1; shift
-	n=$((n + 1))
-	if "$@"; then
-		echo "ok $n - $desc"
-	else
-		echo "not ok $n - $desc"
-		failed=$((failed + 1))
-	fi
-}
+. "${CAIRN_SRCDIR:-.}/tests/lib.sh"
+cairn=$CAIRN
+srcdir=$SRCDIR
+tmp=$TMP
 
 out() { cat "$tmp/out" "$tmp/err" | sed 's/^/# /'; }
 
@@ -64,19 +45,7 @@ check "a bad store URL exits 1" test "$rc" -eq 1
 check "with one line that names the URL" sh -c "[ \$(wc -l <'$tmp/err') -eq 1 ] && grep -q 'ftp://example/x' '$tmp/err'"
 
 # S3 through the R2-like proxy: the real signer against a real verifier.
-# the server exits when its stdin (fd 3 here) closes, so it cannot outlive us
-mkfifo "$tmp/ready" "$tmp/stdin"
-"${NODE:-node}" "$srcdir/tests/s3/server.js" --dir "$tmp/s3" >"$tmp/ready" <"$tmp/stdin" &
-srv_pid=$!
-exec 3>"$tmp/stdin"
-read -r word port _ <"$tmp/ready"
-if [ "$word" != READY ]; then
-	echo "Bail out! the S3 test server did not start"
-	exit 1
-fi
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=auto
-export AWS_ACCESS_KEY_ID=CAIRNTESTACCESSKEY01
-export AWS_SECRET_ACCESS_KEY=cairn/test/secret/key/0123456789abcdefghij
+s3_start
 run selftest --store s3://cairn-test/ci
 check "selftest on S3 through the verifying proxy passes" test "$rc" -eq 0 || out
 check "selftest names the S3 store" grep -q 's3://cairn-test/ci' "$tmp/out"
@@ -86,5 +55,4 @@ check "a wrong secret key fails with exit 1" test "$rc" -eq 1
 check "and the error says the store refused the signature" grep -qi 'signature\|access' "$tmp/err" || out
 check "and never prints the secret" sh -c "! grep -q wrong-secret '$tmp/out' '$tmp/err'"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+finish

@@ -1,0 +1,79 @@
+# lib.sh - shared by the shell tests: TAP output, a private temp dir removed
+# on exit, and the S3 test server (s3rver behind the verifying proxy),
+# started on free loopback ports and stopped by pid.
+#
+#   . "$CAIRN_SRCDIR/tests/lib.sh"
+#   check "description" command args...     # ok/not ok
+#   s3_start                                 # sets S3_ENDPOINT, S3_PORT, AWS_*
+#   s3_ctl POST /__proxy/reset               # control request, prints body
+#   s3_stat put.count                        # one counter
+#   finish                                   # prints the plan, exit status
+
+set -u
+
+CAIRN=${CAIRN_BUILDDIR:-.}/cairn
+SRCDIR=${CAIRN_SRCDIR:-.}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test-XXXXXX")
+_n=0
+_failed=0
+_s3_pid=
+
+_cleanup() {
+	if [ -n "$_s3_pid" ]; then
+		kill "$_s3_pid" 2>/dev/null
+		wait "$_s3_pid" 2>/dev/null
+	fi
+	rm -rf "$TMP"
+}
+trap _cleanup EXIT
+trap 'exit 1' INT TERM
+
+check() {	# check DESCRIPTION COMMAND...: ok when the command succeeds
+	_desc=$1
+	shift
+	_n=$((_n + 1))
+	if "$@"; then
+		echo "ok $_n - $_desc"
+		return 0
+	fi
+	echo "not ok $_n - $_desc"
+	_failed=$((_failed + 1))
+	return 1
+}
+
+diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
+
+finish() {
+	echo "1..$_n"
+	[ "$_failed" -eq 0 ]
+}
+
+s3_start() {	# the server exits when its stdin (fd 9) closes, too
+	mkfifo "$TMP/s3-ready" "$TMP/s3-stdin"
+	"${NODE:-node}" "$SRCDIR/tests/s3/server.js" --dir "$TMP/s3" "$@" \
+		>"$TMP/s3-ready" <"$TMP/s3-stdin" 2>"$TMP/s3.log" &
+	_s3_pid=$!
+	exec 9>"$TMP/s3-stdin"
+	read -r _word S3_PORT _ <"$TMP/s3-ready"
+	if [ "$_word" != READY ]; then
+		echo "Bail out! the S3 test server did not start: $(cat "$TMP/s3.log")"
+		exit 1
+	fi
+	S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+	AWS_ENDPOINT_URL=$S3_ENDPOINT
+	AWS_REGION=auto
+	AWS_ACCESS_KEY_ID=CAIRNTESTACCESSKEY01
+	AWS_SECRET_ACCESS_KEY=cairn/test/secret/key/0123456789abcdefghij
+	export AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+}
+
+s3_ctl() {	# s3_ctl METHOD PATH: a control request to the proxy
+	curl -sf -X "$1" "$S3_ENDPOINT$2"
+}
+
+s3_stat() {	# s3_stat NAME: one counter of /__proxy/stats ("put.count", "requests")
+	s3_ctl GET /__proxy/stats | "${NODE:-node}" -e '
+		let v = JSON.parse(require("fs").readFileSync(0, "utf8"));
+		for (const k of process.argv[1].split(".")) v = v == null ? v : v[k];
+		console.log(v == null ? -1 : v);' "$1"
+}
