@@ -61,21 +61,16 @@ char *xstrndup(const char *s, size_t n)
 
 char *xasprintf(const char *fmt, ...)
 {
-	struct buf b = BUF_INIT;
 	va_list ap;
+	char *p;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vasprintf(&p, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		oom(0);
-	buf_grow(&b, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf((char *)b.data, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b.len = (size_t)n;
-	return buf_detach(&b, NULL);
+	return p;
 }
 
 void buf_init(struct buf *b)
@@ -137,18 +132,16 @@ void buf_addc(struct buf *b, char c)
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
+	char *p;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vasprintf(&p, fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		return;
-	buf_grow(b, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
+		oom(0);
+	buf_add(b, p, (size_t)n);
+	free(p);
 }
 
 void buf_setlen(struct buf *b, size_t len)
