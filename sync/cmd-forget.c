@@ -74,7 +74,7 @@ static int cmd_forget_exec(int argc, char **argv)
 	int *keep = NULL, prune = 0, dry = 0, opt, rc;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+" CMD_COMMON_SHORTOPTS "n", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS "n", longopts, NULL)) != -1) {
 		long *slot = opt == 'l' ? &k.last : opt == 'H' ? &k.hourly :
 			     opt == 'd' ? &k.daily : opt == 'W' ? &k.weekly : NULL;
 

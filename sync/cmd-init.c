@@ -24,7 +24,7 @@ static int cmd_init_exec(int argc, char **argv)
 	int create_key = 0, had_key = 1, opt, rc;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+" CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
 		if (cmd_common_opt(&c, opt, optarg))
 			continue;
 		if (opt != 'K')

@@ -49,7 +49,7 @@ static int cmd_prune_exec(int argc, char **argv)
 	int dry = 0, opt, rc;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+" CMD_COMMON_SHORTOPTS "n", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS "n", longopts, NULL)) != -1) {
 		if (cmd_common_opt(&c, opt, optarg))
 			continue;
 		if (opt != 'n')

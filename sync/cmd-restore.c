@@ -12,11 +12,18 @@
 #include "fetch.h"
 #include "restore.h"
 
+struct progress_ctx {
+	const struct cmd_common *c;
+	struct restore_progress last;	/* for the summary: what was written */
+};
+
 static void show_progress(const struct restore_progress *p, void *arg)
 {
-	const struct cmd_common *c = arg;
+	struct progress_ctx *pc = arg;
+	const struct cmd_common *c = pc->c;
 	char b1[32], b2[32];
 
+	pc->last = *p;
 	cmd_progress_line(c, "%llu/%llu files, %s of %s", (unsigned long long)p->files,
 			  (unsigned long long)p->total_files, cmd_bytes(p->bytes, b1),
 			  cmd_bytes(p->total_bytes, b2));
@@ -32,6 +39,7 @@ static int cmd_restore_exec(int argc, char **argv)
 	};
 	struct cmd_common c = { 0 };
 	struct restore_opts ro = { 0 };
+	struct progress_ctx pc = { .c = &c };
 	struct record_snapshot rec;
 	struct index *idx = NULL;
 	struct repo *r = NULL;
@@ -39,7 +47,7 @@ static int cmd_restore_exec(int argc, char **argv)
 	int opt, rc;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+" CMD_COMMON_SHORTOPTS "i:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS "i:", longopts, NULL)) != -1) {
 		if (cmd_common_opt(&c, opt, optarg))
 			continue;
 		if (opt == 'i')
@@ -58,7 +66,7 @@ static int cmd_restore_exec(int argc, char **argv)
 	}
 	record_snapshot_init(&rec);
 	ro.progress = show_progress;
-	ro.progress_arg = &c;
+	ro.progress_arg = &pc;
 	rc = cmd_resolve_snapshot(r, argv[optind], id);
 	if (!rc)
 		rc = fetch_snapshot(r, id, &rec);
@@ -71,12 +79,12 @@ static int cmd_restore_exec(int argc, char **argv)
 		rc = cmd_fail(&cmd_restore_entry, NULL);
 	else if (c.json)
 		cmd_json_line(json_pack("{s:s, s:s, s:I, s:I}", "snapshot", id, "target", argv[optind + 1],
-					"files", (json_int_t)rec.stats.files,
-					"bytes", (json_int_t)rec.stats.bytes));
+					"files", (json_int_t)pc.last.files,
+					"bytes", (json_int_t)pc.last.bytes));
 	else if (!c.quiet)
 		printf("restored snapshot %.8s (generation %llu) to %s: %llu files, %s\n", id,
 		       (unsigned long long)rec.generation, argv[optind + 1],
-		       (unsigned long long)rec.stats.files, cmd_bytes(rec.stats.bytes, b1));
+		       (unsigned long long)pc.last.files, cmd_bytes(pc.last.bytes, b1));
 	index_free(idx);
 	record_snapshot_free(&rec);
 	repo_close(r);

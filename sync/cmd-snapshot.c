@@ -50,7 +50,7 @@ static int cmd_snapshot_exec(int argc, char **argv)
 	int opt, rc;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+" CMD_COMMON_SHORTOPTS "t:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS "t:", longopts, NULL)) != -1) {
 		if (cmd_common_opt(&c, opt, optarg))
 			continue;
 		if (opt == 't') {

@@ -449,7 +449,7 @@ int record_snapshot_decode(const uint8_t *data, size_t len, struct record_snapsh
 	static const char *const known[] = {
 		"version", "time", "host", "generation", "parent", "roots", "tags", "stats", NULL
 	};
-	const struct dec d = { "snapshot record" };
+	const struct dec d = { "snapshot record" }, ds = { "snapshot record: stats" };
 	json_t *o, *v, *r;
 	const char *key, *str;
 	int rc;
@@ -541,7 +541,7 @@ int record_snapshot_decode(const uint8_t *data, size_t len, struct record_snapsh
 	}
 	/* Unknown statistics are ignored: a newer writer may count more. */
 	for (size_t i = 0; i < NSTATS; i++)
-		TRY(get_int(&d, v, stat_fields[i].name, 0, RECORD_INT_MAX,
+		TRY(get_int(&ds, v, stat_fields[i].name, 0, RECORD_INT_MAX,
 			    stat_ptr(&out->stats, i)));
 	rc = 0;
 out:
