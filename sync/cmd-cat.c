@@ -459,7 +459,7 @@ static int cmd_cat_exec(int argc, char **argv)
 	int opt, rc, need = -1;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+" CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1)
+	while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1)
 		if (!cmd_common_opt(&c, opt, optarg))
 			return cmd_usage(&cmd_cat_entry);
 	if (optind >= argc)

@@ -106,7 +106,7 @@ static int cmd_check_exec(int argc, char **argv)
 	int opt, rc;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+" CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
 		if (cmd_common_opt(&c, opt, optarg))
 			continue;
 		if (opt != 'D')

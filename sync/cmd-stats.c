@@ -93,7 +93,7 @@ static int cmd_stats_exec(int argc, char **argv)
 	int opt, rc;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+" CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1)
+	while ((opt = getopt_long(argc, argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1)
 		if (!cmd_common_opt(&c, opt, optarg))
 			return cmd_usage(&cmd_stats_entry);
 	if (optind != argc)

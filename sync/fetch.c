@@ -8,6 +8,8 @@
  */
 #include "config.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,122 @@
 #include "fetch.h"
 #include "idxcache.h"
 #include "log.h"
+
+/* Tree packs are small (a 30,000-file tree is a few MiB) and every walk
+ * reads most of their blobs, so they are fetched whole and kept, least
+ * recently used out first, within PACK_CACHE_LIMIT bytes.  Data packs are
+ * never cached: their blobs are read with range GETs. */
+#define PACK_CACHE_LIMIT (256u << 20)
+
+struct cached_pack {
+	char name[PACK_NAME_SIZE];
+	struct buf bytes;
+	uint64_t used;		/* tick of the last use */
+};
+
+struct pack_cache {
+	pthread_mutex_t lock;	/* guards everything below */
+	struct cached_pack *packs;
+	size_t n, cap;
+	uint64_t bytes, tick;
+};
+
+static struct pack_cache *cache_of(struct repo *r)
+{
+	static pthread_mutex_t make = PTHREAD_MUTEX_INITIALIZER;
+
+	pthread_mutex_lock(&make);
+	if (!r->tree_packs) {
+		r->tree_packs = xcalloc(1, sizeof(*r->tree_packs));
+		pthread_mutex_init(&r->tree_packs->lock, NULL);
+	}
+	pthread_mutex_unlock(&make);
+	return r->tree_packs;
+}
+
+void fetch_cache_free(struct pack_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		buf_free(&c->packs[i].bytes);
+	free(c->packs);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* Copies the len bytes at off of cached pack name into out; 1 when the
+ * pack was cached, 0 when not. */
+static int cache_read(struct pack_cache *c, const char *name, uint64_t off, uint64_t len,
+		      struct buf *out)
+{
+	int hit = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->n; i++) {
+		struct cached_pack *p = &c->packs[i];
+
+		if (strcmp(p->name, name))
+			continue;
+		p->used = ++c->tick;
+		if (off <= p->bytes.len && len <= p->bytes.len - off)
+			buf_add(out, p->bytes.data + off, (size_t)len);
+		hit = 1;
+		break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return hit;
+}
+
+/* Keeps bytes (taken over) as pack name, evicting the least recently used. */
+static void cache_keep(struct pack_cache *c, const char *name, struct buf *bytes)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->n && c->bytes + bytes->len > PACK_CACHE_LIMIT) {
+		size_t old = 0;
+
+		for (size_t i = 1; i < c->n; i++)
+			if (c->packs[i].used < c->packs[old].used)
+				old = i;
+		c->bytes -= c->packs[old].bytes.len;
+		buf_free(&c->packs[old].bytes);
+		c->packs[old] = c->packs[--c->n];
+	}
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		c->packs = xrealloc(c->packs, c->cap * sizeof(*c->packs));
+	}
+	snprintf(c->packs[c->n].name, PACK_NAME_SIZE, "%s", name);
+	c->packs[c->n].bytes = *bytes;
+	c->packs[c->n].used = ++c->tick;
+	c->bytes += bytes->len;
+	c->n++;
+	buf_init(bytes);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The sealed bytes of one blob: from the cache for tree packs (fetching the
+ * whole pack on a miss), with a range GET for data packs. */
+static int read_sealed(struct repo *r, const struct index_entry *ent, struct buf *sealed)
+{
+	struct pack_cache *c;
+	struct buf whole = BUF_INIT;
+	int rc;
+
+	if (ent->e.ref.type != KEYS_BLOB_TREE)
+		return store_get(r->store, ent->pack, ent->e.offset, ent->e.ref.length, sealed, NULL);
+	c = cache_of(r);
+	if (cache_read(c, ent->pack, ent->e.offset, ent->e.ref.length, sealed))
+		return 0;
+	rc = store_get(r->store, ent->pack, 0, STORE_TO_END, &whole, NULL);
+	if (!rc) {
+		if (ent->e.offset <= whole.len && ent->e.ref.length <= whole.len - ent->e.offset)
+			buf_add(sealed, whole.data + ent->e.offset, ent->e.ref.length);
+		cache_keep(c, ent->pack, &whole);
+	}
+	buf_free(&whole);
+	return rc;
+}
 
 int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type,
 	       const uint8_t id[KEYS_BLOB_ID_LEN], struct buf *out)
@@ -32,7 +150,7 @@ int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type
 	if (ent.e.ref.type != type)
 		return err_set(-EBADMSG, "blob %.16s in %s is a %s blob, expected %s", hex, ent.pack,
 			       keys_blob_type_name(ent.e.ref.type), keys_blob_type_name(type));
-	rc = store_get(r->store, ent.pack, ent.e.offset, ent.e.ref.length, &sealed, NULL);
+	rc = read_sealed(r, &ent, &sealed);
 	if (!rc && sealed.len != ent.e.ref.length)
 		rc = err_set(-EBADMSG, "%s: pack is shorter than its header says (blob %.16s)",
 			     ent.pack, hex);

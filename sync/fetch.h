@@ -20,6 +20,9 @@
 int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type,
 	       const uint8_t id[KEYS_BLOB_ID_LEN], struct buf *out);
 
+/* Frees the tree pack cache of a repo (repo_close calls it). */
+void fetch_cache_free(struct pack_cache *c);
+
 /* Fetches and decodes tree blob id into *out (free with tree_free). */
 int fetch_tree(struct repo *r, const struct index *idx,
 	       const uint8_t id[KEYS_BLOB_ID_LEN], struct tree *out);

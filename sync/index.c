@@ -969,7 +969,8 @@ int index_load_from_store(struct index *idx, struct store *s,
 	rc = store_list(s, INDEX_PREFIX, list_cb, &l);
 	if (rc)
 		goto out;
-	qsort(l.names, l.n, sizeof(*l.names), cmp_str);
+	if (l.n > 1)
+		qsort(l.names, l.n, sizeof(*l.names), cmp_str);
 
 	/* fetch and verify every object idx does not know; nothing changes yet */
 	fresh = xcalloc(l.n ? l.n : 1, sizeof(*fresh));

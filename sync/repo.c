@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "fetch.h"
 #include "fsutil.h"
 #include "repo.h"
 
@@ -377,6 +378,7 @@ void repo_close(struct repo *r)
 		return;
 	if (r->lease)
 		repo_lease_release(r);
+	fetch_cache_free(r->tree_packs);
 	store_close(r->store);
 	store_close(r->base);
 	keys_ring_free(r->ring);

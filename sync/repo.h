@@ -61,6 +61,9 @@ struct repo {
 	int force;
 	/* the lease, while held (repo_lease_acquire) */
 	struct repo_lease *lease;
+	/* whole tree packs read so far (fetch.c), so that walking a snapshot
+	 * costs one GET per tree pack, not one per directory */
+	struct pack_cache *tree_packs;
 };
 
 /* Creates a new workspace: a random id, a fresh keyring wrapped under the

@@ -409,7 +409,8 @@ static int fetch_all(struct restore *rs)
 	pthread_t tid[32];
 
 	/* equal blobs sit side by side within a pack after this sort */
-	qsort(rs->needs, rs->nneeds, sizeof(*rs->needs), cmp_need);
+	if (rs->nneeds > 1)
+		qsort(rs->needs, rs->nneeds, sizeof(*rs->needs), cmp_need);
 	if (workers > 32)
 		workers = 32;
 	for (int i = 0; i < workers; i++)
@@ -459,7 +460,8 @@ static int finish(struct restore *rs)
 		else
 			rs->prog.files++;
 	}
-	qsort(rs->dirs, rs->ndirs, sizeof(*rs->dirs), cmp_dir_depth);
+	if (rs->ndirs > 1)
+		qsort(rs->dirs, rs->ndirs, sizeof(*rs->dirs), cmp_dir_depth);
 	for (size_t i = 0; !rc && i < rs->ndirs; i++) {
 		rc = apply_meta(rs, rs->dirs[i].path, &rs->dirs[i].meta);
 		rs->prog.dirs++;

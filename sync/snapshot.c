@@ -52,8 +52,10 @@ struct walk {
 	size_t chunk_max;
 	struct buf data;		/* file read buffer */
 	struct buf path;		/* the path being walked, for messages */
-	struct link_seen *links;
+	struct link_seen *links;	/* hard-linked inodes seen, by group */
 	size_t nlinks, links_cap;
+	size_t *link_slots;		/* hash of (dev, ino): index into links + 1 */
+	size_t nslots;
 	uint64_t next_group;
 	struct record_stats st;
 	struct snapshot_progress prog;
@@ -88,12 +90,44 @@ static void progress(struct walk *w, const char *path)
 	w->o->progress(&w->prog, w->o->progress_arg);
 }
 
+static size_t link_slot(uint64_t dev, uint64_t ino, size_t cap)
+{
+	uint64_t h = (ino ^ (dev * 0x9E3779B97F4A7C15ull)) * 0xff51afd7ed558ccdull;
+
+	return (size_t)(h >> 17) & (cap - 1);
+}
+
 static struct link_seen *link_find(struct walk *w, uint64_t dev, uint64_t ino)
 {
-	for (size_t i = w->nlinks; i-- > 0;)
-		if (w->links[i].ino == ino && w->links[i].dev == dev)
-			return &w->links[i];
+	if (!w->link_slots)
+		return NULL;
+	for (size_t i = link_slot(dev, ino, w->nslots); w->link_slots[i];
+	     i = (i + 1) & (w->nslots - 1)) {
+		struct link_seen *l = &w->links[w->link_slots[i] - 1];
+
+		if (l->ino == ino && l->dev == dev)
+			return l;
+	}
 	return NULL;
+}
+
+/* Indexes links[n] in the hash of (dev, ino), growing it at half full. */
+static void link_index(struct walk *w, size_t n)
+{
+	if ((w->nlinks + 1) * 2 > w->nslots) {
+		free(w->link_slots);
+		w->nslots = w->nslots ? w->nslots * 2 : 128;
+		w->link_slots = xcalloc(w->nslots, sizeof(*w->link_slots));
+		for (size_t k = 0; k + 1 < w->nlinks; k++)
+			link_index(w, k);
+	}
+	for (size_t i = link_slot(w->links[n].dev, w->links[n].ino, w->nslots);;
+	     i = (i + 1) & (w->nslots - 1)) {
+		if (!w->link_slots[i]) {
+			w->link_slots[i] = n + 1;
+			return;
+		}
+	}
 }
 
 static struct link_seen *link_add(struct walk *w, const struct tree_entry *e)
@@ -112,6 +146,7 @@ static struct link_seen *link_add(struct walk *w, const struct tree_entry *e)
 	l->blobs = xmalloc((e->nblobs ? e->nblobs : 1) * TREE_ID_LEN);
 	if (e->nblobs)
 		memcpy(l->blobs, e->blobs, e->nblobs * TREE_ID_LEN);
+	link_index(w, w->nlinks - 1);
 	return l;
 }
 
@@ -315,7 +350,8 @@ static int list_dir(struct walk *w, int dirfd, char ***names_out, size_t *n_out)
 		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_names);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_names);
 	*names_out = names;
 	*n_out = n;
 	return 0;
@@ -627,6 +663,7 @@ int snapshot_dir(struct repo *r, const char *dir, const struct snapshot_opts *o,
 	for (size_t i = 0; i < w.nlinks; i++)
 		free(w.links[i].blobs);
 	free(w.links);
+	free(w.link_slots);
 	buf_free(&w.data);
 	buf_free(&w.path);
 	if (own_lease)
