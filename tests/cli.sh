@@ -44,6 +44,38 @@ run selftest --store "ftp://example/x"
 check "a bad store URL exits 1" test "$rc" -eq 1
 check "with one line that names the URL" sh -c "[ \$(wc -l <'$tmp/err') -eq 1 ] && grep -q 'ftp://example/x' '$tmp/err'"
 
+# cairn.conf: sections picked with -w, bad lines named by file:line
+cat >"$tmp/good.conf" <<EOF
+# a comment
+[workspace main]
+store = file://$tmp/conf-store
+key = file:$tmp/conf-key
+keep_last = 3
+
+[agent claude]
+command = claude
+EOF
+CAIRN_STATE_DIR=$tmp/state run init --create-key -c "$tmp/good.conf" -w main
+check "init takes store and key from the [workspace main] section" test "$rc" -eq 0 || out
+check "and wrote the key the section names" test -f "$tmp/conf-key"
+CAIRN_STATE_DIR=$tmp/state run ls -c "$tmp/good.conf"
+check "the only workspace section is used without -w; other sections are skipped" test "$rc" -eq 0 || out
+CAIRN_STATE_DIR=$tmp/state run ls -c "$tmp/good.conf" -w nosuch
+check "-w with a missing section exits 1" test "$rc" -eq 1
+check "and names the section" grep -q "no \[workspace nosuch\] section" "$tmp/err"
+printf '[workspace main]\nstore = file:///x\nstorage_class = cold\n' >"$tmp/bad.conf"
+run ls -c "$tmp/bad.conf"
+check "an unknown key exits 1" test "$rc" -eq 1
+check "with file:line and the key" grep -q "bad.conf:3: unknown key 'storage_class'" "$tmp/err" || out
+printf '[workspace main]\ninterval = soon\n' >"$tmp/bad2.conf"
+run ls -c "$tmp/bad2.conf"
+check "a bad duration exits 1 naming file:line" sh -c "[ $rc -eq 1 ] && grep -q 'bad2.conf:2:.*not a duration' '$tmp/err'" || out
+CAIRN_STATE_DIR=$tmp/state run ls -c "$tmp/good.conf" --key "file:$tmp/nokey"
+check "a flag beats the config file (the missing key file given by --key)" sh -c "[ $rc -eq 1 ] && grep -q nokey '$tmp/err'" || out
+chmod 644 "$tmp/conf-key"
+CAIRN_STATE_DIR=$tmp/state run ls -c "$tmp/good.conf"
+check "a key file readable by others is refused" sh -c "[ $rc -eq 1 ] && grep -q 'too open' '$tmp/err'" || out
+
 # S3 through the R2-like proxy: the real signer against a real verifier.
 s3_start
 run selftest --store s3://cairn-test/ci
