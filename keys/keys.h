@@ -331,4 +331,11 @@ int keys_open_object(const struct keys_key *dk, enum keys_obj_kind kind,
 		     const char *object_name, const char *ws_id,
 		     const uint8_t *sealed, size_t len, struct buf *out);
 
+/* keys_open_object with whichever data key of ring the object's header
+ * names (keys_object_key_id, then keys_ring_find).  Returns 0, -ENOENT when
+ * the ring has no such key, or an error of keys_open_object. */
+int keys_ring_open_object(const struct keys_ring *ring, enum keys_obj_kind kind,
+			  const char *object_name, const char *ws_id,
+			  const uint8_t *sealed, size_t len, struct buf *out);
+
 #endif

@@ -253,3 +253,18 @@ int keys_open_object(const struct keys_key *dk, enum keys_obj_kind kind,
 	buf_setlen(out, out->len + (size_t)plen);
 	return 0;
 }
+
+int keys_ring_open_object(const struct keys_ring *ring, enum keys_obj_kind kind,
+			  const char *object_name, const char *ws_id,
+			  const uint8_t *sealed, size_t len, struct buf *out)
+{
+	char key_id[KEYS_ID_SIZE];
+	const struct keys_key *dk;
+	int rc = keys_object_key_id(sealed, len, key_id, NULL);
+
+	if (!rc)
+		rc = keys_ring_find(ring, key_id, &dk);
+	if (!rc)
+		rc = keys_open_object(dk, kind, object_name, ws_id, sealed, len, out);
+	return rc;
+}

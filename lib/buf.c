@@ -59,17 +59,27 @@ char *xstrndup(const char *s, size_t n)
 	return p;
 }
 
+/* vasprintf that aborts on failure; *len gets the length. */
+static char *xvasprintf(size_t *len, const char *fmt, va_list ap)
+{
+	char *p;
+	int n = vasprintf(&p, fmt, ap);
+
+	if (n < 0)
+		oom(0);
+	*len = (size_t)n;
+	return p;
+}
+
 char *xasprintf(const char *fmt, ...)
 {
 	va_list ap;
+	size_t n;
 	char *p;
-	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&p, fmt, ap);
+	p = xvasprintf(&n, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		oom(0);
 	return p;
 }
 
@@ -132,15 +142,13 @@ void buf_addc(struct buf *b, char c)
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
+	size_t n;
 	char *p;
-	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&p, fmt, ap);
+	p = xvasprintf(&n, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		oom(0);
-	buf_add(b, p, (size_t)n);
+	buf_add(b, p, n);
 	free(p);
 }
 

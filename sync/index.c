@@ -768,20 +768,6 @@ static int decode_object(struct dobj *d)
 	return rc;
 }
 
-static int open_sealed(const struct keys_ring *ring, const char *name, const char *ws_id,
-		       const uint8_t *sealed, size_t len, struct buf *out)
-{
-	char key_id[KEYS_ID_SIZE];
-	const struct keys_key *dk;
-	int rc = keys_object_key_id(sealed, len, key_id, NULL);
-
-	if (!rc)
-		rc = keys_ring_find(ring, key_id, &dk);
-	if (!rc)
-		rc = keys_open_object(dk, KEYS_OBJ_INDEX, name, ws_id, sealed, len, out);
-	return rc;
-}
-
 /* Seals the plaintext, puts it under a fresh name, records the object as
  * live with packs[] (clearing their pending marks) and, when sup is given,
  * the objects sup[] as superseded. */
@@ -947,7 +933,7 @@ static int fetch_object(struct store *s, const struct keys_ring *ring, const cha
 	memcpy(d->name, name, INDEX_NAME_SIZE);
 	buf_init(&d->plain);
 	if (!rc) {
-		rc = open_sealed(ring, name, ws_id, sealed.data, sealed.len, &d->plain);
+		rc = keys_ring_open_object(ring, KEYS_OBJ_INDEX, name, ws_id, sealed.data, sealed.len, &d->plain);
 		if (rc)
 			err_prefix(rc, "index object %s", name);
 	}

@@ -340,22 +340,6 @@ int pack_writer_finish(struct pack_writer *w, const struct keys_key *dk,
 
 /* ---- reader ------------------------------------------------------------- */
 
-/* Opens a sealed object with whichever data key of ring its header names. */
-static int open_sealed(const struct keys_ring *ring, enum keys_obj_kind kind,
-		       const char *name, const char *ws_id,
-		       const uint8_t *sealed, size_t len, struct buf *out)
-{
-	char key_id[KEYS_ID_SIZE];
-	const struct keys_key *dk;
-	int rc = keys_object_key_id(sealed, len, key_id, NULL);
-
-	if (!rc)
-		rc = keys_ring_find(ring, key_id, &dk);
-	if (!rc)
-		rc = keys_open_object(dk, kind, name, ws_id, sealed, len, out);
-	return rc;
-}
-
 static int parse_header(const char *name, enum keys_blob_type type,
 			const uint8_t *p, size_t len, uint64_t blobs_end,
 			struct pack_header *out)
@@ -450,7 +434,7 @@ int pack_read_header(const struct keys_ring *ring, const char *ws_id,
 	}
 	blobs_end = pack_size - 4 - hlen;
 	sealed = tail + tail_len - 4 - hlen;
-	rc = open_sealed(ring, KEYS_OBJ_PACK_HEADER, pack_name, ws_id, sealed, hlen, &plain);
+	rc = keys_ring_open_object(ring, KEYS_OBJ_PACK_HEADER, pack_name, ws_id, sealed, hlen, &plain);
 	if (rc) {
 		buf_free(&plain);
 		return err_prefix(rc, "pack %s: header", pack_name);

@@ -406,16 +406,10 @@ int repo_get_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
 		    struct buf *plain, struct store_info *info)
 {
 	struct buf sealed = BUF_INIT;
-	char key_id[KEYS_ID_SIZE];
-	const struct keys_key *dk;
 	int rc = store_get(r->store, name, 0, STORE_TO_END, &sealed, info);
 
 	if (!rc)
-		rc = keys_object_key_id(sealed.data, sealed.len, key_id, NULL);
-	if (!rc)
-		rc = keys_ring_find(r->ring, key_id, &dk);
-	if (!rc)
-		rc = keys_open_object(dk, kind, name, r->ws_id, sealed.data, sealed.len, plain);
+		rc = keys_ring_open_object(r->ring, kind, name, r->ws_id, sealed.data, sealed.len, plain);
 	if (rc && rc != -ENOENT)
 		err_prefix(rc, "%s%s", r->store->url, name);
 	buf_free(&sealed);
