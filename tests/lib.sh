@@ -7,6 +7,7 @@
 #   s3_start                                 # sets S3_ENDPOINT, S3_PORT, AWS_*
 #   s3_ctl POST /__proxy/reset               # control request, prints body
 #   s3_stat put.count                        # one counter
+#   cmd & bg_track $!; ...; bg_wait $!       # background jobs the cleanup kills
 #   finish                                   # prints the plan, exit status
 
 set -u
@@ -17,8 +18,13 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test-XXXXXX")
 _n=0
 _failed=0
 _s3_pid=
+_bg_pids=
 
 _cleanup() {
+	for _p in $_bg_pids; do
+		kill -9 "$_p" 2>/dev/null
+		wait "$_p" 2>/dev/null
+	done
 	if [ -n "$_s3_pid" ]; then
 		kill "$_s3_pid" 2>/dev/null
 		wait "$_s3_pid" 2>/dev/null
@@ -41,6 +47,16 @@ check() {	# check DESCRIPTION COMMAND...: ok when the command succeeds
 	return 1
 }
 
+bg_track() {	# bg_track PID: a background job the cleanup kills (-9) if still there
+	_bg_pids="$_bg_pids $1"
+}
+
+bg_wait() {	# bg_wait PID: waits for a tracked job, sets $bg_rc, untracks it
+	wait "$1" 2>/dev/null	# no "Killed" from the shell: the caller checks $bg_rc
+	bg_rc=$?
+	_bg_pids=$(for _p in $_bg_pids; do [ "$_p" = "$1" ] || printf ' %s' "$_p"; done)
+}
+
 diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
 
 finish() {
@@ -50,8 +66,10 @@ finish() {
 
 s3_start() {	# the server exits when its stdin (fd 9) closes, too
 	mkfifo "$TMP/s3-ready" "$TMP/s3-stdin"
+	# stdin first: each end of a fifo blocks in open() until the other end
+	# opens, so both sides must open the two fifos in the same order
 	"${NODE:-node}" "$SRCDIR/tests/s3/server.js" --dir "$TMP/s3" "$@" \
-		>"$TMP/s3-ready" <"$TMP/s3-stdin" 2>"$TMP/s3.log" &
+		<"$TMP/s3-stdin" >"$TMP/s3-ready" 2>"$TMP/s3.log" &
 	_s3_pid=$!
 	exec 9>"$TMP/s3-stdin"
 	read -r _word S3_PORT _ <"$TMP/s3-ready"
