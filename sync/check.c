@@ -39,6 +39,7 @@ const char *check_kind_name(enum check_kind kind)
 	switch (kind) {
 	case CHECK_DAMAGED: return "damaged";
 	case CHECK_MISSING: return "missing";
+	case CHECK_STALE: return "stale";
 	case CHECK_UNREFERENCED: return "unreferenced";
 	case CHECK_STRAY: return "stray";
 	}
@@ -214,6 +215,7 @@ struct ck {
 	struct layer *layer;
 	struct index *idx;
 	struct idset trees, blobs;
+	struct idset present;	/* ids with a copy in a stored pack (lazily) */
 	/* the workspace's listing, by kind, each sorted */
 	struct object *keys, *packs, *index_objs, *snaps;
 	size_t nkeys, npacks, nindex, nsnaps;
@@ -473,6 +475,32 @@ static int find_listers(const char *obj, enum index_obj_state state,
 	return 0;
 }
 
+static int collect_present(const struct index_entry *ent, void *arg)
+{
+	struct ck *c = arg;
+
+	if (find_object(c->packs, c->npacks, ent->pack))
+		idset_add(&c->present, ent->e.ref.id);
+	return 0;
+}
+
+/* 1 when every blob of the (missing) pack has a copy in a stored pack. */
+static int copies_elsewhere(struct ck *c, const char *pack)
+{
+	struct pack_entry *e = NULL;
+	size_t n = 0;
+	int all = 1;
+
+	if (!c->present.cap)
+		index_foreach(c->idx, collect_present, c);
+	if (index_pack_entries(c->idx, pack, &e, &n))
+		return 0;
+	for (size_t i = 0; all && i < n; i++)
+		all = idset_has(&c->present, e[i].ref.id);
+	free(e);
+	return all;
+}
+
 static int missing_pack(const char *pack, size_t n_entries, int listed, void *arg)
 {
 	struct ck *c = arg;
@@ -482,8 +510,12 @@ static int missing_pack(const char *pack, size_t n_entries, int listed, void *ar
 	if (find_object(c->packs, c->npacks, pack))
 		return 0;
 	index_foreach_object(c->idx, find_listers, &l);
-	report(c, CHECK_MISSING, pack, "%s (%zu blobs) is listed by %s but not in the store",
-	       pack, n_entries, l.names.len ? buf_str(&l.names) : "the index");
+	if (copies_elsewhere(c, pack))
+		report(c, CHECK_STALE, pack, "%s is listed by %s but not in the store; every blob of it is in another pack (prune drops the entry)",
+		       pack, l.names.len ? buf_str(&l.names) : "the index");
+	else
+		report(c, CHECK_MISSING, pack, "%s (%zu blobs) is listed by %s but not in the store",
+		       pack, n_entries, l.names.len ? buf_str(&l.names) : "the index");
 	buf_free(&l.names);
 	return 0;
 }
@@ -722,6 +754,7 @@ out:
 	index_free(c.idx);
 	idset_free(&c.trees);
 	idset_free(&c.blobs);
+	idset_free(&c.present);
 	free_objects(c.keys, c.nkeys);
 	free_objects(c.packs, c.npacks);
 	free_objects(c.index_objs, c.nindex);

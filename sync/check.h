@@ -22,11 +22,13 @@ enum check_kind {
 	CHECK_MISSING,		/* an object something refers to is not there */
 	CHECK_UNREFERENCED,	/* a pack no index lists (warning: prune removes it) */
 	CHECK_STRAY,		/* a name that is no cairn object (warning) */
+	CHECK_STALE,		/* an indexed pack that is gone, every blob of it
+				 * kept elsewhere (warning: prune drops it) */
 };
 
 /* 1 for the kinds that make a repository damaged, 0 for warnings. */
 int check_kind_is_damage(enum check_kind kind);
-/* "damaged", "missing", "unreferenced", "stray". */
+/* "damaged", "missing", "unreferenced", "stray", "stale". */
 const char *check_kind_name(enum check_kind kind);
 
 struct check_problem {

@@ -17,11 +17,12 @@ int cmd_prune_report(struct cmd_common *c, const struct prune_stats *st, int dry
 	char b1[32], b2[32];
 
 	if (c->json) {
-		cmd_json_line(json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "dry_run", dry_run,
+		cmd_json_line(json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "dry_run", dry_run,
 					"packs", (json_int_t)st->packs,
 					"packs_deleted", (json_int_t)st->packs_deleted,
 					"packs_repacked", (json_int_t)st->packs_repacked,
 					"packs_unreferenced", (json_int_t)st->packs_unreferenced,
+					"packs_stale", (json_int_t)st->packs_stale,
 					"blobs_dead", (json_int_t)st->blobs_dead,
 					"bytes_before", (json_int_t)st->bytes_before,
 					"bytes_freed", (json_int_t)st->bytes_freed));

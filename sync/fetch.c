@@ -135,6 +135,51 @@ static int read_sealed(struct repo *r, const struct index_entry *ent, struct buf
 	return rc;
 }
 
+struct copies {
+	const struct index_entry *of;
+	struct index_entry *found;
+	size_t n;
+};
+
+static int collect_copy(const struct index_entry *ent, void *arg)
+{
+	struct copies *c = arg;
+
+	if (memcmp(ent->e.ref.id, c->of->e.ref.id, KEYS_BLOB_ID_LEN) ||
+	    ent->e.ref.type != c->of->e.ref.type || !strcmp(ent->pack, c->of->pack))
+		return 0;
+	c->found = xrealloc(c->found, (c->n + 1) * sizeof(*c->found));
+	c->found[c->n++] = *ent;
+	return 0;
+}
+
+int fetch_blob_elsewhere(struct repo *r, const struct index *idx, const struct index_entry *ent,
+			 struct buf *out)
+{
+	struct copies c = { .of = ent };
+	char hex[BLOB_ID_HEX_SIZE];
+	int rc = -ENOENT;
+
+	index_foreach(idx, collect_copy, &c);
+	for (size_t i = 0; rc && i < c.n; i++) {
+		struct buf sealed = BUF_INIT;
+		size_t old = out->len;
+
+		rc = read_sealed(r, &c.found[i], &sealed);
+		if (!rc)
+			rc = blob_decode(r->ring, &c.found[i].e.ref, sealed.data, sealed.len, out);
+		if (rc)
+			buf_setlen(out, old);
+		buf_free(&sealed);
+	}
+	free(c.found);
+	blob_id_hex(ent->e.ref.id, hex);
+	if (rc)
+		return err_set(-ENOENT, "pack %s is missing from the store and no other copy of blob %.16s could be read: run 'cairn check'",
+			       ent->pack, hex);
+	return 0;
+}
+
 int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type,
 	       const uint8_t id[KEYS_BLOB_ID_LEN], struct buf *out)
 {
@@ -151,6 +196,12 @@ int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type
 		return err_set(-EBADMSG, "blob %.16s in %s is a %s blob, expected %s", hex, ent.pack,
 			       keys_blob_type_name(ent.e.ref.type), keys_blob_type_name(type));
 	rc = read_sealed(r, &ent, &sealed);
+	if (rc == -ENOENT) {
+		/* an index written late by a killed writer may name a pack that a
+		 * prune has deleted since; the blob has another copy then */
+		buf_free(&sealed);
+		return fetch_blob_elsewhere(r, idx, &ent, out);
+	}
 	if (!rc && sealed.len != ent.e.ref.length)
 		rc = err_set(-EBADMSG, "%s: pack is shorter than its header says (blob %.16s)",
 			     ent.pack, hex);

@@ -23,6 +23,12 @@ int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type
 /* Frees the tree pack cache of a repo (repo_close calls it). */
 void fetch_cache_free(struct pack_cache *c);
 
+/* Reads blob ent from another pack than ent->pack (the index may still list
+ * a pack that is gone: a killed writer's index landing after a prune).
+ * Appends the plaintext to out.  Returns 0 or -ENOENT. */
+int fetch_blob_elsewhere(struct repo *r, const struct index *idx, const struct index_entry *ent,
+			 struct buf *out);
+
 /* Fetches and decodes tree blob id into *out (free with tree_free). */
 int fetch_tree(struct repo *r, const struct index *idx,
 	       const uint8_t id[KEYS_BLOB_ID_LEN], struct tree *out);

@@ -136,19 +136,35 @@ struct plan {
 	struct mark *m;
 	struct pack_use *packs;
 	size_t n, cap;
+	size_t last;		/* the pack found last: the index walks pack by pack */
 };
+
+static struct pack_use *plan_find(struct plan *p, const char *name)
+{
+	if (p->last < p->n && !strcmp(p->packs[p->last].name, name))
+		return &p->packs[p->last];
+	for (size_t i = p->n; i-- > 0;) {
+		if (!strcmp(p->packs[i].name, name)) {
+			p->last = i;
+			return &p->packs[i];
+		}
+	}
+	return NULL;
+}
 
 static struct pack_use *plan_pack(struct plan *p, const char *name)
 {
-	for (size_t i = p->n; i-- > 0;)
-		if (!strcmp(p->packs[i].name, name))
-			return &p->packs[i];
+	struct pack_use *u = plan_find(p, name);
+
+	if (u)
+		return u;
 	if (p->n == p->cap) {
 		p->cap = p->cap ? p->cap * 2 : 256;
 		p->packs = xrealloc(p->packs, p->cap * sizeof(*p->packs));
 	}
 	memset(&p->packs[p->n], 0, sizeof(p->packs[p->n]));
 	snprintf(p->packs[p->n].name, PACK_NAME_SIZE, "%s", name);
+	p->last = p->n;
 	return &p->packs[p->n++];
 }
 
@@ -178,6 +194,45 @@ static int plan_entry(const struct index_entry *ent, void *arg)
 		u->dead_bytes += ent->e.ref.length;
 	}
 	return 0;
+}
+
+/* Ids that have a copy in a pack the store holds. */
+struct present {
+	struct plan *p;
+	struct idset ids;
+};
+
+static int collect_present(const struct index_entry *ent, void *arg)
+{
+	struct present *pr = arg;
+	struct pack_use *u = plan_find(pr->p, ent->pack);
+
+	if (u && u->size > 0)
+		idset_add(&pr->ids, ent->e.ref.id);
+	return 0;
+}
+
+/* A pack the index lists but the store lacks is stale (a killed writer's
+ * index that landed after a prune deleted the pack) when every live blob
+ * in it has a copy elsewhere: 1 then, else 0 (real damage). */
+static int pack_stale(struct plan *p, struct present *pr, const struct pack_use *u)
+{
+	struct pack_entry *e = NULL;
+	size_t n = 0;
+	int stale = 1;
+
+	if (!pr->ids.cap)
+		index_foreach(p->m->idx, collect_present, pr);
+	if (index_pack_entries(p->m->idx, u->name, &e, &n))
+		return 0;
+	for (size_t i = 0; stale && i < n; i++) {
+		const struct idset *live = e[i].ref.type == KEYS_BLOB_TREE ? &p->m->trees : &p->m->data;
+
+		if (idset_has(live, e[i].ref.id) && !idset_has(&pr->ids, e[i].ref.id))
+			stale = 0;
+	}
+	free(e);
+	return stale;
 }
 
 /* ---- repack ------------------------------------------------------------- */
@@ -257,6 +312,7 @@ int prune_repo(struct repo *r, int dry_run, struct prune_stats *st)
 {
 	struct mark m = { .r = r, .trees = IDSET_INIT, .data = IDSET_INIT };
 	struct plan p = { .m = &m };
+	struct present present = { &p, IDSET_INIT };
 	const char **doomed = NULL, **unindex = NULL;
 	size_t ndoomed = 0, nunindex = 0;
 	int *rewrite = NULL;
@@ -287,9 +343,14 @@ int prune_repo(struct repo *r, int dry_run, struct prune_stats *st)
 		st->blobs_live += u->live;
 		st->blobs_dead += u->dead;
 		if (u->indexed && u->size == 0) {
-			rc = err_set(-EBADMSG, "pack %s is in the index but not in the store: run 'cairn check' before pruning",
-				     u->name);
-			goto out;
+			if (!pack_stale(&p, &present, u)) {
+				rc = err_set(-EBADMSG, "pack %s is in the index but not in the store, and blobs a snapshot needs have no other copy: run 'cairn check'",
+					     u->name);
+				goto out;
+			}
+			st->packs_stale++;
+			unindex[nunindex++] = u->name;	/* drop it from the index only */
+			continue;
 		}
 		if (!u->indexed) {
 			st->packs_unreferenced++;
@@ -307,7 +368,7 @@ int prune_repo(struct repo *r, int dry_run, struct prune_stats *st)
 			unindex[nunindex++] = u->name;
 		}
 	}
-	if (dry_run || (!ndoomed && !st->blobs_dead))
+	if (dry_run || (!ndoomed && !nunindex && !st->blobs_dead))
 		goto out;
 	/* 1. the live blobs of sparse packs into new packs */
 	rc = repack(&m, &p, rewrite, st);
@@ -338,6 +399,7 @@ out:
 	free(doomed);
 	free(unindex);
 	free(p.packs);
+	idset_free(&present.ids);
 	idset_free(&m.trees);
 	idset_free(&m.data);
 	index_free(m.idx);

@@ -22,6 +22,7 @@ void prune_select(const struct record_snapshot *snaps, char (*ids)[RECORD_ID_SIZ
 
 struct prune_stats {
 	uint64_t packs, packs_deleted, packs_repacked, packs_unreferenced;
+	uint64_t packs_stale;	/* listed by the index, gone from the store, copies elsewhere */
 	uint64_t blobs_live, blobs_dead;
 	uint64_t bytes_before, bytes_freed, bytes_repacked;
 };

@@ -320,6 +320,27 @@ static int write_at(const char *path, const void *data, size_t len, uint64_t off
 	return rc;
 }
 
+/* needs[i..k) from other copies: their pack is gone from the store. */
+static int fetch_elsewhere(struct restore *rs, size_t i, size_t k)
+{
+	struct buf plain = BUF_INIT;
+	int rc = 0;
+
+	for (size_t n = i; !rc && n < k; n++) {
+		const struct need *nd = &rs->needs[n];
+		struct index_entry ent = { nd->pack, nd->e };
+
+		buf_reset(&plain);
+		rc = fetch_blob_elsewhere(rs->r, rs->idx, &ent, &plain);
+		if (!rc)
+			rc = write_at(rs->files[nd->file].tmp, plain.data, plain.len, nd->file_off);
+		if (rc > 0 || (rc < 0 && rc != -ENOENT && rc != -EBADMSG))
+			err_set(rc, "%s: cannot write: %s", rs->files[nd->file].path, strerror(-rc));
+	}
+	buf_free(&plain);
+	return rc;
+}
+
 /* Fetches needs[i..j) (one pack, sorted by offset) in coalesced ranges. */
 static int fetch_run(struct restore *rs, size_t i, size_t j)
 {
@@ -340,6 +361,11 @@ static int fetch_run(struct restore *rs, size_t i, size_t j)
 		}
 		buf_reset(&range);
 		rc = store_get(rs->r->store, rs->needs[i].pack, start, end - start, &range, NULL);
+		if (rc == -ENOENT) {
+			rc = fetch_elsewhere(rs, i, k);
+			i = k;
+			continue;
+		}
 		if (!rc && range.len != end - start)
 			rc = err_set(-EBADMSG, "%s: pack is shorter than its index entries say",
 				     rs->needs[i].pack);
