@@ -63,6 +63,12 @@ int cmd_list_snapshots(struct repo *r, struct record_snapshot **out, char (**ids
 		       size_t *n);
 void cmd_free_snapshots(struct record_snapshot *s, char (*ids)[RECORD_ID_SIZE], size_t n);
 
+struct prune_stats;
+/* Prints prune's summary (text or JSON); shared by prune and forget --prune. */
+int cmd_prune_report(struct cmd_common *c, const struct prune_stats *st, int dry_run);
+/* A prune progress callback for a struct cmd_common (arg). */
+void cmd_prune_progress(const char *phase, uint64_t count, void *arg);
+
 /* Prints one JSON object as a line on stdout and frees it. */
 void cmd_json_line(json_t *obj);
 

@@ -49,8 +49,6 @@ static void keep_from_conf(struct cmd_common *c, struct keep_rules *k)
 		k->weekly = w->keep_weekly;
 }
 
-int cmd_prune_report(struct cmd_common *c, const struct prune_stats *st, int dry_run);
-
 static int cmd_forget_exec(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -131,7 +129,10 @@ static int cmd_forget_exec(int argc, char **argv)
 	if (!rc && prune) {
 		struct prune_stats st;
 
-		rc = prune_repo(r, dry, &st);
+		struct prune_opts po = { dry, cmd_prune_progress, &c };
+
+		rc = prune_repo(r, &po, &st);
+		cmd_progress_done(&c);
 		if (!rc)
 			cmd_prune_report(&c, &st, dry);
 	}

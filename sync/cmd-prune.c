@@ -10,7 +10,10 @@
 #include "err.h"
 #include "prune.h"
 
-int cmd_prune_report(struct cmd_common *c, const struct prune_stats *st, int dry_run);
+void cmd_prune_progress(const char *phase, uint64_t count, void *arg)
+{
+	cmd_progress_line(arg, "prune: %s (%llu)", phase, (unsigned long long)count);
+}
 
 int cmd_prune_report(struct cmd_common *c, const struct prune_stats *st, int dry_run)
 {
@@ -65,8 +68,12 @@ static int cmd_prune_exec(int argc, char **argv)
 		return rc;
 	}
 	rc = dry ? 0 : repo_lease_acquire_as(r, "cairn prune");
-	if (!rc)
-		rc = prune_repo(r, dry, &st);
+	if (!rc) {
+		struct prune_opts po = { dry, cmd_prune_progress, &c };
+
+		rc = prune_repo(r, &po, &st);
+		cmd_progress_done(&c);
+	}
 	if (rc)
 		rc = cmd_fail(&cmd_prune_entry, NULL);
 	else

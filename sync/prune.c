@@ -70,7 +70,14 @@ struct mark {
 	struct repo *r;
 	struct index *idx;
 	struct idset trees, data;
+	const struct prune_opts *o;
 };
+
+static void prune_progress(const struct prune_opts *o, const char *phase, uint64_t count)
+{
+	if (o && o->progress)
+		o->progress(phase, count, o->progress_arg);
+}
 
 static int mark_tree(struct mark *m, const uint8_t id[KEYS_BLOB_ID_LEN])
 {
@@ -79,6 +86,8 @@ static int mark_tree(struct mark *m, const uint8_t id[KEYS_BLOB_ID_LEN])
 
 	if (idset_add(&m->trees, id))
 		return 0;	/* seen through another snapshot */
+	if (m->trees.n % 64 == 0)
+		prune_progress(m->o, "marking", m->trees.n);
 	rc = fetch_tree(m->r, m->idx, id, &t);
 	for (size_t i = 0; !rc && i < t.count; i++) {
 		const struct tree_entry *e = &t.entries[i];
@@ -286,6 +295,7 @@ static int repack(struct mark *m, struct plan *p, const int *rewrite, struct pru
 		}
 		pack_header_free(&h);
 		buf_free(&bytes);
+		prune_progress(m->o, "repacking", i + 1);
 	}
 	for (int t = 0; !rc && t < 2; t++) {
 		struct buf out = BUF_INIT;
@@ -308,9 +318,10 @@ static int repack(struct mark *m, struct plan *p, const int *rewrite, struct pru
 	return rc;
 }
 
-int prune_repo(struct repo *r, int dry_run, struct prune_stats *st)
+int prune_repo(struct repo *r, const struct prune_opts *o, struct prune_stats *st)
 {
-	struct mark m = { .r = r, .trees = IDSET_INIT, .data = IDSET_INIT };
+	struct mark m = { .r = r, .trees = IDSET_INIT, .data = IDSET_INIT, .o = o };
+	int dry_run = o && o->dry_run;
 	struct plan p = { .m = &m };
 	struct present present = { &p, IDSET_INIT };
 	const char **doomed = NULL, **unindex = NULL;
@@ -381,6 +392,7 @@ int prune_repo(struct repo *r, int dry_run, struct prune_stats *st)
 		rc = keys_ring_current(r->ring, &dk);
 	if (!rc)
 		rc = repo_lease_check(r);
+	prune_progress(o, "writing the index", 0);
 	if (!rc)
 		rc = index_write_consolidated(m.idx, r->store, dk, r->ws_id, NULL, NULL);
 	/* 3. the superseded index objects, 4. the packs nobody lists now */
@@ -388,6 +400,7 @@ int prune_repo(struct repo *r, int dry_run, struct prune_stats *st)
 		rc = index_delete_superseded(m.idx, r->store, NULL);
 	if (!rc)
 		rc = repo_lease_check(r);
+	prune_progress(o, "deleting", ndoomed);
 	if (!rc && ndoomed)
 		rc = store_del_many(r->store, doomed, ndoomed);
 	if (!rc)

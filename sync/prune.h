@@ -33,7 +33,15 @@ struct prune_stats {
  * (left by an interrupted snapshot) are deleted.  Order, which makes a kill
  * at any point harmless (a rerun finishes the job): new packs → one
  * consolidated index → delete superseded index objects → delete old packs.
- * The caller holds the lease.  dry_run: compute, change nothing. */
-int prune_repo(struct repo *r, int dry_run, struct prune_stats *st);
+ * The caller holds the lease.  o->dry_run: compute, change nothing. */
+struct prune_opts {
+	int dry_run;
+	/* called now and then: phase ("marking", "repacking", "writing the
+	 * index", "deleting") and a count within it (trees, packs, objects) */
+	void (*progress)(const char *phase, uint64_t count, void *arg);
+	void *progress_arg;
+};
+
+int prune_repo(struct repo *r, const struct prune_opts *o, struct prune_stats *st);
 
 #endif
