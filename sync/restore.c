@@ -95,13 +95,7 @@ static void meta_copy(struct tree_entry *dst, const struct tree_entry *src)
 	dst->target = NULL;
 	dst->blobs = NULL;
 	dst->nblobs = 0;
-	dst->xattrs = xcalloc(src->nxattrs ? src->nxattrs : 1, sizeof(*dst->xattrs));
-	for (size_t i = 0; i < src->nxattrs; i++) {
-		dst->xattrs[i].name = xstrdup(src->xattrs[i].name);
-		dst->xattrs[i].value = xmalloc(src->xattrs[i].value_len ? src->xattrs[i].value_len : 1);
-		memcpy(dst->xattrs[i].value, src->xattrs[i].value, src->xattrs[i].value_len);
-		dst->xattrs[i].value_len = src->xattrs[i].value_len;
-	}
+	tree_xattrs_dup(dst, src);
 }
 
 static void meta_free(struct tree_entry *e)

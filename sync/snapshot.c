@@ -412,14 +412,7 @@ static int walk_entry(struct walk *w, int dirfd, const char *name, const struct 
 			e->blobs = xmalloc((prev->nblobs ? prev->nblobs : 1) * TREE_ID_LEN);
 			if (prev->nblobs)
 				memcpy(e->blobs, prev->blobs, prev->nblobs * TREE_ID_LEN);
-			e->xattrs = xcalloc(prev->nxattrs ? prev->nxattrs : 1, sizeof(*e->xattrs));
-			for (size_t i = 0; i < prev->nxattrs; i++) {
-				e->xattrs[i].name = xstrdup(prev->xattrs[i].name);
-				e->xattrs[i].value = xmalloc(prev->xattrs[i].value_len ? prev->xattrs[i].value_len : 1);
-				memcpy(e->xattrs[i].value, prev->xattrs[i].value, prev->xattrs[i].value_len);
-				e->xattrs[i].value_len = prev->xattrs[i].value_len;
-			}
-			e->nxattrs = prev->nxattrs;
+			tree_xattrs_dup(e, prev);
 			w->prog.bytes += (uint64_t)st.st_size;
 		} else {
 			rc = snapshot_file(w, dirfd, name, e);

@@ -283,6 +283,20 @@ static void tree_grow(struct tree *t, size_t want)
 	t->cap = cap;
 }
 
+void tree_xattrs_dup(struct tree_entry *dst, const struct tree_entry *src)
+{
+	dst->xattrs = NULL;
+	dst->nxattrs = src->nxattrs;
+	if (!src->nxattrs)
+		return;
+	dst->xattrs = xcalloc(src->nxattrs, sizeof(*dst->xattrs));
+	for (size_t i = 0; i < src->nxattrs; i++) {
+		dst->xattrs[i].name = xstrdup(src->xattrs[i].name);
+		dst->xattrs[i].value = dup_mem(src->xattrs[i].value, src->xattrs[i].value_len);
+		dst->xattrs[i].value_len = src->xattrs[i].value_len;
+	}
+}
+
 int tree_add(struct tree *t, const struct tree_entry *e)
 {
 	struct tree_entry *d;
@@ -296,15 +310,7 @@ int tree_add(struct tree *t, const struct tree_entry *e)
 	d->name = xstrdup(e->name);
 	d->target = e->target ? xstrdup(e->target) : NULL;
 	d->blobs = dup_mem(e->blobs, e->nblobs * sizeof(*e->blobs));
-	d->xattrs = NULL;
-	if (e->nxattrs) {
-		d->xattrs = xcalloc(e->nxattrs, sizeof(*d->xattrs));
-		for (size_t i = 0; i < e->nxattrs; i++) {
-			d->xattrs[i].name = xstrdup(e->xattrs[i].name);
-			d->xattrs[i].value = dup_mem(e->xattrs[i].value, e->xattrs[i].value_len);
-			d->xattrs[i].value_len = e->xattrs[i].value_len;
-		}
-	}
+	tree_xattrs_dup(d, e);
 	if (t->count && t->sorted && strcmp(t->entries[t->count - 1].name, d->name) >= 0)
 		t->sorted = 0;
 	t->count++;

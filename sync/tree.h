@@ -113,6 +113,10 @@ int tree_entry_from_stat(struct tree_entry *e, const struct stat *st);
 /* Checks that e can be stored; returns 0 or -EINVAL naming the problem. */
 int tree_entry_check(const struct tree_entry *e);
 
+/* Sets dst->xattrs and dst->nxattrs to a deep copy of src's xattrs
+ * (NULL and 0 when it has none); whatever dst held is not freed. */
+void tree_xattrs_dup(struct tree_entry *dst, const struct tree_entry *src);
+
 /* Appends a deep copy of e (after tree_entry_check).  Order does not
  * matter; a duplicate name is found by tree_canonicalize or tree_encode.
  * Returns 0 or -EINVAL. */

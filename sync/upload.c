@@ -286,7 +286,8 @@ int uploader_add(struct uploader *u, enum keys_blob_type type, const void *data,
 	job->type = type;
 	memcpy(job->id, id_out, KEYS_BLOB_ID_LEN);
 	job->data = xmalloc(len ? len : 1);
-	memcpy(job->data, data, len);
+	if (len)
+		memcpy(job->data, data, len);
 	job->len = len;
 	u->jobs_n++;
 	pthread_cond_broadcast(&u->changed);
