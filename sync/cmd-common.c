@@ -13,6 +13,7 @@
 #include "cmd-common.h"
 #include "err.h"
 #include "fetch.h"
+#include "log.h"
 
 int cmd_common_opt(struct cmd_common *c, int opt, const char *arg)
 {
@@ -107,6 +108,7 @@ int cmd_list_snapshots(struct repo *r, struct record_snapshot **out, char (**ids
 {
 	struct snap_names s = { 0 };
 	struct record_snapshot *recs;
+	size_t kept = 0;
 	int rc = store_list(r->store, "snapshots/", collect_snapshot, &s);
 
 	*out = NULL;
@@ -117,8 +119,19 @@ int cmd_list_snapshots(struct repo *r, struct record_snapshot **out, char (**ids
 		return rc;
 	}
 	recs = xcalloc(s.n ? s.n : 1, sizeof(*recs));
-	for (size_t i = 0; !rc && i < s.n; i++)
-		rc = fetch_snapshot(r, s.ids[i], &recs[i]);
+	for (size_t i = 0; !rc && i < s.n; i++) {
+		rc = fetch_snapshot(r, s.ids[i], &recs[kept]);
+		if (rc == -EBADMSG || rc == -ENOTSUP || rc == -ENOENT) {
+			/* one bad record must not hide the others: check names it */
+			log_warn("skipping snapshot %.8s: %s", s.ids[i], err_msg());
+			rc = 0;
+			continue;
+		}
+		if (!rc)
+			memmove(s.ids[kept++], s.ids[i], RECORD_ID_SIZE);
+	}
+	if (!rc)
+		s.n = kept;
 	if (rc) {
 		cmd_free_snapshots(recs, s.ids, s.n);
 		return rc;

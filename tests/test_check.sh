@@ -230,5 +230,15 @@ check "check --json reports it as a warning, not damage" \
 	sh -c "grep -q '\"problem\":\"unreferenced\"' '$tmp/out' && grep -q '\"damage\":false' '$tmp/out'"
 rm -r "$W/data/ee"
 
+snap=$(cd "$W" && ls snapshots | head -n 1)
+cp "$W/snapshots/$snap" "$tmp/saved"
+flip "$W/snapshots/$snap" 50
+run ls
+check "a damaged snapshot record: ls still lists the others" sh -c "[ $rc -eq 0 ] && [ \$(grep -c '^[0-9a-f]\{8\} ' '$tmp/out') -eq 1 ]"
+check "and warns about the one it skips" grep -q "skipping snapshot ${snap%"${snap#????????}"}" "$tmp/err"
+run check
+check "check names the damaged record" has "snapshots/$snap"
+cp "$tmp/saved" "$W/snapshots/$snap"
+
 echo "1..$n"
 [ "$failed" -eq 0 ]
