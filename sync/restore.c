@@ -83,6 +83,24 @@ struct restore {
 	struct restore_progress prog;
 };
 
+/* Makes directory path, replacing whatever non-directory is there: a
+ * symlink left in the target must never lead the restore outside it. */
+static int make_dir(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return 0;
+		if (unlink(path) < 0)
+			return err_set(-errno, "%s: cannot replace with a directory: %s", path,
+				       strerror(errno));
+	}
+	if (mkdir(path, 0700) < 0)
+		return err_set(-errno, "%s: cannot create directory: %s", path, strerror(errno));
+	return 0;
+}
+
 static int name_safe(const char *name)
 {
 	return name && *name && strcmp(name, ".") && strcmp(name, "..") && !strchr(name, '/');
@@ -228,10 +246,9 @@ static int plan_entry(struct restore *rs, const char *dir, const struct tree_ent
 	case TREE_DIR: {
 		struct tree sub;
 
-		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-			rc = err_set(-errno, "%s: cannot create directory: %s", path, strerror(errno));
+		rc = make_dir(path);
+		if (rc)
 			break;
-		}
 		rc = fetch_tree(rs->r, rs->idx, e->subtree, &sub);
 		if (!rc)
 			rc = plan_dir(rs, path, &sub, depth + 1);
@@ -523,8 +540,7 @@ static int find_include(struct restore *rs, struct tree *root, const char *inclu
 
 			free(dir);
 			dir = sub;
-			if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-				rc = err_set(-errno, "%s: cannot create directory: %s", dir, strerror(errno));
+			rc = make_dir(dir);
 			if (!rc)
 				rc = fetch_tree(rs->r, rs->idx, e->subtree, &t);
 			if (!rc) {

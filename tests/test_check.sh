@@ -240,5 +240,13 @@ run check
 check "check names the damaged record" has "snapshots/$snap"
 cp "$tmp/saved" "$W/snapshots/$snap"
 
+# a symlink planted in the restore target must not lead the restore outside
+mkdir -p "$tmp/target" "$tmp/outside"
+ln -s "$tmp/outside" "$tmp/target/sub"
+run restore latest "$tmp/target"
+check "restore over a planted symlink exits 0" test "$rc" -eq 0
+check "and writes nothing where the symlink pointed" sh -c "[ -z \"\$(ls -A '$tmp/outside')\" ]"
+check "the directory takes the symlink's place" sh -c "[ -d '$tmp/target/sub' ] && [ ! -L '$tmp/target/sub' ]"
+
 echo "1..$n"
 [ "$failed" -eq 0 ]
