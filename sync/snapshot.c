@@ -71,7 +71,8 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void progress(struct walk *w, const char *path)
+/* Reports progress at most every 100 ms, or now when force. */
+static void progress(struct walk *w, const char *path, int force)
 {
 	static const uint64_t every = 100000000ull;	/* 100 ms */
 	uint64_t now = mono_ns();
@@ -79,7 +80,7 @@ static void progress(struct walk *w, const char *path)
 			(uint64_t)w->last_progress.tv_nsec;
 	struct upload_stats us;
 
-	if (!w->o->progress || (path && now - last < every))
+	if (!w->o->progress || (!force && now - last < every))
 		return;
 	w->last_progress.tv_sec = (time_t)(now / 1000000000ull);
 	w->last_progress.tv_nsec = (long)(now % 1000000000ull);
@@ -258,7 +259,7 @@ static int read_content(struct walk *w, int fd, struct tree_entry *e)
 		have -= pos;
 		if (eof && have == 0)
 			break;
-		progress(w, buf_str(&w->path));
+		progress(w, buf_str(&w->path), 0);
 	}
 	if (rc) {
 		free(blobs);
@@ -467,7 +468,7 @@ static int walk_dir(struct walk *w, int dirfd, const struct tree *parent,
 		}
 		e.name = NULL;
 		entry_release(&e);
-		progress(w, NULL);
+		progress(w, NULL, 0);
 	}
 	buf_setlen(&w->path, base);
 	for (size_t i = 0; i < n; i++)
@@ -642,7 +643,7 @@ int snapshot_dir(struct repo *r, const char *dir, const struct snapshot_opts *o,
 		w.st.new_blobs = us.new_blobs;
 		w.st.new_trees = us.new_trees;
 		w.st.stored_bytes = us.stored_bytes;
-		progress(&w, NULL);
+		progress(&w, NULL, 1);
 		rc = write_index(&w);
 	}
 	if (!rc)
