@@ -104,7 +104,7 @@ int cmd_resolve_snapshot(struct repo *r, const char *arg, char id[RECORD_ID_SIZE
 }
 
 int cmd_list_snapshots(struct repo *r, struct record_snapshot **out, char (**ids)[RECORD_ID_SIZE],
-		       size_t *n)
+		       size_t *n, size_t *damaged)
 {
 	struct snap_names s = { 0 };
 	struct record_snapshot *recs;
@@ -114,6 +114,7 @@ int cmd_list_snapshots(struct repo *r, struct record_snapshot **out, char (**ids
 	*out = NULL;
 	*ids = NULL;
 	*n = 0;
+	*damaged = 0;
 	if (rc) {
 		free(s.ids);
 		return rc;
@@ -124,6 +125,7 @@ int cmd_list_snapshots(struct repo *r, struct record_snapshot **out, char (**ids
 		if (rc == -EBADMSG || rc == -ENOTSUP || rc == -ENOENT) {
 			/* one bad record must not hide the others: check names it */
 			log_warn("skipping snapshot %.8s: %s", s.ids[i], err_msg());
+			++*damaged;
 			rc = 0;
 			continue;
 		}

@@ -58,9 +58,11 @@ void cmd_common_free(struct cmd_common *c);
  * snapshot id.  Returns 0 or -ENOENT / -EINVAL with a message. */
 int cmd_resolve_snapshot(struct repo *r, const char *arg, char id[RECORD_ID_SIZE]);
 
-/* Every snapshot record of the workspace, sorted by generation. */
+/* Every snapshot record of the workspace, sorted by generation.  Records
+ * that do not open or decode are left out with a warning and counted in
+ * *damaged, so one bad record does not hide the others. */
 int cmd_list_snapshots(struct repo *r, struct record_snapshot **out, char (**ids)[RECORD_ID_SIZE],
-		       size_t *n);
+		       size_t *n, size_t *damaged);
 void cmd_free_snapshots(struct record_snapshot *s, char (*ids)[RECORD_ID_SIZE], size_t n);
 
 struct prune_stats;

@@ -68,7 +68,7 @@ static int cmd_forget_exec(int argc, char **argv)
 	struct repo_head head;
 	struct repo *r = NULL;
 	const char **gone = NULL;
-	size_t n = 0, ngone = 0;
+	size_t n = 0, ngone = 0, damaged = 0;
 	int *keep = NULL, prune = 0, dry = 0, opt, rc;
 
 	optind = 1;
@@ -105,7 +105,10 @@ static int cmd_forget_exec(int argc, char **argv)
 	if (!rc)
 		rc = repo_head_read(r, &head);
 	if (!rc)
-		rc = cmd_list_snapshots(r, &snaps, &ids, &n);
+		rc = cmd_list_snapshots(r, &snaps, &ids, &n, &damaged);
+	if (!rc && damaged)
+		rc = err_set(-EBADMSG, "%zu snapshot record%s could not be read; forget decides nothing until 'cairn check' is clean",
+			     damaged, damaged == 1 ? "" : "s");
 	if (!rc) {
 		keep = xcalloc(n ? n : 1, sizeof(*keep));
 		gone = xcalloc(n ? n : 1, sizeof(*gone));

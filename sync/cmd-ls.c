@@ -27,8 +27,8 @@ static int list_snapshots(struct cmd_common *c, struct repo *r)
 {
 	struct record_snapshot *recs;
 	char (*ids)[RECORD_ID_SIZE];
-	size_t n;
-	int rc = cmd_list_snapshots(r, &recs, &ids, &n);
+	size_t n, damaged;
+	int rc = cmd_list_snapshots(r, &recs, &ids, &n, &damaged);
 
 	if (rc)
 		return rc;
@@ -59,6 +59,9 @@ static int list_snapshots(struct cmd_common *c, struct repo *r)
 		printf("\n");
 	}
 	cmd_free_snapshots(recs, ids, n);
+	if (damaged)
+		return err_set(-EBADMSG, "%zu snapshot record%s could not be read: run 'cairn check'",
+			       damaged, damaged == 1 ? "" : "s");
 	return 0;
 }
 

@@ -88,7 +88,7 @@ static int cmd_stats_exec(int argc, char **argv)
 	struct index *idx = NULL;
 	struct repo *r = NULL;
 	uint64_t logical = 0, unique_raw, unique_stored;
-	size_t n = 0;
+	size_t n = 0, damaged = 0;
 	char b1[32], b2[32], b3[32], b4[32];
 	int opt, rc;
 
@@ -105,7 +105,10 @@ static int cmd_stats_exec(int argc, char **argv)
 	}
 	rc = store_list(r->store, "", sum_object, &ls);
 	if (!rc)
-		rc = cmd_list_snapshots(r, &recs, &ids, &n);
+		rc = cmd_list_snapshots(r, &recs, &ids, &n, &damaged);
+	if (!rc && damaged)
+		rc = err_set(-EBADMSG, "%zu snapshot record%s could not be read: run 'cairn check'",
+			     damaged, damaged == 1 ? "" : "s");
 	if (!rc)
 		rc = repo_head_read(r, &head);
 	if (!rc)

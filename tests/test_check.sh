@@ -234,7 +234,8 @@ snap=$(cd "$W" && ls snapshots | head -n 1)
 cp "$W/snapshots/$snap" "$tmp/saved"
 flip "$W/snapshots/$snap" 50
 run ls
-check "a damaged snapshot record: ls still lists the others" sh -c "[ $rc -eq 0 ] && [ \$(grep -c '^[0-9a-f]\{8\} ' '$tmp/out') -eq 1 ]"
+check "a damaged snapshot record: ls still lists the others" sh -c "[ \$(grep -c '^[0-9a-f]\{8\} ' '$tmp/out') -eq 1 ]"
+check "and exits 1, saying to run check" sh -c "[ $rc -eq 1 ] && grep -q \"run 'cairn check'\" '$tmp/err'"
 check "and warns about the one it skips" grep -q "skipping snapshot ${snap%"${snap#????????}"}" "$tmp/err"
 run check
 check "check names the damaged record" has "snapshots/$snap"
