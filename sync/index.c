@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "le.h"
 #include "index.h"
 #include "log.h"
 
@@ -89,18 +90,6 @@ struct index {
 };
 
 /* ---- byte helpers ------------------------------------------------------- */
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
 
 static int hexval(char c)
 {
@@ -642,20 +631,20 @@ static void encode_object(const struct index *idx, const uint32_t *packs, size_t
 	struct pack_entry e;
 
 	buf_addc(out, INDEX_VERSION);
-	put_le32(tmp, (uint32_t)nsup);
+	le_put32(tmp, (uint32_t)nsup);
 	buf_add(out, tmp, 4);
 	for (size_t i = 0; i < nsup; i++) {
 		index_name_to_raw(idx->objs[sup[i]].name, tmp);
 		buf_add(out, tmp, INDEX_RAW_ID);
 	}
-	put_le32(tmp, (uint32_t)np);
+	le_put32(tmp, (uint32_t)np);
 	buf_add(out, tmp, 4);
 	for (size_t i = 0; i < np; i++) {
 		const struct ipack *p = &idx->packs[packs[i]];
 
 		buf_addc(out, (char)strlen(p->name));
 		buf_adds(out, p->name);
-		put_le32(tmp, (uint32_t)p->count);
+		le_put32(tmp, (uint32_t)p->count);
 		buf_add(out, tmp, 4);
 		buf_grow(out, p->count * PACK_ENTRY_SIZE);
 		for (size_t j = 0; j < p->count; j++) {
@@ -704,7 +693,7 @@ static int decode_object(struct dobj *d)
 	if (p[0] != INDEX_VERSION)
 		return err_set(-ENOTSUP, "index object %s: version %u is not supported (this cairn reads version %d)",
 			       name, p[0], INDEX_VERSION);
-	n = get_le32(p + 1);
+	n = le_get32(p + 1);
 	p += 5;
 	if (n > (size_t)(end - p) / INDEX_RAW_ID)
 		return err_set(-EBADMSG, "index object %s: %u superseded ids do not fit in it", name, n);
@@ -717,7 +706,7 @@ static int decode_object(struct dobj *d)
 	}
 	if (end - p < 4)
 		return err_set(-EBADMSG, "index object %s: truncated before its pack count", name);
-	n = get_le32(p);
+	n = le_get32(p);
 	p += 4;
 	if (n > (size_t)(end - p) / (1 + PACK_NAME_LEN + 4 + PACK_ENTRY_SIZE))
 		return err_set(-EBADMSG, "index object %s: %u packs do not fit in it", name, n);
@@ -741,7 +730,7 @@ static int decode_object(struct dobj *d)
 			rc = err_set(-EBADMSG, "index object %s: pack %u has a bad name", name, i);
 			break;
 		}
-		dp->count = get_le32(p);
+		dp->count = le_get32(p);
 		p += 4;
 		if (dp->count == 0 || dp->count > PACK_MAX_BLOBS ||
 		    dp->count > (size_t)(end - p) / PACK_ENTRY_SIZE) {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "le.h"
 #include "pack.h"
 
 /* entry layout: id 32 | type 1 | compression 1 | offset 8 | length 4 |
@@ -34,33 +35,6 @@ struct pack_writer {
 };
 
 /* ---- little helpers ----------------------------------------------------- */
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static int hexval(char c)
 {
@@ -132,9 +106,9 @@ void pack_entry_encode(const struct pack_entry *e, uint8_t out[PACK_ENTRY_SIZE])
 	memcpy(out + E_ID, e->ref.id, KEYS_BLOB_ID_LEN);
 	out[E_TYPE] = e->ref.type;
 	out[E_COMP] = e->ref.compression;
-	put_le64(out + E_OFF, e->offset);
-	put_le32(out + E_LEN, e->ref.length);
-	put_le32(out + E_RAW, e->ref.raw_length);
+	le_put64(out + E_OFF, e->offset);
+	le_put32(out + E_LEN, e->ref.length);
+	le_put32(out + E_RAW, e->ref.raw_length);
 	for (int i = 0; i < 8; i++) {
 		int hi = hexval(e->ref.key_id[2 * i]), lo = hexval(e->ref.key_id[2 * i + 1]);
 
@@ -149,9 +123,9 @@ void pack_entry_decode(const uint8_t in[PACK_ENTRY_SIZE], struct pack_entry *e)
 	memcpy(e->ref.id, in + E_ID, KEYS_BLOB_ID_LEN);
 	e->ref.type = in[E_TYPE];
 	e->ref.compression = in[E_COMP];
-	e->offset = get_le64(in + E_OFF);
-	e->ref.length = get_le32(in + E_LEN);
-	e->ref.raw_length = get_le32(in + E_RAW);
+	e->offset = le_get64(in + E_OFF);
+	e->ref.length = le_get32(in + E_LEN);
+	e->ref.raw_length = le_get32(in + E_RAW);
 	for (int i = 0; i < 8; i++) {
 		e->ref.key_id[2 * i] = hex[in[E_KEY + i] >> 4];
 		e->ref.key_id[2 * i + 1] = hex[in[E_KEY + i] & 15];
@@ -298,7 +272,7 @@ int pack_writer_finish(struct pack_writer *w, const struct keys_key *dk,
 	buf_grow(&plain, header_plain_len(w->count));
 	p = plain.data;
 	p[0] = PACK_VERSION;
-	put_le32(p + 1, (uint32_t)w->count);
+	le_put32(p + 1, (uint32_t)w->count);
 	for (size_t i = 0; i < w->count; i++)
 		pack_entry_encode(&w->entries[i], p + PACK_HEADER_FIXED + i * PACK_ENTRY_SIZE);
 	buf_setlen(&plain, header_plain_len(w->count));
@@ -310,7 +284,7 @@ int pack_writer_finish(struct pack_writer *w, const struct keys_key *dk,
 		buf_free(&sealed);
 		return err_prefix(rc, "pack %s: cannot seal its header", name);
 	}
-	put_le32(trailer, (uint32_t)sealed.len);
+	le_put32(trailer, (uint32_t)sealed.len);
 
 	if (hdr_out) {
 		memset(hdr_out, 0, sizeof(*hdr_out));
@@ -356,7 +330,7 @@ static int parse_header(const char *name, enum keys_blob_type type,
 	if (p[0] != PACK_VERSION)
 		return err_set(-ENOTSUP, "%s: header version %u is not supported (this cairn reads version %d)",
 			       where, p[0], PACK_VERSION);
-	count = get_le32(p + 1);
+	count = le_get32(p + 1);
 	if (count == 0 || count > PACK_MAX_BLOBS)
 		return err_set(-EBADMSG, "%s: header lists %u blobs (1 to %u allowed)",
 			       where, count, PACK_MAX_BLOBS);
@@ -420,7 +394,7 @@ int pack_read_header(const struct keys_ring *ring, const char *ws_id,
 		*need = PACK_TAIL_GUESS < pack_size ? PACK_TAIL_GUESS : (size_t)pack_size;
 		return PACK_NEED_MORE;
 	}
-	hlen = get_le32(tail + tail_len - 4);
+	hlen = le_get32(tail + tail_len - 4);
 	if (hlen < KEYS_OBJECT_OVERHEAD + PACK_HEADER_FIXED || hlen > PACK_HEADER_SEALED_MAX ||
 	    hlen > pack_size - 4)
 		return err_set(-EBADMSG, "pack %s: its trailer gives a header of %u bytes in a pack of %llu (truncated or damaged)",
