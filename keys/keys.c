@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "hex.h"
 #include "keys.h"
 #include "keys_int.h"
 
@@ -39,33 +40,16 @@ int keys_init(void)
 
 /* ---- ids and names ------------------------------------------------------ */
 
-static int keys_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int keys_id_valid(const char *s)
 {
-	size_t i;
-
-	if (!s)
-		return 0;
-	for (i = 0; i < KEYS_ID_LEN; i++)
-		if (keys_hexval(s[i]) < 0)
-			return 0;
-	return s[i] == '\0';
+	return hex_is_lower(s, KEYS_ID_LEN);
 }
 
 int keys_id_from_hex(const char *hex, uint8_t out[KEYS_ID_BYTES])
 {
 	if (!keys_id_valid(hex))
 		return -EINVAL;
-	for (size_t i = 0; i < KEYS_ID_BYTES; i++)
-		out[i] = (uint8_t)(keys_hexval(hex[2 * i]) << 4 | keys_hexval(hex[2 * i + 1]));
+	hex_decode(hex, out, KEYS_ID_BYTES);
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 
 #include "blob.h"
 #include "err.h"
+#include "hex.h"
 #include "keys.h"
 
 #define ZSTD_MAGIC "\x28\xb5\x2f\xfd"	/* a zstd frame, little-endian 0xFD2FB528 */
@@ -104,22 +105,7 @@ void blob_thread_cleanup(void)
 
 void blob_id_hex(const uint8_t id[KEYS_BLOB_ID_LEN], char out[BLOB_ID_HEX_SIZE])
 {
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < KEYS_BLOB_ID_LEN; i++) {
-		out[2 * i] = digits[id[i] >> 4];
-		out[2 * i + 1] = digits[id[i] & 15];
-	}
-	out[2 * KEYS_BLOB_ID_LEN] = '\0';
-}
-
-static int hex_digit(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
+	hex_encode(id, KEYS_BLOB_ID_LEN, out);
 }
 
 int blob_id_parse(const char *hex, uint8_t id[KEYS_BLOB_ID_LEN])
@@ -129,14 +115,9 @@ int blob_id_parse(const char *hex, uint8_t id[KEYS_BLOB_ID_LEN])
 	if (!hex || strnlen(hex, BLOB_ID_HEX_SIZE) != 2 * KEYS_BLOB_ID_LEN)
 		return err_set(-EINVAL, "invalid blob id: want %d lowercase hex digits",
 			       2 * KEYS_BLOB_ID_LEN);
-	for (size_t i = 0; i < KEYS_BLOB_ID_LEN; i++) {
-		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return err_set(-EINVAL, "invalid blob id '%.64s': want %d lowercase "
-				       "hex digits", hex, 2 * KEYS_BLOB_ID_LEN);
-		tmp[i] = (uint8_t)(hi << 4 | lo);
-	}
+	if (hex_decode(hex, tmp, KEYS_BLOB_ID_LEN))
+		return err_set(-EINVAL, "invalid blob id '%.64s': want %d lowercase "
+			       "hex digits", hex, 2 * KEYS_BLOB_ID_LEN);
 	memcpy(id, tmp, sizeof(tmp));
 	return 0;
 }

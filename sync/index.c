@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "hex.h"
 #include "le.h"
 #include "index.h"
 #include "log.h"
@@ -91,24 +92,10 @@ struct index {
 
 /* ---- byte helpers ------------------------------------------------------- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int index_name_valid(const char *name)
 {
-	if (!name || strncmp(name, INDEX_PREFIX, 6) != 0 ||
-	    strnlen(name, INDEX_NAME_SIZE) != INDEX_NAME_LEN)
-		return 0;
-	for (size_t i = 6; i < INDEX_NAME_LEN; i++)
-		if (hexval(name[i]) < 0)
-			return 0;
-	return 1;
+	return name && strncmp(name, INDEX_PREFIX, 6) == 0 &&
+	       hex_is_lower(name + 6, INDEX_NAME_LEN - 6);
 }
 
 static void index_name_from_raw(const uint8_t raw[INDEX_RAW_ID], char out[INDEX_NAME_SIZE])
@@ -125,8 +112,7 @@ static void index_name_from_raw(const uint8_t raw[INDEX_RAW_ID], char out[INDEX_
 
 static void index_name_to_raw(const char *name, uint8_t raw[INDEX_RAW_ID])
 {
-	for (int i = 0; i < INDEX_RAW_ID; i++)
-		raw[i] = (uint8_t)(hexval(name[6 + 2 * i]) << 4 | hexval(name[6 + 2 * i + 1]));
+	hex_decode(name + 6, raw, INDEX_RAW_ID);
 }
 
 static int random_index_name(char out[INDEX_NAME_SIZE])

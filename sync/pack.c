@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "hex.h"
 #include "le.h"
 #include "pack.h"
 
@@ -36,23 +37,6 @@ struct pack_writer {
 
 /* ---- little helpers ----------------------------------------------------- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static int is_lower_hex(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (hexval(s[i]) < 0)
-			return 0;
-	return s[n] == '\0';
-}
-
 static const char *type_dir(enum keys_blob_type type)
 {
 	return type == KEYS_BLOB_DATA ? "data" : type == KEYS_BLOB_TREE ? "tree" : NULL;
@@ -66,7 +50,7 @@ int pack_name_make(enum keys_blob_type type, const char *id, char out[PACK_NAME_
 
 	if (!dir)
 		return err_set(-EINVAL, "pack of unknown blob type %d", (int)type);
-	if (!id || strnlen(id, PACK_ID_SIZE) != PACK_ID_LEN || !is_lower_hex(id, PACK_ID_LEN))
+	if (!id || strnlen(id, PACK_ID_SIZE) != PACK_ID_LEN || !hex_is_lower(id, PACK_ID_LEN))
 		return err_set(-EINVAL, "bad pack id '%.40s': want %d lowercase hex digits",
 			       id ? id : "", PACK_ID_LEN);
 	memcpy(out, dir, 4);
@@ -91,7 +75,7 @@ int pack_name_parse(const char *name, enum keys_blob_type *type)
 	else
 		goto bad;
 	if (name[7] != '/' || name[5] != name[8] || name[6] != name[9] ||
-	    !is_lower_hex(name + 8, PACK_ID_LEN))
+	    !hex_is_lower(name + 8, PACK_ID_LEN))
 		goto bad;
 	if (type)
 		*type = t;
@@ -109,11 +93,8 @@ void pack_entry_encode(const struct pack_entry *e, uint8_t out[PACK_ENTRY_SIZE])
 	le_put64(out + E_OFF, e->offset);
 	le_put32(out + E_LEN, e->ref.length);
 	le_put32(out + E_RAW, e->ref.raw_length);
-	for (int i = 0; i < 8; i++) {
-		int hi = hexval(e->ref.key_id[2 * i]), lo = hexval(e->ref.key_id[2 * i + 1]);
-
-		out[E_KEY + i] = (uint8_t)((hi < 0 ? 0 : hi) << 4 | (lo < 0 ? 0 : lo));
-	}
+	if (hex_decode(e->ref.key_id, out + E_KEY, 8))
+		memset(out + E_KEY, 0, 8);	/* callers pass valid key ids */
 }
 
 void pack_entry_decode(const uint8_t in[PACK_ENTRY_SIZE], struct pack_entry *e)

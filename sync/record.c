@@ -20,24 +20,15 @@
 
 #include "buf.h"
 #include "err.h"
+#include "hex.h"
 #include "keys.h"
 #include "record.h"
 
 /* ---- ids and small validators -------------------------------------------- */
 
-static int hex_valid(const char *s, size_t want)
-{
-	size_t i;
-
-	for (i = 0; s[i]; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return i == want;
-}
-
 int record_id_valid(const char *s)
 {
-	return s && hex_valid(s, RECORD_ID_LEN);
+	return hex_is_lower(s, RECORD_ID_LEN);
 }
 
 int record_id_new(char out[RECORD_ID_SIZE])
@@ -58,25 +49,6 @@ int record_snapshot_name(const char *id, char *out, size_t size)
 		return err_set(-EINVAL, "snapshot id must be %d lowercase hex digits", RECORD_ID_LEN);
 	if ((size_t)snprintf(out, size, "snapshots/%s", id) >= size)
 		return err_set(-ERANGE, "snapshot object name does not fit in %zu bytes", size);
-	return 0;
-}
-
-static void hex_encode(const uint8_t *bin, size_t n, char *out)
-{
-	sodium_bin2hex(out, 2 * n + 1, bin, n);
-}
-
-/* Decodes exactly 2n lowercase hex digits; 0 or -1. */
-static int hex_decode(const char *s, uint8_t *bin, size_t n)
-{
-	if (!hex_valid(s, 2 * n))
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		int hi = s[2 * i] <= '9' ? s[2 * i] - '0' : s[2 * i] - 'a' + 10;
-		int lo = s[2 * i + 1] <= '9' ? s[2 * i + 1] - '0' : s[2 * i + 1] - 'a' + 10;
-
-		bin[i] = (uint8_t)(hi << 4 | lo);
-	}
 	return 0;
 }
 
@@ -496,7 +468,8 @@ int record_snapshot_decode(const uint8_t *data, size_t len, struct record_snapsh
 			rc = dbad(&d, "root name \"%.64s\" is not valid", key);
 			goto out;
 		}
-		if (!json_is_string(r) || hex_decode(json_string_value(r), id, sizeof(id)) < 0) {
+		if (!json_is_string(r) || !hex_is_lower(json_string_value(r), 2 * sizeof(id)) ||
+		    hex_decode(json_string_value(r), id, sizeof(id)) < 0) {
 			rc = dbad(&d, "root \"%.64s\" is not a 64-digit lowercase hex tree id", key);
 			goto out;
 		}
