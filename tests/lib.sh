@@ -19,8 +19,13 @@ _n=0
 _failed=0
 _s3_pid=
 _bg_pids=
+_fs_mounts=
+CAIRNFS=${CAIRN_BUILDDIR:-.}/cairnfs
 
 _cleanup() {
+	for _m in $_fs_mounts; do
+		fs_force_umount "$_m"
+	done
 	for _p in $_bg_pids; do
 		kill -9 "$_p" 2>/dev/null
 		wait "$_p" 2>/dev/null
@@ -94,4 +99,62 @@ s3_stat() {	# s3_stat NAME: one counter of /__proxy/stats ("put.count", "request
 		let v = JSON.parse(require("fs").readFileSync(0, "utf8"));
 		for (const k of process.argv[1].split(".")) v = v == null ? v : v[k];
 		console.log(v == null ? -1 : v);' "$1"
+}
+
+# --- cairnfs mounts -------------------------------------------------------
+# fs_workspace DIR: a fresh file:// workspace under DIR; exports CAIRN_STORE,
+# CAIRN_KEY and CAIRN_STATE_DIR so that cairn and cairnfs both find it.
+fs_workspace() {
+	mkdir -p "$1"
+	CAIRN_STORE=file://$1/store
+	CAIRN_KEY=file:$1/tenant.key
+	CAIRN_STATE_DIR=$1/state
+	export CAIRN_STORE CAIRN_KEY CAIRN_STATE_DIR
+	"$CAIRN" init --create-key -q >/dev/null
+}
+
+# fs_mount MOUNTPOINT CACHE [OPT,...]: mounts the workspace of CAIRN_STORE
+# with cairnfs (daemonized; its pid is in CACHE/cairnfs.pid) and remembers
+# the mount for the cleanup.  Returns cairnfs's exit status.
+fs_mount() {
+	mkdir -p "$1"
+	_fs_mounts="$_fs_mounts $1"
+	echo "$1 $2" >>"$TMP/fs-mounts"
+	"$CAIRNFS" "$CAIRN_STORE" "$1" -o "cache=$2${3:+,$3}"
+}
+
+# fs_umount MOUNTPOINT: a clean unmount; waits (10 s at most) until the
+# daemon has exited, so its last commit is on disk.  0 when it has.
+fs_umount() {
+	_pid=$(fs_pid "$1")
+	fusermount3 -u "$1" || return 1
+	_fs_mounts=$(for _m in $_fs_mounts; do [ "$_m" = "$1" ] || printf ' %s' "$_m"; done)
+	_i=0
+	while [ -n "$_pid" ] && kill -0 "$_pid" 2>/dev/null; do
+		_i=$((_i + 1))
+		[ $_i -gt 100 ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# fs_pid MOUNTPOINT: the pid of the cairnfs that fs_mount started on it.
+fs_pid() {
+	_c=$(awk -v m="$1" '$1 == m { c = $2 } END { print c }' "$TMP/fs-mounts" 2>/dev/null)
+	[ -n "$_c" ] && cat "$_c/cairnfs.pid" 2>/dev/null
+	return 0
+}
+
+# fs_force_umount MOUNTPOINT: for the cleanup and for a daemon that is gone
+# or stuck: lazy unmount, and abort the FUSE connection if it is still up.
+fs_force_umount() {
+	_dev=$(awk -v m="$1" '$5 == m { print $3 }' /proc/self/mountinfo | head -1)
+	fusermount3 -uz "$1" 2>/dev/null
+	if [ -n "$_dev" ]; then
+		mountpoint -q /sys/fs/fuse/connections 2>/dev/null ||
+			mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
+		_conn=/sys/fs/fuse/connections/${_dev#0:}
+		[ -e "$_conn/abort" ] && echo 1 >"$_conn/abort" 2>/dev/null
+	fi
+	return 0
 }

@@ -1,0 +1,349 @@
+/*
+ * cairnfs.c - the FUSE daemon of one workspace:
+ *   cairnfs SOURCE MOUNTPOINT [-f] [-d] [-o OPT[,OPT...]]
+ *
+ * Named like sshfs so that mount.fuse3 runs it for `mount -t fuse.cairnfs`
+ * and fstab lines.  Without -f it forks at once; the child opens the
+ * workspace, takes its lease, fills or resumes the cache and mounts, and
+ * only then tells the waiting parent, which exits 0 -- or, with the child's
+ * one-line error already on stderr, 1.  Threads (the lease renewer, the
+ * committer, the FUSE workers) are all started in the child.
+ */
+#define FUSE_USE_VERSION 34
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "buf.h"
+#include "err.h"
+#include "fs.h"
+#include "log.h"
+#include "repo.h"
+
+struct cfs_opts {
+	char *key, *workspace, *tenant, *cache, *state_dir, *conf, *name;
+	int force;
+	int foreground, debug, help, version;
+	char *source, *mountpoint;
+};
+
+enum { KEY_FOREGROUND, KEY_DEBUG, KEY_HELP, KEY_VERSION, KEY_DISCARD };
+
+#define CFS_OPT(t, p) { t, offsetof(struct cfs_opts, p), 1 }
+static const struct fuse_opt cfs_opt_spec[] = {
+	CFS_OPT("key=%s", key),
+	CFS_OPT("workspace=%s", workspace),
+	CFS_OPT("tenant=%s", tenant),
+	CFS_OPT("cache=%s", cache),
+	CFS_OPT("state_dir=%s", state_dir),
+	CFS_OPT("conf=%s", conf),
+	CFS_OPT("name=%s", name),
+	CFS_OPT("force", force),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	/* fstab words that mean nothing to FUSE */
+	FUSE_OPT_KEY("_netdev", KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", KEY_DISCARD),
+	FUSE_OPT_KEY("auto", KEY_DISCARD),
+	FUSE_OPT_KEY("defaults", KEY_DISCARD),
+	FUSE_OPT_KEY("x-", KEY_DISCARD),
+	FUSE_OPT_KEY("x-%s", KEY_DISCARD),
+	FUSE_OPT_END
+};
+
+static const char usage[] =
+	"usage: cairnfs SOURCE MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
+	"  SOURCE     a store URL (s3://BUCKET[/BASE], file:///DIR) or the NAME of a\n"
+	"             [workspace NAME] section of cairn.conf\n"
+	"  -f         stay in the foreground      -d  FUSE debug output (implies -f)\n"
+	"  -o key=PROVIDER,workspace=ID,tenant=T,cache=DIR,state_dir=DIR,conf=FILE,\n"
+	"     name=NAME,force\n"
+	"See cairnfs(8).\n";
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct cfs_opts *o = data;
+
+	(void)outargs;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->source)
+			o->source = xstrdup(arg);
+		else if (!o->mountpoint)
+			o->mountpoint = xstrdup(arg);
+		else {
+			fprintf(stderr, "cairnfs: unexpected argument %s\n%s", arg, usage);
+			return -1;
+		}
+		return 0;
+	case KEY_FOREGROUND:
+		o->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		o->debug = o->foreground = 1;
+		return 1;	/* libfuse prints its request trace with -d */
+	case KEY_HELP:
+		o->help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->version = 1;
+		return 0;
+	case KEY_DISCARD:
+		return 0;
+	}
+	return 1;
+}
+
+static void free_opts(struct cfs_opts *o)
+{
+	free(o->key);
+	free(o->workspace);
+	free(o->tenant);
+	free(o->cache);
+	free(o->state_dir);
+	free(o->conf);
+	free(o->name);
+	free(o->source);
+	free(o->mountpoint);
+}
+
+/* Forks; the parent waits for the child's word and exits with it. */
+static int detach(int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		close(p[0]);
+		*ready_fd = p[1];
+		setsid();
+		return 0;
+	}
+	close(p[1]);
+	if (read(p[0], &c, 1) == 1 && c == 'R')
+		_exit(0);
+	{
+		int st;
+
+		if (waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st))
+			_exit(WEXITSTATUS(st));
+	}
+	_exit(1);
+}
+
+/* Once mounted: stdio to the log file, the parent released. */
+static void announce_ready(int ready_fd, const char *cache)
+{
+	char *log_path = xasprintf("%s/cairnfs.log", cache);
+	int lfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	int nfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (nfd >= 0)
+		dup2(nfd, STDIN_FILENO);
+	if (lfd >= 0) {
+		dup2(lfd, STDOUT_FILENO);
+		dup2(lfd, STDERR_FILENO);
+	}
+	if (nfd > STDERR_FILENO)
+		close(nfd);
+	if (lfd > STDERR_FILENO)
+		close(lfd);
+	free(log_path);
+	if (ready_fd >= 0) {
+		if (write(ready_fd, "R", 1) != 1)
+			log_warn("cannot tell the mounting process that the mount is ready");
+		close(ready_fd);
+	}
+	if (chdir("/"))
+		log_warn("chdir /: %s", strerror(errno));
+}
+
+static int write_pid(const char *cache)
+{
+	char *path = xasprintf("%s/cairnfs.pid", cache);
+	FILE *f = fopen(path, "w");
+	int rc = 0;
+
+	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f))
+		rc = err_set(-EIO, "%s: %s", path, strerror(errno));
+	free(path);
+	return rc;
+}
+
+static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
+{
+	struct repo_opts ro = { 0 };
+	struct repo *r = NULL;
+	struct fs fs;
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 10 };
+	char *v = NULL, *opts;
+	int rc, ready = 0, fs_opened = 0, mounted = 0;
+
+	if (strstr(o->source, "://"))
+		ro.store_url = o->source;
+	else if (!o->name)
+		o->name = xstrdup(o->source);
+	ro.key = o->key;
+	ro.workspace = o->workspace;
+	ro.tenant = o->tenant;
+	ro.state_dir = o->state_dir;
+	ro.cache_dir = o->cache;
+	ro.force = o->force;
+	rc = repo_opts_resolve(&ro, o->conf, o->name);
+	if (!rc)
+		rc = repo_open(&ro, &r);
+	if (!rc)
+		rc = repo_lease_acquire_as(r, "cairnfs");
+	if (rc)
+		goto out;
+	rc = fs_open(&fs, r->state_dir, &ready);
+	fs_opened = 1;
+	if (rc)
+		goto out;
+	if (ready && fs_meta_get(&fs, "workspace", &v) == 0 && strcmp(v, r->ws_id) != 0) {
+		rc = err_set(-EINVAL, "cache dir %s belongs to workspace %s, not %s: use another"
+			     " cache dir", r->state_dir, v, r->ws_id);
+		goto out;
+	}
+	if (!ready)
+		rc = fs_fill_from_store(&fs, r);
+	else
+		log_info("resuming the cache in %s", r->state_dir);
+	if (!rc)
+		rc = write_pid(r->state_dir);
+	if (rc)
+		goto out;
+
+	opts = xasprintf("-oallow_other,default_permissions,subtype=cairnfs,fsname=cairnfs:%s",
+			 r->ws_id);
+	fuse_opt_add_arg(args, opts);
+	free(opts);
+	se = fuse_session_new(args, &fs_ops, sizeof(fs_ops), &fs);
+	if (!se) {
+		rc = err_set(-EINVAL, "cannot start the FUSE session (see the message above)");
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se)) {
+		rc = err_set(-EIO, "cannot install signal handlers");
+		goto out;
+	}
+	if (fuse_session_mount(se, o->mountpoint)) {
+		rc = err_set(-EIO, "cannot mount on %s (see the message above)", o->mountpoint);
+		goto out;
+	}
+	mounted = 1;
+	rc = fs_committer_start(&fs);
+	if (rc)
+		goto out;
+	announce_ready(o->foreground ? -1 : ready_fd, r->state_dir);
+	if (!o->foreground)
+		log_setup("cairnfs", LOG_LVL_INFO);
+	log_info("workspace %s mounted on %s", r->ws_id, o->mountpoint);
+	ready_fd = -1;
+	rc = fuse_session_loop_mt(se, &lc);
+	if (rc)
+		log_error("the FUSE loop ended with %s", strerror(rc < 0 ? -rc : rc));
+	rc = 0;
+out:
+	if (rc)
+		fprintf(stderr, "cairnfs: %s\n", err_msg());
+	if (se) {
+		if (mounted)
+			fuse_session_unmount(se);
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+	}
+	if (fs_opened)
+		fs_close(&fs);
+	if (r) {
+		char *pid = xasprintf("%s/cairnfs.pid", r->state_dir);
+
+		if (!rc)
+			unlink(pid);
+		free(pid);
+		repo_close(r);	/* releases the lease */
+	}
+	if (!rc)
+		log_info("unmounted");
+	free(v);
+	repo_opts_free(&ro);
+	return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct cfs_opts o = { 0 };
+	struct stat st;
+	int ready_fd = -1, rc;
+
+	/* the terminal hears only warnings and errors; the log file, once the
+	 * mount is up, hears everything */
+	log_setup("cairnfs", LOG_LVL_WARN);
+	if (fuse_opt_parse(&args, &o, cfs_opt_spec, opt_proc) == -1)
+		return 1;
+	if (o.help) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (o.version) {
+		printf("cairnfs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
+		return 0;
+	}
+	if (!o.source || !o.mountpoint) {
+		fprintf(stderr, "cairnfs: SOURCE and MOUNTPOINT are required\n%s", usage);
+		return 2;
+	}
+	if (stat(o.mountpoint, &st)) {
+		fprintf(stderr, "cairnfs: mountpoint %s: %s\n", o.mountpoint, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "cairnfs: mountpoint %s is not a directory\n", o.mountpoint);
+		return 1;
+	}
+	{
+		char *abs = realpath(o.mountpoint, NULL);
+
+		if (abs) {
+			free(o.mountpoint);
+			o.mountpoint = abs;
+		}
+	}
+	if (!o.foreground) {
+		rc = detach(&ready_fd);
+		if (rc) {
+			fprintf(stderr, "cairnfs: cannot fork: %s\n", strerror(-rc));
+			return 1;
+		}
+	}
+	rc = run(&o, &args, ready_fd);
+	fuse_opt_free_args(&args);
+	free_opts(&o);
+	return rc;
+}

@@ -1,0 +1,921 @@
+/*
+ * meta.c - cairnfs's metadata: the in-memory inode table and its durable
+ * copy in sqlite (meta.db, WAL mode).
+ *
+ * One transaction is always open.  Directory entry and xattr changes go into
+ * it as they happen; inode attribute changes only mark the inode dirty, and
+ * fs_meta_commit writes the dirty inodes and commits, every 50 ms from the
+ * committer thread (group commit) or at once for fsync.  A commit is taken
+ * under fs->lock between operations, so every committed state is a state
+ * the tree really had: after a kill -9 the cache comes back as of the last
+ * commit, and as of the last fsync at the least.  synchronous=NORMAL: a
+ * commit reaches the WAL file with write(2), which survives the process;
+ * fs_meta_sync fsyncs the WAL for the commits that must survive the VM.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "err.h"
+#include "fs.h"
+#include "fsutil.h"
+#include "log.h"
+
+enum {
+	ST_INODE_GET, ST_INODE_PUT, ST_INODE_DEL,
+	ST_DIRENT_LOOKUP, ST_DIRENT_ADD, ST_DIRENT_DEL, ST_DIRENT_SET,
+	ST_DIR_EMPTY, ST_DIR_LIST, ST_DIR_MAXCOOKIE,
+	ST_XATTR_GET, ST_XATTR_INS, ST_XATTR_REPL, ST_XATTR_DEL, ST_XATTR_LIST, ST_XATTR_DELALL,
+	ST_META_GET, ST_META_SET, ST_BEGIN, ST_COMMIT,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_INODE_GET] = "SELECT mode, uid, gid, nlink, size, rdev, atime, atime_ns, mtime, mtime_ns,"
+			 " ctime, ctime_ns, target FROM inode WHERE ino = ?1",
+	[ST_INODE_PUT] = "INSERT OR REPLACE INTO inode (ino, mode, uid, gid, nlink, size, rdev,"
+			 " atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns, target)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	[ST_INODE_DEL] = "DELETE FROM inode WHERE ino = ?1",
+	[ST_DIRENT_LOOKUP] = "SELECT ino FROM dirent WHERE parent = ?1 AND name = ?2",
+	[ST_DIRENT_ADD] = "INSERT INTO dirent (parent, name, ino, type, cookie) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_DIRENT_DEL] = "DELETE FROM dirent WHERE parent = ?1 AND name = ?2",
+	[ST_DIRENT_SET] = "UPDATE dirent SET ino = ?3, type = ?4 WHERE parent = ?1 AND name = ?2",
+	[ST_DIR_EMPTY] = "SELECT 1 FROM dirent WHERE parent = ?1 LIMIT 1",
+	[ST_DIR_LIST] = "SELECT name, ino, type, cookie FROM dirent WHERE parent = ?1 AND cookie > ?2"
+			" ORDER BY cookie",
+	[ST_DIR_MAXCOOKIE] = "SELECT max(cookie) FROM dirent WHERE parent = ?1",
+	[ST_XATTR_GET] = "SELECT value FROM xattr WHERE ino = ?1 AND name = ?2",
+	[ST_XATTR_INS] = "INSERT INTO xattr (ino, name, value) VALUES (?1, ?2, ?3)",
+	[ST_XATTR_REPL] = "INSERT OR REPLACE INTO xattr (ino, name, value) VALUES (?1, ?2, ?3)",
+	[ST_XATTR_DEL] = "DELETE FROM xattr WHERE ino = ?1 AND name = ?2",
+	[ST_XATTR_LIST] = "SELECT name FROM xattr WHERE ino = ?1 ORDER BY name",
+	[ST_XATTR_DELALL] = "DELETE FROM xattr WHERE ino = ?1",
+	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[ST_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+	[ST_BEGIN] = "BEGIN",
+	[ST_COMMIT] = "COMMIT",
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS inode (ino INTEGER PRIMARY KEY, mode INTEGER NOT NULL,"
+	" uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,"
+	" size INTEGER NOT NULL, rdev INTEGER NOT NULL, atime INTEGER NOT NULL,"
+	" atime_ns INTEGER NOT NULL, mtime INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+	" ctime INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, target BLOB);"
+	"CREATE TABLE IF NOT EXISTS dirent (parent INTEGER NOT NULL, name BLOB NOT NULL,"
+	" ino INTEGER NOT NULL, type INTEGER NOT NULL, cookie INTEGER NOT NULL,"
+	" PRIMARY KEY (parent, name)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS dirent_cookie ON dirent (parent, cookie);"
+	"CREATE TABLE IF NOT EXISTS xattr (ino INTEGER NOT NULL, name BLOB NOT NULL,"
+	" value BLOB NOT NULL, PRIMARY KEY (ino, name)) WITHOUT ROWID;";
+
+static int db_fail(struct fs *fs, const char *what)
+{
+	return err_set(-EIO, "%s: meta.db in %s: %s", what, fs->cache_dir, sqlite3_errmsg(fs->db));
+}
+
+/* Steps a statement that returns no rows and resets it. */
+static int st_exec(struct fs *fs, int i)
+{
+	sqlite3_stmt *s = fs->st[i];
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc == SQLITE_CONSTRAINT)
+		return -EEXIST;
+	return db_fail(fs, "write");
+}
+
+static void bind_name(sqlite3_stmt *s, int col, const char *name)
+{
+	sqlite3_bind_blob(s, col, name, (int)strlen(name), SQLITE_STATIC);
+}
+
+/* ---- the inode table ---- */
+
+static size_t slot(const struct fs *fs, uint64_t ino)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) & (fs->table_size - 1);
+}
+
+static void table_insert(struct fs *fs, struct fs_inode *in)
+{
+	size_t i;
+
+	if (fs->count + 1 > fs->table_size) {
+		struct fs_inode **old = fs->table;
+		size_t n = fs->table_size;
+
+		fs->table_size = n * 2;
+		fs->table = xcalloc(fs->table_size, sizeof(*fs->table));
+		for (size_t k = 0; k < n; k++) {
+			while (old[k]) {
+				struct fs_inode *e = old[k];
+
+				old[k] = e->hnext;
+				i = slot(fs, e->ino);
+				e->hnext = fs->table[i];
+				fs->table[i] = e;
+			}
+		}
+		free(old);
+	}
+	i = slot(fs, in->ino);
+	in->hnext = fs->table[i];
+	fs->table[i] = in;
+	fs->count++;
+}
+
+static void table_remove(struct fs *fs, struct fs_inode *in)
+{
+	struct fs_inode **p = &fs->table[slot(fs, in->ino)];
+
+	while (*p && *p != in)
+		p = &(*p)->hnext;
+	if (*p) {
+		*p = in->hnext;
+		fs->count--;
+	}
+}
+
+static void inode_free(struct fs_inode *in)
+{
+	if (in->fd >= 0)
+		close(in->fd);
+	free(in->target);
+	free(in);
+}
+
+static struct fs_inode *inode_alloc(uint64_t ino)
+{
+	struct fs_inode *in = xcalloc(1, sizeof(*in));
+
+	in->ino = ino;
+	in->fd = -1;
+	in->blocks_stale = 1;
+	return in;
+}
+
+struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino, int *err)
+{
+	struct fs_inode *in;
+	sqlite3_stmt *s = fs->st[ST_INODE_GET];
+	int rc;
+
+	for (in = fs->table[slot(fs, ino)]; in; in = in->hnext)
+		if (in->ino == ino)
+			return in->deleted ? (*err = -ENOENT, NULL) : in;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)ino);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		*err = rc == SQLITE_DONE ? -ENOENT : db_fail(fs, "read inode");
+		sqlite3_reset(s);
+		return NULL;
+	}
+	in = inode_alloc(ino);
+	in->mode = (uint32_t)sqlite3_column_int64(s, 0);
+	in->uid = (uint32_t)sqlite3_column_int64(s, 1);
+	in->gid = (uint32_t)sqlite3_column_int64(s, 2);
+	in->nlink = (uint32_t)sqlite3_column_int64(s, 3);
+	in->size = (uint64_t)sqlite3_column_int64(s, 4);
+	in->rdev = (uint64_t)sqlite3_column_int64(s, 5);
+	in->atime.tv_sec = sqlite3_column_int64(s, 6);
+	in->atime.tv_nsec = sqlite3_column_int64(s, 7);
+	in->mtime.tv_sec = sqlite3_column_int64(s, 8);
+	in->mtime.tv_nsec = sqlite3_column_int64(s, 9);
+	in->ctime.tv_sec = sqlite3_column_int64(s, 10);
+	in->ctime.tv_nsec = sqlite3_column_int64(s, 11);
+	if (sqlite3_column_type(s, 12) == SQLITE_BLOB) {
+		int n = sqlite3_column_bytes(s, 12);
+
+		in->target = xmalloc((size_t)n + 1);
+		memcpy(in->target, sqlite3_column_blob(s, 12), (size_t)n);
+		in->target[n] = '\0';
+	}
+	sqlite3_reset(s);
+	in->in_db = 1;
+	table_insert(fs, in);
+	return in;
+}
+
+struct fs_inode *fs_inode_new(struct fs *fs, mode_t mode, uid_t uid, gid_t gid, dev_t rdev)
+{
+	struct fs_inode *in = inode_alloc(fs->next_ino++);
+
+	in->mode = mode;
+	in->uid = uid;
+	in->gid = gid;
+	in->rdev = rdev;
+	clock_gettime(CLOCK_REALTIME, &in->mtime);
+	in->atime = in->ctime = in->mtime;
+	in->blocks_stale = 0;
+	table_insert(fs, in);
+	fs_inode_dirty(fs, in);
+	return in;
+}
+
+void fs_inode_dirty(struct fs *fs, struct fs_inode *in)
+{
+	fs->pending++;
+	if (in->dirty)
+		return;
+	in->dirty = 1;
+	in->dnext = fs->dirty;
+	fs->dirty = in;
+}
+
+static void unlink_after_commit(struct fs *fs, uint64_t ino)
+{
+	if (fs->n_unlink_after == fs->cap_unlink_after) {
+		fs->cap_unlink_after = fs->cap_unlink_after ? fs->cap_unlink_after * 2 : 64;
+		fs->unlink_after = xrealloc(fs->unlink_after,
+					    fs->cap_unlink_after * sizeof(*fs->unlink_after));
+	}
+	fs->unlink_after[fs->n_unlink_after++] = ino;
+}
+
+void fs_inode_maybe_drop(struct fs *fs, struct fs_inode *in)
+{
+	if (in->nlookup || in->nopen || in->ino == FS_ROOT_INO)
+		return;
+	if (in->nlink == 0) {
+		sqlite3_bind_int64(fs->st[ST_INODE_DEL], 1, (sqlite3_int64)in->ino);
+		st_exec(fs, ST_INODE_DEL);
+		sqlite3_bind_int64(fs->st[ST_XATTR_DELALL], 1, (sqlite3_int64)in->ino);
+		st_exec(fs, ST_XATTR_DELALL);
+		if (S_ISREG(in->mode))
+			unlink_after_commit(fs, in->ino);
+		fs->pending++;
+		in->deleted = 1;
+	} else if (in->dirty) {
+		return;		/* written, then dropped, by the next commit */
+	}
+	table_remove(fs, in);
+	if (!in->dirty)
+		inode_free(in);
+}
+
+void fs_inode_stat(struct fs *fs, struct fs_inode *in, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = in->ino;
+	st->st_mode = in->mode;
+	st->st_nlink = in->nlink;
+	st->st_uid = in->uid;
+	st->st_gid = in->gid;
+	st->st_rdev = in->rdev;
+	st->st_size = (off_t)in->size;
+	st->st_atim = in->atime;
+	st->st_mtim = in->mtime;
+	st->st_ctim = in->ctime;
+	st->st_blksize = 4096;
+	if (S_ISREG(in->mode)) {
+		if (in->blocks_stale) {
+			struct stat ds;
+			char name[40];
+
+			fs_data_name(in->ino, name);
+			if (in->fd >= 0 ? fstat(in->fd, &ds) == 0
+					: fstatat(fs->data_fd, name, &ds, 0) == 0)
+				in->blocks = (uint64_t)ds.st_blocks;
+			else
+				in->blocks = 0;
+			in->blocks_stale = 0;
+		}
+		st->st_blocks = (blkcnt_t)in->blocks;
+	} else if (S_ISDIR(in->mode) || S_ISLNK(in->mode)) {
+		st->st_blocks = S_ISDIR(in->mode) ? 8 : 0;
+	}
+}
+
+static int inode_put(struct fs *fs, struct fs_inode *in)
+{
+	sqlite3_stmt *s = fs->st[ST_INODE_PUT];
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)in->ino);
+	sqlite3_bind_int64(s, 2, in->mode);
+	sqlite3_bind_int64(s, 3, in->uid);
+	sqlite3_bind_int64(s, 4, in->gid);
+	sqlite3_bind_int64(s, 5, in->nlink);
+	sqlite3_bind_int64(s, 6, (sqlite3_int64)in->size);
+	sqlite3_bind_int64(s, 7, (sqlite3_int64)in->rdev);
+	sqlite3_bind_int64(s, 8, in->atime.tv_sec);
+	sqlite3_bind_int64(s, 9, in->atime.tv_nsec);
+	sqlite3_bind_int64(s, 10, in->mtime.tv_sec);
+	sqlite3_bind_int64(s, 11, in->mtime.tv_nsec);
+	sqlite3_bind_int64(s, 12, in->ctime.tv_sec);
+	sqlite3_bind_int64(s, 13, in->ctime.tv_nsec);
+	if (in->target)
+		sqlite3_bind_blob(s, 14, in->target, (int)strlen(in->target), SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 14);
+	return st_exec(fs, ST_INODE_PUT);
+}
+
+int fs_meta_commit(struct fs *fs, int durable)
+{
+	int rc = 0;
+
+	while (fs->dirty) {
+		struct fs_inode *in = fs->dirty;
+
+		fs->dirty = in->dnext;
+		in->dirty = 0;
+		if (in->deleted) {
+			inode_free(in);
+			continue;
+		}
+		if (!rc)
+			rc = inode_put(fs, in);
+		in->in_db = 1;
+		if (!in->nlookup && !in->nopen && in->ino != FS_ROOT_INO) {
+			table_remove(fs, in);
+			inode_free(in);
+		}
+	}
+	if (rc)
+		return rc;
+	if (fs->pending) {
+		rc = st_exec(fs, ST_COMMIT);
+		if (!rc)
+			rc = st_exec(fs, ST_BEGIN);
+		if (rc)
+			return rc;
+		fs->pending = 0;
+	}
+	for (size_t i = 0; i < fs->n_unlink_after; i++) {
+		char name[40];
+
+		fs_data_name(fs->unlink_after[i], name);
+		if (unlinkat(fs->data_fd, name, 0) && errno != ENOENT)
+			log_warn("cannot remove cache file %s/data/%s: %s", fs->cache_dir, name,
+				 strerror(errno));
+	}
+	fs->n_unlink_after = 0;
+	if (durable && fs->wal_fd >= 0 && fsync(fs->wal_fd))
+		return err_set(-EIO, "fsync %s/meta.db-wal: %s", fs->cache_dir, strerror(errno));
+	return 0;
+}
+
+static void *committer_main(void *arg)
+{
+	struct fs *fs = arg;
+
+	pthread_mutex_lock(&fs->lock);
+	while (!fs->stopping) {
+		struct timespec t;
+
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += 50 * 1000 * 1000;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&fs->commit_cond, &fs->lock, &t);
+		if ((fs->pending || fs->dirty) && fs_meta_commit(fs, 0))
+			log_error("commit: %s", err_msg());
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return NULL;
+}
+
+int fs_committer_start(struct fs *fs)
+{
+	int rc = pthread_create(&fs->committer, NULL, committer_main, fs);
+
+	if (rc)
+		return err_set(-rc, "cannot start the commit thread: %s", strerror(rc));
+	fs->committer_running = 1;
+	return 0;
+}
+
+void fs_committer_stop(struct fs *fs)
+{
+	if (!fs->committer_running)
+		return;
+	pthread_mutex_lock(&fs->lock);
+	fs->stopping = 1;
+	pthread_cond_signal(&fs->commit_cond);
+	pthread_mutex_unlock(&fs->lock);
+	pthread_join(fs->committer, NULL);
+	fs->committer_running = 0;
+}
+
+/* ---- directory entries ---- */
+
+int fs_dirent_lookup(struct fs *fs, uint64_t parent, const char *name, uint64_t *ino)
+{
+	sqlite3_stmt *s = fs->st[ST_DIRENT_LOOKUP];
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)parent);
+	bind_name(s, 2, name);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*ino = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : db_fail(fs, "lookup");
+}
+
+static uint64_t dir_next_cookie(struct fs *fs, struct fs_inode *dir)
+{
+	if (!dir->next_cookie) {
+		sqlite3_stmt *s = fs->st[ST_DIR_MAXCOOKIE];
+		uint64_t max = 0;
+
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)dir->ino);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			max = (uint64_t)sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		/* readdir offsets 1 and 2 are "." and "..": cookies start at 3 */
+		dir->next_cookie = max < 3 ? 3 : max + 1;
+	}
+	return dir->next_cookie++;
+}
+
+int fs_dirent_add(struct fs *fs, struct fs_inode *dir, const char *name, uint64_t ino, mode_t mode)
+{
+	sqlite3_stmt *s = fs->st[ST_DIRENT_ADD];
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)dir->ino);
+	bind_name(s, 2, name);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)ino);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)(mode & S_IFMT));
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)dir_next_cookie(fs, dir));
+	fs->pending++;
+	return st_exec(fs, ST_DIRENT_ADD);
+}
+
+int fs_dirent_remove(struct fs *fs, uint64_t parent, const char *name)
+{
+	sqlite3_stmt *s = fs->st[ST_DIRENT_DEL];
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)parent);
+	bind_name(s, 2, name);
+	fs->pending++;
+	return st_exec(fs, ST_DIRENT_DEL);
+}
+
+int fs_dirent_set_ino(struct fs *fs, uint64_t parent, const char *name, uint64_t ino, mode_t mode)
+{
+	sqlite3_stmt *s = fs->st[ST_DIRENT_SET];
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)parent);
+	bind_name(s, 2, name);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)ino);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)(mode & S_IFMT));
+	fs->pending++;
+	return st_exec(fs, ST_DIRENT_SET);
+}
+
+int fs_dir_is_empty(struct fs *fs, uint64_t dir)
+{
+	sqlite3_stmt *s = fs->st[ST_DIR_EMPTY];
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)dir);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? 1 : db_fail(fs, "readdir");
+}
+
+int fs_dirent_foreach(struct fs *fs, uint64_t dir, uint64_t after, fs_dirent_fn fn, void *arg)
+{
+	sqlite3_stmt *s;
+	int rc, stop = 0;
+
+	/* fn may look inodes up (ST_INODE_GET), never list another dir */
+	s = fs->st[ST_DIR_LIST];
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)dir);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char name[256];
+		int n = sqlite3_column_bytes(s, 0);
+
+		if (n <= 0 || n > 255)
+			continue;
+		memcpy(name, sqlite3_column_blob(s, 0), (size_t)n);
+		name[n] = '\0';
+		stop = fn(arg, name, (uint64_t)sqlite3_column_int64(s, 1),
+			  (mode_t)sqlite3_column_int64(s, 2), (uint64_t)sqlite3_column_int64(s, 3));
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (stop || rc == SQLITE_DONE)
+		return 0;
+	return db_fail(fs, "readdir");
+}
+
+/* ---- xattrs ---- */
+
+int fs_xattr_get(struct fs *fs, uint64_t ino, const char *name, void **value, size_t *len)
+{
+	sqlite3_stmt *s = fs->st[ST_XATTR_GET];
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)ino);
+	bind_name(s, 2, name);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*len = (size_t)sqlite3_column_bytes(s, 0);
+		*value = xmalloc(*len + 1);
+		if (*len)
+			memcpy(*value, sqlite3_column_blob(s, 0), *len);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENODATA : db_fail(fs, "getxattr");
+}
+
+int fs_xattr_set(struct fs *fs, uint64_t ino, const char *name, const void *value, size_t len,
+		 int flags)
+{
+	void *old = NULL;
+	size_t oldlen;
+	int have = fs_xattr_get(fs, ino, name, &old, &oldlen);
+	int i;
+
+	free(old);
+	if (have < 0 && have != -ENODATA)
+		return have;
+	if ((flags & XATTR_CREATE) && have == 0)
+		return -EEXIST;
+	if ((flags & XATTR_REPLACE) && have == -ENODATA)
+		return -ENODATA;
+	i = have == 0 ? ST_XATTR_REPL : ST_XATTR_INS;
+	sqlite3_bind_int64(fs->st[i], 1, (sqlite3_int64)ino);
+	bind_name(fs->st[i], 2, name);
+	sqlite3_bind_blob(fs->st[i], 3, len ? value : "", (int)len, SQLITE_STATIC);
+	fs->pending++;
+	return st_exec(fs, i);
+}
+
+int fs_xattr_remove(struct fs *fs, uint64_t ino, const char *name)
+{
+	sqlite3_stmt *s = fs->st[ST_XATTR_DEL];
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)ino);
+	bind_name(s, 2, name);
+	rc = st_exec(fs, ST_XATTR_DEL);
+	if (rc)
+		return rc;
+	if (!sqlite3_changes(fs->db))
+		return -ENODATA;
+	fs->pending++;
+	return 0;
+}
+
+int fs_xattr_list(struct fs *fs, uint64_t ino, char **names, size_t *len)
+{
+	sqlite3_stmt *s = fs->st[ST_XATTR_LIST];
+	struct buf b = BUF_INIT;
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)ino);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		buf_add(&b, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
+		buf_addc(&b, '\0');
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		buf_free(&b);
+		return db_fail(fs, "listxattr");
+	}
+	*len = b.len;
+	*names = buf_detach(&b, NULL);
+	return 0;
+}
+
+/* ---- meta keys ---- */
+
+int fs_meta_get(struct fs *fs, const char *key, char **value)
+{
+	sqlite3_stmt *s = fs->st[ST_META_GET];
+	int rc;
+
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*value = xstrdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : db_fail(fs, "read");
+}
+
+int fs_meta_set(struct fs *fs, const char *key, const char *value)
+{
+	sqlite3_stmt *s = fs->st[ST_META_SET];
+
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+	fs->pending++;
+	return st_exec(fs, ST_META_SET);
+}
+
+/* ---- cache files ---- */
+
+void fs_data_name(uint64_t ino, char out[40])
+{
+	snprintf(out, 40, "%02x/%" PRIu64, (unsigned)(ino & 0xff), ino);
+}
+
+int fs_data_open(struct fs *fs, struct fs_inode *in, int create)
+{
+	char name[40];
+	int fd;
+
+	fs_data_name(in->ino, name);
+	fd = openat(fs->data_fd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && create) {
+		fd = openat(fs->data_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			in->data_new = 1;
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+/* ---- open and close ---- */
+
+static int exec_sql(struct fs *fs, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(fs->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		err_set(-EIO, "meta.db in %s: %s", fs->cache_dir, msg ? msg : "error");
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* After a crash: inodes that were unlinked while open, and cache files
+ * whose inode never reached a commit. */
+static int recover(struct fs *fs)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	rc = exec_sql(fs, "DELETE FROM xattr WHERE ino IN (SELECT ino FROM inode WHERE nlink = 0);"
+			  "DELETE FROM inode WHERE nlink = 0;");
+	if (rc)
+		return rc;
+	if (sqlite3_prepare_v2(fs->db, "SELECT 1 FROM inode WHERE ino = ?1", -1, &s, NULL))
+		return db_fail(fs, "recover");
+	for (unsigned x = 0; x < 256; x++) {
+		char sub[8];
+		DIR *d;
+		struct dirent *de;
+		int dfd;
+
+		snprintf(sub, sizeof(sub), "%02x", x);
+		dfd = openat(fs->data_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || !(d = fdopendir(dfd))) {
+			if (dfd >= 0)
+				close(dfd);
+			continue;
+		}
+		while ((de = readdir(d))) {
+			char *end;
+			unsigned long long ino = strtoull(de->d_name, &end, 10);
+
+			if (de->d_name[0] == '.' || *end)
+				continue;
+			sqlite3_bind_int64(s, 1, (sqlite3_int64)ino);
+			if (sqlite3_step(s) == SQLITE_DONE) {
+				log_info("recovery: removing cache file data/%s/%s of no inode", sub,
+					 de->d_name);
+				unlinkat(dirfd(d), de->d_name, 0);
+			}
+			sqlite3_reset(s);
+		}
+		closedir(d);
+	}
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int fs_open(struct fs *fs, const char *cache_dir, int *ready)
+{
+	char *v = NULL;
+	int rc, clean;
+
+	memset(fs, 0, sizeof(*fs));
+	fs->cache_fd = fs->data_fd = fs->wal_fd = -1;
+	fs->cache_dir = xstrdup(cache_dir);
+	fs->table_size = 1024;
+	fs->table = xcalloc(fs->table_size, sizeof(*fs->table));
+	fs->entry_timeout = 86400.0;
+	pthread_mutex_init(&fs->lock, NULL);
+	pthread_cond_init(&fs->commit_cond, NULL);
+
+	{
+		char *p = xasprintf("%s/data", cache_dir);
+
+		rc = fsu_mkdir_parents(p);
+		free(p);
+		if (rc)
+			return err_prefix(rc, "cache dir");
+	}
+	fs->cache_fd = open(cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->cache_fd < 0)
+		return err_set(-errno, "cache dir %s: %s", cache_dir, strerror(errno));
+	if (flock(fs->cache_fd, LOCK_EX | LOCK_NB))
+		return err_set(-EBUSY, "cache dir %s is in use by another cairnfs (unmount it first)",
+			       cache_dir);
+	if (mkdirat(fs->cache_fd, "data", 0700) && errno != EEXIST)
+		return err_set(-EIO, "%s/data: %s", cache_dir, strerror(errno));
+	fs->data_fd = openat(fs->cache_fd, "data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->data_fd < 0)
+		return err_set(-EIO, "%s/data: %s", cache_dir, strerror(errno));
+	for (unsigned x = 0; x < 256; x++) {
+		char sub[8];
+
+		snprintf(sub, sizeof(sub), "%02x", x);
+		if (mkdirat(fs->data_fd, sub, 0700) && errno != EEXIST)
+			return err_set(-EIO, "%s/data/%s: %s", cache_dir, sub, strerror(errno));
+	}
+	{
+		char *path = xasprintf("%s/meta.db", cache_dir);
+
+		rc = sqlite3_open_v2(path, &fs->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX, NULL);
+		free(path);
+		if (rc != SQLITE_OK)
+			return db_fail(fs, "open");
+	}
+	rc = exec_sql(fs, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+			  "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;");
+	if (!rc)
+		rc = exec_sql(fs, schema);
+	if (rc)
+		return rc;
+	for (int i = 0; i < ST_COUNT; i++)
+		if (sqlite3_prepare_v3(fs->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &fs->st[i], NULL) != SQLITE_OK)
+			return db_fail(fs, "prepare");
+	rc = st_exec(fs, ST_BEGIN);
+	if (rc)
+		return rc;
+	if (fs_meta_get(fs, "version", &v) == 0) {
+		if (strcmp(v, "1") != 0) {
+			err_set(-ENOTSUP, "cache dir %s has metadata version %s; this cairnfs reads version %d:"
+				" use a new cache dir", cache_dir, v, FS_META_VERSION);
+			free(v);
+			return -ENOTSUP;
+		}
+		free(v);
+	} else {
+		rc = fs_meta_set(fs, "version", "1");
+		if (rc)
+			return rc;
+	}
+	clean = fs_meta_get(fs, "clean", &v) == 0 && strcmp(v, "1") == 0;
+	free(v);
+	v = NULL;
+	*ready = fs_meta_get(fs, "ready", &v) == 0 && strcmp(v, "1") == 0;
+	free(v);
+	if (*ready && !clean) {
+		log_info("%s was not unmounted cleanly: recovering", cache_dir);
+		rc = recover(fs);
+		if (rc)
+			return rc;
+	}
+	{
+		sqlite3_stmt *s;
+
+		if (sqlite3_prepare_v2(fs->db, "SELECT max(ino) FROM inode", -1, &s, NULL))
+			return db_fail(fs, "open");
+		fs->next_ino = FS_ROOT_INO + 1;
+		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= FS_ROOT_INO)
+			fs->next_ino = (uint64_t)sqlite3_column_int64(s, 0) + 1;
+		sqlite3_finalize(s);
+	}
+	rc = fs_meta_set(fs, "clean", "0");
+	if (!rc)
+		rc = st_exec(fs, ST_COMMIT);
+	if (rc)
+		return rc;
+	{
+		char *path = xasprintf("%s/meta.db-wal", cache_dir);
+
+		fs->wal_fd = open(path, O_RDONLY | O_CLOEXEC);
+		free(path);
+		if (fs->wal_fd < 0)
+			return err_set(-EIO, "%s/meta.db-wal: %s", cache_dir, strerror(errno));
+	}
+	if (fsync(fs->cache_fd) || fsync(fs->wal_fd))
+		return err_set(-EIO, "fsync %s: %s", cache_dir, strerror(errno));
+	fs->pending = 0;
+	return st_exec(fs, ST_BEGIN);
+}
+
+int fs_reset(struct fs *fs)
+{
+	int rc = exec_sql(fs, "DELETE FROM inode; DELETE FROM dirent; DELETE FROM xattr;"
+			      " DELETE FROM meta WHERE key NOT IN ('version', 'clean');");
+
+	if (rc)
+		return rc;
+	for (unsigned x = 0; x < 256; x++) {
+		char sub[8];
+
+		snprintf(sub, sizeof(sub), "%02x", x);
+		{
+			char *p = xasprintf("%s/data/%s", fs->cache_dir, sub);
+
+			rc = fsu_rmtree(p);
+			if (!rc && mkdir(p, 0700))
+				rc = -errno;
+			free(p);
+		}
+		if (rc)
+			return err_set(rc, "cannot empty %s/data: %s", fs->cache_dir, strerror(-rc));
+	}
+	fs->next_ino = FS_ROOT_INO + 1;
+	fs->pending++;
+	return 0;
+}
+
+int fs_init_root(struct fs *fs, uid_t uid, gid_t gid, mode_t mode, int ready)
+{
+	struct fs_inode *root = inode_alloc(FS_ROOT_INO);
+	int rc;
+
+	root->mode = S_IFDIR | (mode & 07777);
+	root->uid = uid;
+	root->gid = gid;
+	root->nlink = 2;
+	root->blocks_stale = 0;
+	clock_gettime(CLOCK_REALTIME, &root->mtime);
+	root->atime = root->ctime = root->mtime;
+	table_insert(fs, root);
+	fs_inode_dirty(fs, root);
+	rc = fs_meta_set(fs, "ready", ready ? "1" : "0");
+	if (!rc)
+		rc = fs_meta_commit(fs, ready);
+	return rc;
+}
+
+void fs_close(struct fs *fs)
+{
+	fs_committer_stop(fs);
+	if (fs->db) {
+		pthread_mutex_lock(&fs->lock);
+		if (fs_meta_commit(fs, 0) == 0 && fs_meta_set(fs, "clean", "1") == 0 &&
+		    fs_meta_commit(fs, 1) == 0)
+			log_info("metadata committed");
+		else
+			log_error("last commit: %s", err_msg());
+		sqlite3_exec(fs->db, "COMMIT", NULL, NULL, NULL);
+		for (int i = 0; i < ST_COUNT; i++)
+			sqlite3_finalize(fs->st[i]);
+		sqlite3_close(fs->db);
+		fs->db = NULL;
+		pthread_mutex_unlock(&fs->lock);
+	}
+	for (size_t i = 0; i < fs->table_size; i++) {
+		while (fs->table && fs->table[i]) {
+			struct fs_inode *in = fs->table[i];
+
+			fs->table[i] = in->hnext;
+			inode_free(in);
+		}
+	}
+	free(fs->table);
+	free(fs->unlink_after);
+	if (fs->wal_fd >= 0)
+		close(fs->wal_fd);
+	if (fs->data_fd >= 0)
+		close(fs->data_fd);
+	if (fs->cache_fd >= 0)
+		close(fs->cache_fd);
+	free(fs->cache_dir);
+	pthread_mutex_destroy(&fs->lock);
+	pthread_cond_destroy(&fs->commit_cond);
+}

@@ -1,0 +1,1099 @@
+/*
+ * ops.c - cairnfs's low-level FUSE operations, in the idiom of libfuse's
+ * passthrough_ll.c: every operation replies exactly once on every path,
+ * errors become negative errno only here, at the FUSE edge.
+ *
+ * Metadata operations run under fs->lock (fs.h).  read and write move data
+ * between the kernel and the inode's cache file without the lock: an open
+ * handle (fi->fh) points at its struct fs_inode, which stays in memory and
+ * keeps its fd while any handle is open (nopen > 0).
+ */
+#define FUSE_USE_VERSION 34
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "buf.h"
+#include "err.h"
+#include "fs.h"
+#include "log.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+#define FS_NAME_MAX 255
+#define FS_XATTR_VALUE_MAX 65536
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct fs_inode *handle_inode(const struct fuse_file_info *fi)
+{
+	return (struct fs_inode *)(uintptr_t)fi->fh;
+}
+
+static void now(struct timespec *t)
+{
+	clock_gettime(CLOCK_REALTIME, t);
+}
+
+static void touch_dir(struct fs *fs, struct fs_inode *dir)
+{
+	now(&dir->mtime);
+	dir->ctime = dir->mtime;
+	fs_inode_dirty(fs, dir);
+}
+
+static void fill_entry(struct fs *fs, struct fs_inode *in, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = in->ino;
+	e->generation = 1;
+	fs_inode_stat(fs, in, &e->attr);
+	e->attr_timeout = fs->entry_timeout;
+	e->entry_timeout = fs->entry_timeout;
+}
+
+static void reply_sqlite_err(fuse_req_t req, int rc)
+{
+	if (rc == -EIO)
+		log_error("%s", err_msg());
+	fuse_reply_err(req, -rc);
+}
+
+/* ---- lookups and attributes ---- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* cairnfs is the only writer: an attribute refresh never means the
+	 * data changed behind the kernel's back */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* locks stay in the kernel, local to this VM */
+	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	struct fs_inode *in;
+	uint64_t ino;
+	int rc;
+
+	if (strlen(name) > FS_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	rc = fs_dirent_lookup(fs, parent, name, &ino);
+	if (rc == -ENOENT) {
+		pthread_mutex_unlock(&fs->lock);
+		/* a negative entry the kernel may keep as long as a positive one */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->entry_timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	in = rc ? NULL : fs_inode_get(fs, ino, &rc);
+	if (in) {
+		in->nlookup++;
+		fill_entry(fs, in, &e);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (in)
+		fuse_reply_entry(req, &e);
+	else
+		reply_sqlite_err(req, rc);
+}
+
+static void forget_one(struct fs *fs, fuse_ino_t ino, uint64_t n)
+{
+	int rc;
+	struct fs_inode *in = fs_inode_get(fs, ino, &rc);
+
+	if (!in)
+		return;
+	in->nlookup = in->nlookup > n ? in->nlookup - n : 0;
+	fs_inode_maybe_drop(fs, in);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct fs *fs = req_fs(req);
+
+	pthread_mutex_lock(&fs->lock);
+	forget_one(fs, ino, nlookup);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs *fs = req_fs(req);
+
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; i < count; i++)
+		forget_one(fs, forgets[i].ino, forgets[i].nlookup);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *in;
+	struct stat st;
+	int rc;
+
+	(void)fi;
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode_get(fs, ino, &rc);
+	if (in)
+		fs_inode_stat(fs, in, &st);
+	pthread_mutex_unlock(&fs->lock);
+	if (in)
+		fuse_reply_attr(req, &st, fs->entry_timeout);
+	else
+		reply_sqlite_err(req, rc);
+}
+
+/* Sets the size of in's cache file (and in->size); caller holds the lock. */
+static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
+{
+	int fd = in->fd, rc = 0;
+
+	if (fd < 0) {
+		fd = fs_data_open(fs, in, size > 0);
+		if (fd == -ENOENT && size == 0)
+			goto done;
+		if (fd < 0)
+			return fd;
+	}
+	if (ftruncate(fd, (off_t)size))
+		rc = -errno;
+	if (fd != in->fd)
+		close(fd);
+	if (rc)
+		return rc;
+done:
+	in->size = size;
+	in->blocks_stale = 1;
+	return 0;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *in;
+	struct timespec t;
+	struct stat st;
+	int rc = 0;
+
+	(void)fi;
+	now(&t);
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode_get(fs, ino, &rc);
+	if (!in)
+		goto out;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (!S_ISREG(in->mode)) {
+			rc = S_ISDIR(in->mode) ? -EISDIR : -EINVAL;
+			goto out;
+		}
+		rc = set_size(fs, in, (uint64_t)attr->st_size);
+		if (rc)
+			goto out;
+		in->mtime = t;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE)
+		in->mode = (in->mode & S_IFMT) | (attr->st_mode & 07777);
+	if (to_set & FUSE_SET_ATTR_UID)
+		in->uid = attr->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		in->gid = attr->st_gid;
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		in->atime = t;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		in->atime = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		in->mtime = t;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		in->mtime = attr->st_mtim;
+	if (to_set & FUSE_SET_ATTR_CTIME)
+		in->ctime = attr->st_ctim;
+	else
+		in->ctime = t;
+	fs_inode_dirty(fs, in);
+	fs_inode_stat(fs, in, &st);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	if (in && !rc)
+		fuse_reply_attr(req, &st, fs->entry_timeout);
+	else
+		reply_sqlite_err(req, rc);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *in;
+	char *target = NULL;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode_get(fs, ino, &rc);
+	if (in && in->target)
+		target = xstrdup(in->target);
+	else if (in)
+		rc = -EINVAL;
+	pthread_mutex_unlock(&fs->lock);
+	if (target)
+		fuse_reply_readlink(req, target);
+	else
+		reply_sqlite_err(req, rc);
+	free(target);
+}
+
+/* ---- making and removing names ---- */
+
+/* Makes a node named name in parent for the caller of req; on success
+ * returns it with one lookup reference taken.  Caller holds the lock. */
+static struct fs_inode *make_node(fuse_req_t req, struct fs *fs, fuse_ino_t parent,
+				  const char *name, mode_t mode, dev_t rdev, const char *target,
+				  int *err)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fs_inode *dir, *in;
+	uint64_t ino;
+	gid_t gid = ctx->gid;
+	int rc;
+
+	if (strlen(name) > FS_NAME_MAX)
+		return *err = -ENAMETOOLONG, NULL;
+	dir = fs_inode_get(fs, parent, err);
+	if (!dir)
+		return NULL;
+	if (!S_ISDIR(dir->mode))
+		return *err = -ENOTDIR, NULL;
+	rc = fs_dirent_lookup(fs, parent, name, &ino);
+	if (rc != -ENOENT)
+		return *err = rc ? rc : -EEXIST, NULL;
+	if (dir->mode & S_ISGID) {
+		/* BSD group semantics of setgid directories, as on a local disk */
+		gid = dir->gid;
+		if (S_ISDIR(mode))
+			mode |= S_ISGID;
+	}
+	in = fs_inode_new(fs, mode, ctx->uid, gid, rdev);
+	in->nlink = S_ISDIR(mode) ? 2 : 1;
+	if (target)
+		in->target = xstrdup(target), in->size = strlen(target);
+	rc = fs_dirent_add(fs, dir, name, in->ino, mode);
+	if (rc) {
+		in->nlink = 0;
+		fs_inode_maybe_drop(fs, in);
+		return *err = rc, NULL;
+	}
+	if (S_ISDIR(mode))
+		dir->nlink++;
+	touch_dir(fs, dir);
+	in->nlookup++;
+	return in;
+}
+
+static void reply_new_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			   dev_t rdev, const char *target)
+{
+	struct fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	struct fs_inode *in;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	in = make_node(req, fs, parent, name, mode, rdev, target, &rc);
+	if (in)
+		fill_entry(fs, in, &e);
+	pthread_mutex_unlock(&fs->lock);
+	if (in)
+		fuse_reply_entry(req, &e);
+	else
+		reply_sqlite_err(req, rc);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	if (!S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISSOCK(mode) && !S_ISCHR(mode) &&
+	    !S_ISBLK(mode)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	reply_new_node(req, parent, name, mode, S_ISCHR(mode) || S_ISBLK(mode) ? rdev : 0, NULL);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	reply_new_node(req, parent, name, S_IFDIR | (mode & 07777), 0, NULL);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	if (strlen(link) > 4095) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	reply_new_node(req, parent, name, S_IFLNK | 0777, 0, link);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	struct fs_inode *in, *dir = NULL;
+	uint64_t other;
+	int rc = 0;
+
+	if (strlen(newname) > FS_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode_get(fs, ino, &rc);
+	if (in)
+		dir = fs_inode_get(fs, newparent, &rc);
+	if (!in || !dir)
+		goto out;
+	if (S_ISDIR(in->mode)) {
+		rc = -EPERM;
+		goto out;
+	}
+	rc = fs_dirent_lookup(fs, newparent, newname, &other);
+	if (rc != -ENOENT) {
+		rc = rc ? rc : -EEXIST;
+		goto out;
+	}
+	rc = fs_dirent_add(fs, dir, newname, in->ino, in->mode);
+	if (rc)
+		goto out;
+	in->nlink++;
+	now(&in->ctime);
+	fs_inode_dirty(fs, in);
+	touch_dir(fs, dir);
+	in->nlookup++;
+	fill_entry(fs, in, &e);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	if (!rc)
+		fuse_reply_entry(req, &e);
+	else
+		reply_sqlite_err(req, rc);
+}
+
+/* Takes name out of dir: the entry, a link of its inode, and (for a
+ * directory) dir's ".." link.  Caller holds the lock. */
+static int drop_name(struct fs *fs, struct fs_inode *dir, const char *name, struct fs_inode *in)
+{
+	int rc = fs_dirent_remove(fs, dir->ino, name);
+
+	if (rc)
+		return rc;
+	if (S_ISDIR(in->mode)) {
+		in->nlink = 0;
+		dir->nlink--;
+	} else if (in->nlink > 0) {
+		in->nlink--;
+	}
+	now(&in->ctime);
+	fs_inode_dirty(fs, in);
+	touch_dir(fs, dir);
+	return 0;
+}
+
+static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int is_rmdir)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *dir, *in = NULL;
+	uint64_t ino;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	dir = fs_inode_get(fs, parent, &rc);
+	if (dir)
+		rc = fs_dirent_lookup(fs, parent, name, &ino);
+	if (dir && !rc)
+		in = fs_inode_get(fs, ino, &rc);
+	if (!in)
+		goto out;
+	if (is_rmdir && !S_ISDIR(in->mode))
+		rc = -ENOTDIR;
+	else if (!is_rmdir && S_ISDIR(in->mode))
+		rc = -EISDIR;
+	else if (is_rmdir && (rc = fs_dir_is_empty(fs, in->ino)) <= 0)
+		rc = rc ? rc : -ENOTEMPTY;
+	else
+		rc = drop_name(fs, dir, name, in);
+	if (!rc)
+		fs_inode_maybe_drop(fs, in);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		reply_sqlite_err(req, rc);
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, 1);
+}
+
+static int rename_exchange(struct fs *fs, struct fs_inode *d1, const char *n1, struct fs_inode *a,
+			   struct fs_inode *d2, const char *n2, struct fs_inode *b)
+{
+	int rc = fs_dirent_set_ino(fs, d1->ino, n1, b->ino, b->mode);
+
+	if (!rc)
+		rc = fs_dirent_set_ino(fs, d2->ino, n2, a->ino, a->mode);
+	if (rc)
+		return rc;
+	if (d1 != d2 && S_ISDIR(a->mode) != S_ISDIR(b->mode)) {
+		struct fs_inode *gains = S_ISDIR(a->mode) ? d2 : d1;
+		struct fs_inode *loses = S_ISDIR(a->mode) ? d1 : d2;
+
+		gains->nlink++;
+		loses->nlink--;
+	}
+	now(&a->ctime);
+	b->ctime = a->ctime;
+	fs_inode_dirty(fs, a);
+	fs_inode_dirty(fs, b);
+	touch_dir(fs, d1);
+	touch_dir(fs, d2);
+	return 0;
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *d1, *d2 = NULL, *src = NULL, *dst = NULL;
+	uint64_t sino, dino;
+	int rc, have_dst;
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE) ||
+	    (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (strlen(newname) > FS_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	d1 = fs_inode_get(fs, parent, &rc);
+	if (d1)
+		d2 = fs_inode_get(fs, newparent, &rc);
+	if (d2)
+		rc = fs_dirent_lookup(fs, parent, name, &sino);
+	if (d2 && !rc)
+		src = fs_inode_get(fs, sino, &rc);
+	if (!src)
+		goto out;
+	rc = fs_dirent_lookup(fs, newparent, newname, &dino);
+	if (rc && rc != -ENOENT)
+		goto out;
+	have_dst = rc == 0;
+	rc = 0;
+	if (have_dst && !(dst = fs_inode_get(fs, dino, &rc)))
+		goto out;
+	if (flags & RENAME_EXCHANGE) {
+		rc = dst ? rename_exchange(fs, d1, name, src, d2, newname, dst) : -ENOENT;
+		goto out;
+	}
+	if (dst && flags & RENAME_NOREPLACE) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if (dst == src)
+		goto out;	/* two names of one inode: POSIX says do nothing */
+	if (dst) {
+		if (S_ISDIR(src->mode) && !S_ISDIR(dst->mode))
+			rc = -ENOTDIR;
+		else if (!S_ISDIR(src->mode) && S_ISDIR(dst->mode))
+			rc = -EISDIR;
+		else if (S_ISDIR(dst->mode) && (rc = fs_dir_is_empty(fs, dst->ino)) <= 0)
+			rc = rc ? rc : -ENOTEMPTY;
+		else
+			rc = drop_name(fs, d2, newname, dst);
+		if (rc)
+			goto out;
+	}
+	rc = fs_dirent_remove(fs, d1->ino, name);
+	if (!rc)
+		rc = fs_dirent_add(fs, d2, newname, src->ino, src->mode);
+	if (rc)
+		goto out;
+	if (S_ISDIR(src->mode) && d1 != d2) {
+		d1->nlink--;
+		d2->nlink++;
+	}
+	now(&src->ctime);
+	fs_inode_dirty(fs, src);
+	touch_dir(fs, d1);
+	if (d2 != d1)
+		touch_dir(fs, d2);
+	if (dst)
+		fs_inode_maybe_drop(fs, dst);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		reply_sqlite_err(req, rc);
+	else
+		fuse_reply_err(req, 0);
+}
+
+/* ---- files ---- */
+
+/* Opens in's cache file for one more handle; caller holds the lock. */
+static int open_inode(struct fs *fs, struct fs_inode *in, struct fuse_file_info *fi)
+{
+	if (!S_ISREG(in->mode))
+		return S_ISDIR(in->mode) ? -EISDIR : -EINVAL;
+	if (in->fd < 0) {
+		int fd = fs_data_open(fs, in, 1);
+
+		if (fd < 0) {
+			log_error("cannot open the cache file of inode %llu in %s/data: %s",
+				  (unsigned long long)in->ino, fs->cache_dir, strerror(-fd));
+			return fd;
+		}
+		in->fd = fd;
+	}
+	in->nopen++;
+	fi->fh = (uint64_t)(uintptr_t)in;
+	fi->keep_cache = 1;
+	return 0;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	struct fs_inode *in;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	in = make_node(req, fs, parent, name, S_IFREG | (mode & 07777), 0, NULL, &rc);
+	if (in) {
+		rc = open_inode(fs, in, fi);
+		if (rc) {
+			in->nlookup--;
+			in = NULL;
+		} else {
+			fill_entry(fs, in, &e);
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (in)
+		fuse_reply_create(req, &e, fi);
+	else
+		reply_sqlite_err(req, rc);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *in;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode_get(fs, ino, &rc);
+	if (in)
+		rc = open_inode(fs, in, fi);
+	if (!rc && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
+		rc = set_size(fs, in, 0);
+		if (!rc) {
+			now(&in->mtime);
+			in->ctime = in->mtime;
+			fs_inode_dirty(fs, in);
+		}
+		/* the handle stays counted until release, as the kernel will send it
+		 * only if we reply with success: undo it here */
+		if (rc) {
+			in->nopen--;
+			if (!in->nopen) {
+				close(in->fd);
+				in->fd = -1;
+			}
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		reply_sqlite_err(req, rc);
+	else
+		fuse_reply_open(req, fi);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *in = handle_inode(fi);
+
+	(void)ino;
+	pthread_mutex_lock(&fs->lock);
+	if (--in->nopen == 0) {
+		close(in->fd);
+		in->fd = -1;
+		fs_inode_maybe_drop(fs, in);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, 0);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	(void)ino;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = handle_inode(fi)->fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *in = handle_inode(fi);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+	ssize_t n;
+
+	(void)ino;
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = in->fd;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in_buf, 0);
+	if (n < 0) {
+		if (n != -ENOSPC && n != -EDQUOT)
+			log_error("write to the cache file of inode %llu: %s",
+				  (unsigned long long)in->ino, strerror((int)-n));
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	if ((uint64_t)off + (uint64_t)n > in->size)
+		in->size = (uint64_t)off + (uint64_t)n;
+	now(&in->mtime);
+	in->ctime = in->mtime;
+	in->blocks_stale = 1;
+	fs_inode_dirty(fs, in);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+/* Makes the metadata durable: the data dir entry of a new cache file, then
+ * a commit with the WAL fsync'd. */
+static int sync_meta(struct fs *fs, struct fs_inode *in)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	if (in && in->data_new) {
+		char name[40];
+		int dfd;
+
+		fs_data_name(in->ino, name);
+		name[2] = '\0';
+		dfd = openat(fs->data_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd))
+			rc = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		if (!rc)
+			in->data_new = 0;
+	}
+	if (!rc)
+		rc = fs_meta_commit(fs, 1);
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *in = handle_inode(fi);
+	int rc = 0;
+
+	(void)ino;
+	if ((datasync ? fdatasync(in->fd) : fsync(in->fd)) != 0)
+		rc = -errno;
+	if (!rc)
+		rc = sync_meta(fs, in);
+	if (rc)
+		log_error("fsync of inode %llu: %s", (unsigned long long)in->ino, strerror(-rc));
+	fuse_reply_err(req, -rc);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *in = handle_inode(fi);
+	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+	int rc = 0;
+
+	(void)ino;
+	if (mode & ~known) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (fallocate(in->fd, mode, off, len))
+		rc = errno;
+	if (!rc) {
+		pthread_mutex_lock(&fs->lock);
+		if (!(mode & FALLOC_FL_KEEP_SIZE) && (uint64_t)(off + len) > in->size)
+			in->size = (uint64_t)(off + len);
+		if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) ||
+		    !(mode & FALLOC_FL_KEEP_SIZE)) {
+			now(&in->mtime);
+			in->ctime = in->mtime;
+		}
+		in->blocks_stale = 1;
+		fs_inode_dirty(fs, in);
+		pthread_mutex_unlock(&fs->lock);
+	}
+	fuse_reply_err(req, rc);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	off_t r;
+
+	(void)ino;
+	r = lseek(handle_inode(fi)->fd, off, whence);
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+/* ---- directories ---- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fi->fh = 0;
+	/* every change to a directory passes through the kernel, which drops
+	 * its cached listing itself */
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+}
+
+struct readdir_ctx {
+	fuse_req_t req;
+	struct fs *fs;
+	char *buf;
+	size_t size, len;
+	int plus;
+	int err;
+};
+
+static int add_entry(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t cookie)
+{
+	struct readdir_ctx *c = arg;
+	size_t n;
+
+	if (c->plus) {
+		struct fuse_entry_param e;
+		struct fs_inode *in;
+		int rc;
+
+		if (ino == 0) {
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = FS_ROOT_INO;
+			e.attr.st_mode = S_IFDIR;
+		} else {
+			in = fs_inode_get(c->fs, ino, &rc);
+			if (!in) {
+				log_warn("directory entry %s names inode %llu, which is missing", name,
+					 (unsigned long long)ino);
+				return 0;
+			}
+			fill_entry(c->fs, in, &e);
+		}
+		n = fuse_add_direntry_plus(c->req, c->buf + c->len, c->size - c->len, name, &e,
+					   (off_t)cookie);
+		if (n > c->size - c->len)
+			return 1;
+		if (ino)
+			in->nlookup++;
+	} else {
+		struct stat st = { .st_ino = ino ? ino : FS_ROOT_INO, .st_mode = type };
+
+		n = fuse_add_direntry(c->req, c->buf + c->len, c->size - c->len, name, &st,
+				      (off_t)cookie);
+		if (n > c->size - c->len)
+			return 1;
+	}
+	c->len += n;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+{
+	struct fs *fs = req_fs(req);
+	struct readdir_ctx c = { .req = req, .fs = fs, .size = size, .plus = plus };
+	int rc = 0;
+
+	c.buf = xmalloc(size);
+	pthread_mutex_lock(&fs->lock);
+	/* "." and ".." (inode 0: no lookup reference for them) */
+	if (off < 1 && add_entry(&c, ".", 0, S_IFDIR, 1))
+		goto out;
+	if (off < 2 && add_entry(&c, "..", 0, S_IFDIR, 2))
+		goto out;
+	rc = fs_dirent_foreach(fs, ino, off < 2 ? 2 : (uint64_t)off, add_entry, &c);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	if (rc && c.len == 0)
+		reply_sqlite_err(req, rc);
+	else
+		fuse_reply_buf(req, c.buf, c.len);
+	free(c.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int rc;
+
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	rc = sync_meta(req_fs(req), NULL);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = req_fs(req);
+	struct statvfs sv;
+
+	(void)ino;
+	if (fstatvfs(fs->cache_fd, &sv)) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = FS_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- xattrs ---- */
+
+static int xattr_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > FS_NAME_MAX)
+		return -ERANGE;
+	/* ACLs would need FUSE_CAP_POSIX_ACL and the kernel enforcing them:
+	 * without that, storing them would be a wrong result */
+	if (strncmp(name, "system.posix_acl_", 17) == 0)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *in;
+	int rc = xattr_name_ok(name);
+
+	if (!rc && size > FS_XATTR_VALUE_MAX)
+		rc = -E2BIG;
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode_get(fs, ino, &rc);
+	if (in)
+		rc = fs_xattr_set(fs, ino, name, value, size, flags);
+	if (in && !rc) {
+		now(&in->ctime);
+		fs_inode_dirty(fs, in);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = req_fs(req);
+	void *value = NULL;
+	size_t len = 0;
+	int rc = xattr_name_ok(name);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	rc = fs_xattr_get(fs, ino, name, &value, &len);
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		reply_sqlite_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, value, len);
+	free(value);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = req_fs(req);
+	char *names = NULL;
+	size_t len = 0;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = fs_xattr_list(fs, ino, &names, &len);
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		reply_sqlite_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, names, len);
+	free(names);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_inode *in;
+	int rc = xattr_name_ok(name);
+
+	if (rc) {
+		fuse_reply_err(req, rc == -EOPNOTSUPP ? EOPNOTSUPP : ENODATA);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode_get(fs, ino, &rc);
+	if (in)
+		rc = fs_xattr_remove(fs, ino, name);
+	if (in && !rc) {
+		now(&in->ctime);
+		fs_inode_dirty(fs, in);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, -rc);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.create = op_create,
+	.open = op_open,
+	.release = op_release,
+	.read = op_read,
+	.write_buf = op_write_buf,
+	.flush = op_flush,
+	.fsync = op_fsync,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+};
