@@ -260,9 +260,10 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	rc = fs_committer_start(&fs);
 	if (rc)
 		goto out;
-	announce_ready(o->foreground ? -1 : ready_fd, r->state_dir);
-	if (!o->foreground)
+	if (!o->foreground) {
+		announce_ready(ready_fd, r->state_dir);
 		log_setup("cairnfs", LOG_LVL_INFO);
+	}
 	log_info("workspace %s mounted on %s", r->ws_id, o->mountpoint);
 	ready_fd = -1;
 	rc = fuse_session_loop_mt(se, &lc);

@@ -651,8 +651,9 @@ int fs_data_open(struct fs *fs, struct fs_inode *in, int create)
 	int fd;
 
 	fs_data_name(in->ino, name);
-	fd = openat(fs->data_fd, name, O_RDWR | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && create) {
+	/* a new inode has no cache file yet: skip the failing open */
+	fd = create && !in->in_db && !in->data_new ? -1 : openat(fs->data_fd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOENT || !in->in_db) && create) {
 		fd = openat(fs->data_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd >= 0)
 			in->data_new = 1;
@@ -674,8 +675,25 @@ static int exec_sql(struct fs *fs, const char *sql)
 	return 0;
 }
 
-/* After a crash: inodes that were unlinked while open, and cache files
- * whose inode never reached a commit. */
+/* Bytes written past the committed size were never fsync'd (fsync commits
+ * the size): cut them, so that a later truncate up reads zeros there. */
+static void trim_to_size(int dfd, const char *name, off_t size)
+{
+	struct stat st;
+	int fd;
+
+	if (fstatat(dfd, name, &st, 0) || st.st_size <= size)
+		return;
+	fd = openat(dfd, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (ftruncate(fd, size))
+		log_warn("recovery: cannot trim cache file %s: %s", name, strerror(errno));
+	close(fd);
+}
+
+/* After a crash: inodes that were unlinked while open, cache files whose
+ * inode never reached a commit, and bytes beyond the committed sizes. */
 static int recover(struct fs *fs)
 {
 	sqlite3_stmt *s;
@@ -685,7 +703,7 @@ static int recover(struct fs *fs)
 			  "DELETE FROM inode WHERE nlink = 0;");
 	if (rc)
 		return rc;
-	if (sqlite3_prepare_v2(fs->db, "SELECT 1 FROM inode WHERE ino = ?1", -1, &s, NULL))
+	if (sqlite3_prepare_v2(fs->db, "SELECT size FROM inode WHERE ino = ?1", -1, &s, NULL))
 		return db_fail(fs, "recover");
 	for (unsigned x = 0; x < 256; x++) {
 		char sub[8];
@@ -707,10 +725,13 @@ static int recover(struct fs *fs)
 			if (de->d_name[0] == '.' || *end)
 				continue;
 			sqlite3_bind_int64(s, 1, (sqlite3_int64)ino);
-			if (sqlite3_step(s) == SQLITE_DONE) {
+			rc = sqlite3_step(s);
+			if (rc == SQLITE_DONE) {
 				log_info("recovery: removing cache file data/%s/%s of no inode", sub,
 					 de->d_name);
 				unlinkat(dirfd(d), de->d_name, 0);
+			} else if (rc == SQLITE_ROW) {
+				trim_to_size(dirfd(d), de->d_name, (off_t)sqlite3_column_int64(s, 0));
 			}
 			sqlite3_reset(s);
 		}

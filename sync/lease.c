@@ -13,6 +13,7 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -104,9 +105,28 @@ static int lease_write(struct repo *r, const struct record_lease *l, enum store_
 	return rc;
 }
 
+/* A zombie is dead: a killed daemon whose parent has not reaped it yet
+ * must not keep its lease. */
 static int pid_alive(uint32_t pid)
 {
-	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+	char path[32], stat[256];
+	const char *p;
+	int fd;
+	ssize_t n;
+
+	if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	stat[n] = '\0';
+	p = strrchr(stat, ')');		/* "pid (comm) S ...", comm may hold ')' */
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
 /* Why the lease cur may not be taken, or 0 when it may. */
