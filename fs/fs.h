@@ -35,6 +35,7 @@ struct fs_inode {
 	char *target;		/* symlink target */
 	uint64_t blocks;	/* 512-byte blocks of the cache file */
 	unsigned blocks_stale : 1;	/* re-read blocks from the cache file */
+	unsigned maybe_sparse : 1;	/* blocks may not follow from the size */
 	unsigned dirty : 1;	/* the row differs from this struct */
 	unsigned in_db : 1;	/* a row exists (INSERT vs UPDATE) */
 	unsigned deleted : 1;	/* nlink 0 and unreferenced: row gone */
@@ -68,6 +69,7 @@ struct fs {
 	int stopping;
 	int committer_running;
 	double entry_timeout;
+	int no_opendir;		/* the kernel opens directories without us */
 };
 
 /* ---- meta.c: the sqlite copy ---- */

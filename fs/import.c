@@ -160,6 +160,7 @@ static int import_entry(struct importer *im, struct buf *path, struct fs_inode *
 		fs_data_name(in->ino, dname);
 		in->size = (uint64_t)st.st_size;
 		in->blocks = (uint64_t)st.st_blocks;
+		in->maybe_sparse = 1;	/* blocks as the restore left them */
 		if (renameat(AT_FDCWD, buf_str(path), fs->data_fd, dname))
 			rc = err_set(-errno, "cannot move %s into %s/data: %s", buf_str(path),
 				     fs->cache_dir, strerror(errno));

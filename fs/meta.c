@@ -170,6 +170,7 @@ static struct fs_inode *inode_alloc(uint64_t ino)
 	in->ino = ino;
 	in->fd = -1;
 	in->blocks_stale = 1;
+	in->maybe_sparse = 1;	/* until known otherwise */
 	return in;
 }
 
@@ -226,6 +227,7 @@ struct fs_inode *fs_inode_new(struct fs *fs, mode_t mode, uid_t uid, gid_t gid, 
 	clock_gettime(CLOCK_REALTIME, &in->mtime);
 	in->atime = in->ctime = in->mtime;
 	in->blocks_stale = 0;
+	in->maybe_sparse = 0;
 	table_insert(fs, in);
 	fs_inode_dirty(fs, in);
 	return in;
@@ -286,7 +288,10 @@ void fs_inode_stat(struct fs *fs, struct fs_inode *in, struct stat *st)
 	st->st_mtim = in->mtime;
 	st->st_ctim = in->ctime;
 	st->st_blksize = 4096;
-	if (S_ISREG(in->mode)) {
+	if (S_ISREG(in->mode) && !in->maybe_sparse) {
+		/* written front to back: no stat of the cache file needed */
+		st->st_blocks = (blkcnt_t)((in->size + 4095) / 4096 * 8);
+	} else if (S_ISREG(in->mode)) {
 		if (in->blocks_stale) {
 			struct stat ds;
 			char name[40];

@@ -81,7 +81,15 @@ static void reply_sqlite_err(fuse_req_t req, int rc)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs *fs = userdata;
+
+	/* no OPENDIR/RELEASEDIR round trips: the kernel then opens every
+	 * directory as if told keep_cache and cache_readdir, which is right for
+	 * a filesystem whose every change passes through the kernel */
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+		fs->no_opendir = 1;
+	}
 	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
@@ -205,6 +213,8 @@ static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
 	if (rc)
 		return rc;
 done:
+	if (size > in->size)
+		in->maybe_sparse = 1;
 	in->size = size;
 	in->blocks_stale = 1;
 	return 0;
@@ -718,6 +728,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 		return;
 	}
 	pthread_mutex_lock(&fs->lock);
+	if ((uint64_t)off > in->size)
+		in->maybe_sparse = 1;	/* a hole before the data */
 	if ((uint64_t)off + (uint64_t)n > in->size)
 		in->size = (uint64_t)off + (uint64_t)n;
 	now(&in->mtime);
@@ -803,6 +815,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 			in->ctime = in->mtime;
 		}
 		in->blocks_stale = 1;
+		in->maybe_sparse = 1;
 		fs_inode_dirty(fs, in);
 		pthread_mutex_unlock(&fs->lock);
 	}
@@ -827,6 +840,10 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
+	if (req_fs(req)->no_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	fi->fh = 0;
 	/* every change to a directory passes through the kernel, which drops
 	 * its cached listing itself */
