@@ -11,8 +11,9 @@
  * most of them.
  *
  * Locking: one mutex (fs->lock) guards the inode table, every field of
- * every struct fs_inode, the sqlite connection and the open transaction.
- * File data moves outside the lock, through the fd of the open inode.
+ * every struct fs_inode, the fd cache, the sqlite connection and the open
+ * transaction.  File data moves outside the lock, through a cache file fd
+ * the request holds a reference on (fs_fd_acquire).
  */
 #ifndef CAIRN_FS_H
 #define CAIRN_FS_H
@@ -41,8 +42,9 @@ struct fs_inode {
 	unsigned deleted : 1;	/* nlink 0 and unreferenced: row gone */
 	unsigned data_new : 1;	/* cache file made since its dir was synced */
 	uint64_t nlookup;	/* the kernel's references (lookup/forget) */
-	unsigned nopen;		/* open handles sharing fd */
-	int fd;			/* the cache file, while nopen > 0; else -1 */
+	int fd;			/* the cache file while in the fd cache, else -1 */
+	unsigned fd_refs;	/* open handles and requests using fd */
+	struct fs_inode *lru_prev, *lru_next;	/* fd cache, while fd_refs is 0 */
 	uint64_t next_cookie;	/* directories: next readdir cookie, 0 unknown */
 	struct fs_inode *hnext;	/* hash chain */
 	struct fs_inode *dnext;	/* dirty list */
@@ -59,6 +61,10 @@ struct fs {
 	struct fs_inode **table;
 	size_t table_size, count;
 	struct fs_inode *dirty;	/* inodes to write at the next commit */
+	/* the fd cache: at most max_fds cache files open; the unused ones in
+	 * LRU order (lru_head most recent), closed from the tail */
+	struct fs_inode *lru_head, *lru_tail;
+	unsigned nfds, max_fds;
 	uint64_t next_ino;
 	uint64_t pending;	/* changes since the last commit */
 	uint64_t *unlink_after;	/* cache files to remove once committed */
@@ -70,6 +76,7 @@ struct fs {
 	int committer_running;
 	double entry_timeout;
 	int no_opendir;		/* the kernel opens directories without us */
+	int no_open;		/* and files */
 };
 
 /* ---- meta.c: the sqlite copy ---- */
@@ -122,6 +129,12 @@ int fs_xattr_get(struct fs *fs, uint64_t ino, const char *name, void **value, si
 int fs_xattr_set(struct fs *fs, uint64_t ino, const char *name, const void *value, size_t len, int flags);
 int fs_xattr_remove(struct fs *fs, uint64_t ino, const char *name);
 int fs_xattr_list(struct fs *fs, uint64_t ino, char **names, size_t *len);
+
+/* Takes a reference on in's cache file, opening it (creating it when
+ * create) through the fd cache; returns the fd or a negative code.
+ * fs_fd_release drops the reference.  Caller holds lock. */
+int fs_fd_acquire(struct fs *fs, struct fs_inode *in, int create);
+void fs_fd_release(struct fs *fs, struct fs_inode *in);
 
 /* The cache file of ino: "xx/<ino>" relative to fs->data_fd, in out. */
 void fs_data_name(uint64_t ino, char out[40]);

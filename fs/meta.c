@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -155,6 +156,67 @@ static void table_remove(struct fs *fs, struct fs_inode *in)
 	}
 }
 
+static void lru_remove(struct fs *fs, struct fs_inode *in)
+{
+	if (in->lru_prev)
+		in->lru_prev->lru_next = in->lru_next;
+	else
+		fs->lru_head = in->lru_next;
+	if (in->lru_next)
+		in->lru_next->lru_prev = in->lru_prev;
+	else
+		fs->lru_tail = in->lru_prev;
+	in->lru_prev = in->lru_next = NULL;
+}
+
+static void fd_close(struct fs *fs, struct fs_inode *in)
+{
+	if (in->fd < 0)
+		return;
+	if (!in->fd_refs)
+		lru_remove(fs, in);
+	close(in->fd);
+	in->fd = -1;
+	fs->nfds--;
+}
+
+int fs_fd_acquire(struct fs *fs, struct fs_inode *in, int create)
+{
+	if (in->fd < 0) {
+		int fd;
+
+		while (fs->nfds >= fs->max_fds && fs->lru_tail) {
+			struct fs_inode *old = fs->lru_tail;
+
+			fd_close(fs, old);
+			fs_inode_maybe_drop(fs, old);
+		}
+		fd = fs_data_open(fs, in, create);
+		if (fd < 0)
+			return fd;
+		in->fd = fd;
+		fs->nfds++;
+	} else if (!in->fd_refs) {
+		lru_remove(fs, in);
+	}
+	in->fd_refs++;
+	return in->fd;
+}
+
+void fs_fd_release(struct fs *fs, struct fs_inode *in)
+{
+	if (--in->fd_refs)
+		return;
+	in->lru_next = fs->lru_head;
+	in->lru_prev = NULL;
+	if (fs->lru_head)
+		fs->lru_head->lru_prev = in;
+	else
+		fs->lru_tail = in;
+	fs->lru_head = in;
+	fs_inode_maybe_drop(fs, in);
+}
+
 static void inode_free(struct fs_inode *in)
 {
 	if (in->fd >= 0)
@@ -255,8 +317,9 @@ static void unlink_after_commit(struct fs *fs, uint64_t ino)
 
 void fs_inode_maybe_drop(struct fs *fs, struct fs_inode *in)
 {
-	if (in->nlookup || in->nopen || in->ino == FS_ROOT_INO)
+	if (in->nlookup || in->fd_refs || in->ino == FS_ROOT_INO)
 		return;
+	fd_close(fs, in);
 	if (in->nlink == 0) {
 		sqlite3_bind_int64(fs->st[ST_INODE_DEL], 1, (sqlite3_int64)in->ino);
 		st_exec(fs, ST_INODE_DEL);
@@ -350,7 +413,8 @@ int fs_meta_commit(struct fs *fs, int durable)
 		if (!rc)
 			rc = inode_put(fs, in);
 		in->in_db = 1;
-		if (!in->nlookup && !in->nopen && in->ino != FS_ROOT_INO) {
+		if (!in->nlookup && !in->fd_refs && in->ino != FS_ROOT_INO) {
+			fd_close(fs, in);
 			table_remove(fs, in);
 			inode_free(in);
 		}
@@ -757,6 +821,13 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 	fs->table_size = 1024;
 	fs->table = xcalloc(fs->table_size, sizeof(*fs->table));
 	fs->entry_timeout = 86400.0;
+	{
+		/* a quarter of the open-files limit, for the cache files */
+		struct rlimit rl;
+		rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur / 4 : 64;
+
+		fs->max_fds = (unsigned)(n < 16 ? 16 : n > 1024 ? 1024 : n);
+	}
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_cond_init(&fs->commit_cond, NULL);
 

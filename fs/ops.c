@@ -4,9 +4,12 @@
  * errors become negative errno only here, at the FUSE edge.
  *
  * Metadata operations run under fs->lock (fs.h).  read and write move data
- * between the kernel and the inode's cache file without the lock: an open
- * handle (fi->fh) points at its struct fs_inode, which stays in memory and
- * keeps its fd while any handle is open (nopen > 0).
+ * between the kernel and the inode's cache file without the lock, through
+ * an fd of the fd cache that the request (or the open handle, fi->fh, for
+ * files made by create) holds a reference on.  Where the kernel can do
+ * without them, cairnfs answers OPEN, OPENDIR and FLUSH with ENOSYS once:
+ * the kernel then stops sending them, and reading a file costs a lookup and
+ * its reads, not five round trips.
  */
 #define FUSE_USE_VERSION 34
 #include "config.h"
@@ -89,6 +92,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
 		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
 		fs->no_opendir = 1;
+	}
+	/* the same for files: the fd cache serves reads and writes, and the
+	 * kernel opens as if told keep_cache */
+	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+		fs->no_open = 1;
 	}
 	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
@@ -197,19 +206,15 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 /* Sets the size of in's cache file (and in->size); caller holds the lock. */
 static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
 {
-	int fd = in->fd, rc = 0;
+	int fd = fs_fd_acquire(fs, in, size > 0), rc = 0;
 
-	if (fd < 0) {
-		fd = fs_data_open(fs, in, size > 0);
-		if (fd == -ENOENT && size == 0)
-			goto done;
-		if (fd < 0)
-			return fd;
-	}
+	if (fd == -ENOENT && size == 0)
+		goto done;	/* no cache file yet: nothing to cut */
+	if (fd < 0)
+		return fd;
 	if (ftruncate(fd, (off_t)size))
 		rc = -errno;
-	if (fd != in->fd)
-		close(fd);
+	fs_fd_release(fs, in);
 	if (rc)
 		return rc;
 done:
@@ -598,22 +603,19 @@ out:
 
 /* ---- files ---- */
 
-/* Opens in's cache file for one more handle; caller holds the lock. */
+/* Opens in's cache file for a handle; caller holds the lock. */
 static int open_inode(struct fs *fs, struct fs_inode *in, struct fuse_file_info *fi)
 {
+	int fd;
+
 	if (!S_ISREG(in->mode))
 		return S_ISDIR(in->mode) ? -EISDIR : -EINVAL;
-	if (in->fd < 0) {
-		int fd = fs_data_open(fs, in, 1);
-
-		if (fd < 0) {
-			log_error("cannot open the cache file of inode %llu in %s/data: %s",
-				  (unsigned long long)in->ino, fs->cache_dir, strerror(-fd));
-			return fd;
-		}
-		in->fd = fd;
+	fd = fs_fd_acquire(fs, in, 1);
+	if (fd < 0) {
+		log_error("cannot open the cache file of inode %llu in %s/data: %s",
+			  (unsigned long long)in->ino, fs->cache_dir, strerror(-fd));
+		return fd;
 	}
-	in->nopen++;
 	fi->fh = (uint64_t)(uintptr_t)in;
 	fi->keep_cache = 1;
 	return 0;
@@ -651,6 +653,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_inode *in;
 	int rc;
 
+	if (fs->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	pthread_mutex_lock(&fs->lock);
 	in = fs_inode_get(fs, ino, &rc);
 	if (in)
@@ -661,15 +667,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			now(&in->mtime);
 			in->ctime = in->mtime;
 			fs_inode_dirty(fs, in);
-		}
-		/* the handle stays counted until release, as the kernel will send it
-		 * only if we reply with success: undo it here */
-		if (rc) {
-			in->nopen--;
-			if (!in->nopen) {
-				close(in->fd);
-				in->fd = -1;
-			}
+		} else {
+			fs_fd_release(fs, in);	/* no handle: no release will come */
 		}
 	}
 	pthread_mutex_unlock(&fs->lock);
@@ -685,45 +684,102 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs_inode *in = handle_inode(fi);
 
 	(void)ino;
+	if (in) {
+		pthread_mutex_lock(&fs->lock);
+		fs_fd_release(fs, in);
+		pthread_mutex_unlock(&fs->lock);
+	}
+	fuse_reply_err(req, 0);
+}
+
+/* The inode and cache file fd a data request works on: the handle's, or
+ * (without OPEN) one taken from the fd cache for this request. */
+struct io {
+	struct fs_inode *in;
+	int fd;
+	int own;	/* a reference of this request, dropped by io_end */
+};
+
+static int io_begin(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, struct io *io)
+{
+	int rc = 0;
+
+	io->own = 0;
+	io->in = fi ? handle_inode(fi) : NULL;
+	if (io->in) {
+		io->fd = io->in->fd;
+		return 0;
+	}
 	pthread_mutex_lock(&fs->lock);
-	if (--in->nopen == 0) {
-		close(in->fd);
-		in->fd = -1;
-		fs_inode_maybe_drop(fs, in);
+	io->in = fs_inode_get(fs, ino, &rc);
+	if (io->in && !S_ISREG(io->in->mode))
+		rc = S_ISDIR(io->in->mode) ? -EISDIR : -EINVAL;
+	if (io->in && !rc) {
+		io->fd = fs_fd_acquire(fs, io->in, 1);
+		if (io->fd < 0) {
+			rc = io->fd;
+			log_error("cannot open the cache file of inode %llu in %s/data: %s",
+				  (unsigned long long)ino, fs->cache_dir, strerror(-rc));
+		} else {
+			io->own = 1;
+		}
 	}
 	pthread_mutex_unlock(&fs->lock);
-	fuse_reply_err(req, 0);
+	return rc;
+}
+
+static void io_end(struct fs *fs, struct io *io)
+{
+	if (!io->own)
+		return;
+	pthread_mutex_lock(&fs->lock);
+	fs_fd_release(fs, io->in);
+	pthread_mutex_unlock(&fs->lock);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct fs *fs = req_fs(req);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct io io;
+	int rc = io_begin(fs, ino, fi, &io);
 
-	(void)ino;
+	if (rc) {
+		reply_sqlite_err(req, rc);
+		return;
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = handle_inode(fi)->fd;
+	buf.buf[0].fd = io.fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	io_end(fs, &io);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
 			 struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
-	struct fs_inode *in = handle_inode(fi);
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+	struct fs_inode *in;
+	struct io io;
 	ssize_t n;
+	int rc = io_begin(fs, ino, fi, &io);
 
-	(void)ino;
+	if (rc) {
+		reply_sqlite_err(req, rc);
+		return;
+	}
+	in = io.in;
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = in->fd;
+	out.buf[0].fd = io.fd;
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in_buf, 0);
 	if (n < 0) {
 		if (n != -ENOSPC && n != -EDQUOT)
 			log_error("write to the cache file of inode %llu: %s",
 				  (unsigned long long)in->ino, strerror((int)-n));
+		io_end(fs, &io);
 		fuse_reply_err(req, (int)-n);
 		return;
 	}
@@ -737,6 +793,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	in->blocks_stale = 1;
 	fs_inode_dirty(fs, in);
 	pthread_mutex_unlock(&fs->lock);
+	io_end(fs, &io);
 	fuse_reply_write(req, (size_t)n);
 }
 
@@ -744,7 +801,9 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)fi;
-	fuse_reply_err(req, 0);
+	/* nothing to do at close that fsync does not do: the kernel stops
+	 * sending FLUSH (it still writes its cached pages back at close) */
+	fuse_reply_err(req, ENOSYS);
 }
 
 /* Makes the metadata durable: the data dir entry of a new cache file, then
@@ -777,16 +836,20 @@ static int sync_meta(struct fs *fs, struct fs_inode *in)
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
-	struct fs_inode *in = handle_inode(fi);
-	int rc = 0;
+	struct io io;
+	int rc = io_begin(fs, ino, fi, &io);
 
-	(void)ino;
-	if ((datasync ? fdatasync(in->fd) : fsync(in->fd)) != 0)
+	if (rc) {
+		reply_sqlite_err(req, rc);
+		return;
+	}
+	if ((datasync ? fdatasync(io.fd) : fsync(io.fd)) != 0)
 		rc = -errno;
 	if (!rc)
-		rc = sync_meta(fs, in);
+		rc = sync_meta(fs, io.in);
 	if (rc)
-		log_error("fsync of inode %llu: %s", (unsigned long long)in->ino, strerror(-rc));
+		log_error("fsync of inode %llu: %s", (unsigned long long)ino, strerror(-rc));
+	io_end(fs, &io);
 	fuse_reply_err(req, -rc);
 }
 
@@ -794,19 +857,25 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 			 struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
-	struct fs_inode *in = handle_inode(fi);
 	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
-	int rc = 0;
+	struct fs_inode *in;
+	struct io io;
+	int rc;
 
-	(void)ino;
 	if (mode & ~known) {
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	if (fallocate(in->fd, mode, off, len))
-		rc = errno;
+	rc = io_begin(fs, ino, fi, &io);
+	if (rc) {
+		reply_sqlite_err(req, rc);
+		return;
+	}
+	in = io.in;
+	if (fallocate(io.fd, mode, off, len))
+		rc = -errno;
+	pthread_mutex_lock(&fs->lock);
 	if (!rc) {
-		pthread_mutex_lock(&fs->lock);
 		if (!(mode & FALLOC_FL_KEEP_SIZE) && (uint64_t)(off + len) > in->size)
 			in->size = (uint64_t)(off + len);
 		if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) ||
@@ -817,20 +886,29 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		in->blocks_stale = 1;
 		in->maybe_sparse = 1;
 		fs_inode_dirty(fs, in);
-		pthread_mutex_unlock(&fs->lock);
 	}
-	fuse_reply_err(req, rc);
+	pthread_mutex_unlock(&fs->lock);
+	io_end(fs, &io);
+	fuse_reply_err(req, -rc);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
+	struct fs *fs = req_fs(req);
+	struct io io;
 	off_t r;
+	int rc = io_begin(fs, ino, fi, &io);
 
-	(void)ino;
-	r = lseek(handle_inode(fi)->fd, off, whence);
-	if (r < 0)
-		fuse_reply_err(req, errno);
+	if (rc) {
+		reply_sqlite_err(req, rc);
+		return;
+	}
+	r = lseek(io.fd, off, whence);
+	rc = r < 0 ? errno : 0;
+	io_end(fs, &io);
+	if (rc)
+		fuse_reply_err(req, rc);
 	else
 		fuse_reply_lseek(req, r);
 }
