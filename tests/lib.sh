@@ -130,11 +130,24 @@ fs_umount() {
 	fusermount3 -u "$1" || return 1
 	_fs_mounts=$(for _m in $_fs_mounts; do [ "$_m" = "$1" ] || printf ' %s' "$_m"; done)
 	_i=0
-	while [ -n "$_pid" ] && kill -0 "$_pid" 2>/dev/null; do
+	while [ -n "$_pid" ] && kill -0 "$_pid" 2>/dev/null &&
+		! grep -q '^[^ ]* [^ ]* Z' "/proc/$_pid/stat" 2>/dev/null; do
 		_i=$((_i + 1))
 		[ $_i -gt 100 ] && return 1
 		sleep 0.1
 	done
+	fs_log_clean "$1"
+}
+
+# fs_log_clean MOUNTPOINT: 0 unless the daemon's log has a sanitizer
+# report (the sanitizer build runs every mount test too).
+fs_log_clean() {
+	_c=$(awk -v m="$1" '$1 == m { c = $2 } END { print c }' "$TMP/fs-mounts" 2>/dev/null)
+	[ -n "$_c" ] && [ -f "$_c/cairnfs.log" ] || return 0
+	if grep -q 'Sanitizer\|runtime error:' "$_c/cairnfs.log"; then
+		grep -A20 'Sanitizer\|runtime error:' "$_c/cairnfs.log" | head -40 | sed 's/^/# /'
+		return 1
+	fi
 	return 0
 }
 
