@@ -194,6 +194,47 @@ static int write_pid(const char *cache)
 	return rc;
 }
 
+/* FUSE gives each mount a strict 1% share of the dirty page cache, which
+ * guards against a daemon that never writes back; cairnfs is root's own
+ * and writes back at disk speed, so its writers may use the system's
+ * ordinary dirty limits.  Best effort: a kernel without the knobs keeps
+ * its defaults. */
+static void tune_writeback(const char *mountpoint)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[4096], dev[32] = "";
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char d[32], mnt[PATH_MAX];
+
+		/* "36 35 0:40 / /mnt rw,... - fuse.cairnfs ..." */
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", d, mnt) == 2 &&
+		    strcmp(mnt, mountpoint) == 0 && strstr(line, " - fuse.cairnfs "))
+			snprintf(dev, sizeof(dev), "%s", d);
+	}
+	fclose(f);
+	if (!dev[0])
+		return;
+	{
+		static const char *const knobs[][2] = {
+			{ "strict_limit", "0" }, { "max_ratio", "100" },
+		};
+
+		for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+			char *path = xasprintf("/sys/class/bdi/%s/%s", dev, knobs[i][0]);
+			int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+			if (fd < 0 || write(fd, knobs[i][1], strlen(knobs[i][1])) < 0)
+				log_info("cannot set %s: %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			free(path);
+		}
+	}
+}
+
 static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 {
 	struct repo_opts ro = { 0 };
@@ -257,6 +298,7 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 		goto out;
 	}
 	mounted = 1;
+	tune_writeback(o->mountpoint);
 	rc = fs_committer_start(&fs);
 	if (rc)
 		goto out;
