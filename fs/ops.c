@@ -631,7 +631,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 	pthread_mutex_lock(&fs->lock);
 	in = make_node(req, fs, parent, name, S_IFREG | (mode & 07777), 0, NULL, &rc);
-	if (in) {
+	if (in && fs->no_open) {
+		/* no handle state: the first write makes the cache file */
+		fi->fh = 0;
+		fi->keep_cache = 1;
+		fill_entry(fs, in, &e);
+	} else if (in) {
 		rc = open_inode(fs, in, fi);
 		if (rc) {
 			in->nlookup--;
@@ -700,7 +705,8 @@ struct io {
 	int own;	/* a reference of this request, dropped by io_end */
 };
 
-static int io_begin(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, struct io *io)
+static int io_begin(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, int create,
+		    struct io *io)
 {
 	int rc = 0;
 
@@ -715,8 +721,10 @@ static int io_begin(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, st
 	if (io->in && !S_ISREG(io->in->mode))
 		rc = S_ISDIR(io->in->mode) ? -EISDIR : -EINVAL;
 	if (io->in && !rc) {
-		io->fd = fs_fd_acquire(fs, io->in, 1);
-		if (io->fd < 0) {
+		io->fd = fs_fd_acquire(fs, io->in, create);
+		if (io->fd == -ENOENT && !create) {
+			io->fd = -1;	/* no cache file: never written, all zeros */
+		} else if (io->fd < 0) {
 			rc = io->fd;
 			log_error("cannot open the cache file of inode %llu in %s/data: %s",
 				  (unsigned long long)ino, fs->cache_dir, strerror(-rc));
@@ -737,16 +745,40 @@ static void io_end(struct fs *fs, struct io *io)
 	pthread_mutex_unlock(&fs->lock);
 }
 
+/* A read of a file that has no cache file: zeros up to its size. */
+static void reply_zeros(fuse_req_t req, struct fs *fs, struct fs_inode *in, size_t size, off_t off)
+{
+	uint64_t end;
+	char *z;
+
+	pthread_mutex_lock(&fs->lock);
+	end = in->size;
+	pthread_mutex_unlock(&fs->lock);
+	if ((uint64_t)off >= end) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > end - (uint64_t)off)
+		size = (size_t)(end - (uint64_t)off);
+	z = xcalloc(1, size ? size : 1);
+	fuse_reply_buf(req, z, size);
+	free(z);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	struct io io;
-	int rc = io_begin(fs, ino, fi, &io);
+	int rc = io_begin(fs, ino, fi, 0, &io);
 
 	if (rc) {
 		reply_sqlite_err(req, rc);
+		return;
+	}
+	if (io.fd < 0) {
+		reply_zeros(req, fs, io.in, size, off);
 		return;
 	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -764,7 +796,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	struct fs_inode *in;
 	struct io io;
 	ssize_t n;
-	int rc = io_begin(fs, ino, fi, &io);
+	int rc = io_begin(fs, ino, fi, 1, &io);
 
 	if (rc) {
 		reply_sqlite_err(req, rc);
@@ -837,13 +869,13 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	struct fs *fs = req_fs(req);
 	struct io io;
-	int rc = io_begin(fs, ino, fi, &io);
+	int rc = io_begin(fs, ino, fi, 0, &io);
 
 	if (rc) {
 		reply_sqlite_err(req, rc);
 		return;
 	}
-	if ((datasync ? fdatasync(io.fd) : fsync(io.fd)) != 0)
+	if (io.fd >= 0 && (datasync ? fdatasync(io.fd) : fsync(io.fd)) != 0)
 		rc = -errno;
 	if (!rc)
 		rc = sync_meta(fs, io.in);
@@ -866,7 +898,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	rc = io_begin(fs, ino, fi, &io);
+	rc = io_begin(fs, ino, fi, 1, &io);
 	if (rc) {
 		reply_sqlite_err(req, rc);
 		return;
@@ -898,7 +930,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	struct fs *fs = req_fs(req);
 	struct io io;
 	off_t r;
-	int rc = io_begin(fs, ino, fi, &io);
+	int rc = io_begin(fs, ino, fi, 1, &io);
 
 	if (rc) {
 		reply_sqlite_err(req, rc);
