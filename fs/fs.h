@@ -56,6 +56,7 @@ struct fs {
 	int data_fd;		/* cache_dir/data */
 	pthread_mutex_t lock;
 	sqlite3 *db;
+	sqlite3 *ckpt_db;	/* the committer's own, for WAL checkpoints */
 	int wal_fd;		/* meta.db-wal, fsync'd for a durable commit */
 	sqlite3_stmt *st[32];	/* prepared statements, see meta.c */
 	struct fs_inode **table;

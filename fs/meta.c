@@ -443,6 +443,39 @@ int fs_meta_commit(struct fs *fs, int durable)
 	return 0;
 }
 
+/* Copies the WAL into meta.db once it has grown past 4 MiB, through a
+ * connection of its own and without fs->lock: operations go on while the
+ * checkpoint reads, writes and fsyncs.  The main connection has automatic
+ * checkpoints off, so none of that happens inside an operation.  Called
+ * and returns with fs->lock held. */
+static void checkpoint(struct fs *fs)
+{
+	struct stat st;
+	int rc;
+
+	if (!fs->ckpt_db || fstat(fs->wal_fd, &st) || st.st_size < (4 << 20))
+		return;
+	if (st.st_size >= (16 << 20) && !fs->pending && !fs->dirty) {
+		/* busy for so long that passive checkpoints never caught up (each
+		 * stops at the last commit, and the WAL restarts only when fully
+		 * copied): one blocking checkpoint, between two transactions */
+		if (st_exec(fs, ST_COMMIT) == 0) {
+			if (sqlite3_wal_checkpoint_v2(fs->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+						      NULL) != SQLITE_OK)
+				log_warn("checkpoint of %s/meta.db: %s", fs->cache_dir,
+					 sqlite3_errmsg(fs->db));
+			if (st_exec(fs, ST_BEGIN))
+				log_error("%s", err_msg());
+		}
+		return;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	rc = sqlite3_wal_checkpoint_v2(fs->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		log_warn("checkpoint of %s/meta.db: %s", fs->cache_dir, sqlite3_errmsg(fs->ckpt_db));
+	pthread_mutex_lock(&fs->lock);
+}
+
 static void *committer_main(void *arg)
 {
 	struct fs *fs = arg;
@@ -460,6 +493,7 @@ static void *committer_main(void *arg)
 		pthread_cond_timedwait(&fs->commit_cond, &fs->lock, &t);
 		if ((fs->pending || fs->dirty) && fs_meta_commit(fs, 0))
 			log_error("commit: %s", err_msg());
+		checkpoint(fs);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	return NULL;
@@ -867,6 +901,7 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 			return db_fail(fs, "open");
 	}
 	rc = exec_sql(fs, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+			  "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;"
 			  "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;");
 	if (!rc)
 		rc = exec_sql(fs, schema);
@@ -925,6 +960,16 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 		free(path);
 		if (fs->wal_fd < 0)
 			return err_set(-EIO, "%s/meta.db-wal: %s", cache_dir, strerror(errno));
+	}
+	{
+		char *path = xasprintf("%s/meta.db", cache_dir);
+
+		rc = sqlite3_open_v2(path, &fs->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+				     NULL);
+		free(path);
+		if (rc != SQLITE_OK)
+			return db_fail(fs, "open (checkpointer)");
+		sqlite3_busy_timeout(fs->ckpt_db, 1000);
 	}
 	if (fsync(fs->cache_fd) || fsync(fs->wal_fd))
 		return err_set(-EIO, "fsync %s: %s", cache_dir, strerror(errno));
@@ -992,6 +1037,10 @@ void fs_close(struct fs *fs)
 		sqlite3_exec(fs->db, "COMMIT", NULL, NULL, NULL);
 		for (int i = 0; i < ST_COUNT; i++)
 			sqlite3_finalize(fs->st[i]);
+		if (fs->ckpt_db)
+			sqlite3_close(fs->ckpt_db);
+		fs->ckpt_db = NULL;
+		/* the last connection to close checkpoints the WAL and removes it */
 		sqlite3_close(fs->db);
 		fs->db = NULL;
 		pthread_mutex_unlock(&fs->lock);
