@@ -15,6 +15,7 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_init_entry,
 	&cmd_snapshot_entry,
 	&cmd_restore_entry,
+	&cmd_mount_entry,
 	&cmd_ls_entry,
 	&cmd_diff_entry,
 	&cmd_check_entry,

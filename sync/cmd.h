@@ -23,6 +23,7 @@ extern const struct cmd_entry cmd_help_entry;
 extern const struct cmd_entry cmd_init_entry;
 extern const struct cmd_entry cmd_snapshot_entry;
 extern const struct cmd_entry cmd_restore_entry;
+extern const struct cmd_entry cmd_mount_entry;
 extern const struct cmd_entry cmd_ls_entry;
 extern const struct cmd_entry cmd_diff_entry;
 extern const struct cmd_entry cmd_check_entry;
