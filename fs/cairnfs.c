@@ -258,12 +258,14 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	rc = repo_opts_resolve(&ro, o->conf, o->name);
 	if (!rc)
 		rc = repo_open(&ro, &r);
-	if (!rc)
-		rc = repo_lease_acquire_as(r, "cairnfs");
 	if (rc)
 		goto out;
+	/* the cache dir's lock before the lease: a second cairnfs on a busy
+	 * cache must not take (with force) the lease of the one serving it */
 	rc = fs_open(&fs, r->state_dir, &ready);
 	fs_opened = 1;
+	if (!rc)
+		rc = repo_lease_acquire_as(r, "cairnfs");
 	if (rc)
 		goto out;
 	if (ready && fs_meta_get(&fs, "workspace", &v) == 0 && strcmp(v, r->ws_id) != 0) {

@@ -20,12 +20,14 @@ _failed=0
 _s3_pid=
 _bg_pids=
 _fs_mounts=
+_cleanup_files=	# files outside $TMP a test made, removed on exit
 CAIRNFS=${CAIRN_BUILDDIR:-.}/cairnfs
 
 _cleanup() {
 	for _m in $_fs_mounts; do
 		fs_force_umount "$_m"
 	done
+	[ -n "$_cleanup_files" ] && rm -f $_cleanup_files
 	for _p in $_bg_pids; do
 		kill -9 "$_p" 2>/dev/null
 		wait "$_p" 2>/dev/null
@@ -148,6 +150,17 @@ fs_log_clean() {
 		grep -A20 'Sanitizer\|runtime error:' "$_c/cairnfs.log" | head -40 | sed 's/^/# /'
 		return 1
 	fi
+	return 0
+}
+
+# fs_wait_exit PID: waits (10 s at most) until the process has exited.
+fs_wait_exit() {
+	_i=0
+	while kill -0 "$1" 2>/dev/null && ! grep -q '^[^ ]* [^ ]* Z' "/proc/$1/stat" 2>/dev/null; do
+		_i=$((_i + 1))
+		[ $_i -gt 100 ] && return 1
+		sleep 0.1
+	done
 	return 0
 }
 
