@@ -112,6 +112,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* cairnfs is the only writer: an attribute refresh never means the
 	 * data changed behind the kernel's back */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* O_TRUNC as a SETATTR of the size: with atomic_o_trunc the kernel
+	 * would leave it to an OPEN that, without OPEN, never comes */
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	/* locks stay in the kernel, local to this VM */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	conn->max_write = 1u << 20;
@@ -924,27 +927,6 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	fuse_reply_err(req, -rc);
 }
 
-static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		     struct fuse_file_info *fi)
-{
-	struct fs *fs = req_fs(req);
-	struct io io;
-	off_t r;
-	int rc = io_begin(fs, ino, fi, 1, &io);
-
-	if (rc) {
-		reply_sqlite_err(req, rc);
-		return;
-	}
-	r = lseek(io.fd, off, whence);
-	rc = r < 0 ? errno : 0;
-	io_end(fs, &io);
-	if (rc)
-		fuse_reply_err(req, rc);
-	else
-		fuse_reply_lseek(req, r);
-}
-
 /* ---- directories ---- */
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1212,7 +1194,6 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.flush = op_flush,
 	.fsync = op_fsync,
 	.fallocate = op_fallocate,
-	.lseek = op_lseek,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,
