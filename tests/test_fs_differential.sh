@@ -8,7 +8,7 @@
 fs_workspace "$TMP/ws"
 MNT=$TMP/mnt
 SEEDS=${FS_RANDOM_SEEDS:-"11 12 13 14"}
-OPS=${FS_RANDOM_OPS:-3000}
+OPS=${FS_RANDOM_OPS:-8000}
 
 py_check() {	# py_check ARGS...: fsrandom.py's lines become checks
 	timeout 300 python3 "$SRCDIR/tests/fsrandom.py" "$@" >"$TMP/rand.out" 2>&1
