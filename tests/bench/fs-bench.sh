@@ -155,6 +155,8 @@ for run in $(seq 1 "$runs"); do
 		teardown "$fs"; sync; echo 3 >/proc/sys/vm/drop_caches; remount "$fs"
 		record "$fs" seq_read_cold "$(fio_bw seqread "$dir")"
 		record "$fs" seq_read_cached "$(fio_bw seqread "$dir")"
+		# lay the random-read file out first, so the reads start cold
+		fio --directory="$dir" --size="$fio_size" --create_only=1 "$here/fio/randread.fio" >/dev/null 2>&1
 		teardown "$fs"; sync; echo 3 >/proc/sys/vm/drop_caches; remount "$fs"
 		record "$fs" rand_read_iops "$(fio_bw randread "$dir")"
 		pid=$(daemon_pid "$fs")
