@@ -913,11 +913,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	if (!rc) {
 		if (!(mode & FALLOC_FL_KEEP_SIZE) && (uint64_t)(off + len) > in->size)
 			in->size = (uint64_t)(off + len);
-		if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) ||
-		    !(mode & FALLOC_FL_KEEP_SIZE)) {
-			now(&in->mtime);
-			in->ctime = in->mtime;
-		}
+		/* as ext4 does for every mode, keep-size included */
+		now(&in->mtime);
+		in->ctime = in->mtime;
 		in->blocks_stale = 1;
 		in->maybe_sparse = 1;
 		fs_inode_dirty(fs, in);

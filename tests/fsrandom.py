@@ -132,6 +132,11 @@ def run(seed, nops, a, b):
                     f.seek(off)
                     return hash(f.read(ln))
             elif kind == "truncate":
+                # POSIX updates the times only when the size changes: ext4
+                # does it always, FUSE's writeback cache not (docs/design.md)
+                st = os.stat(p1)
+                if stat.S_ISREG(st.st_mode) and st.st_size == off:
+                    return "same size"
                 os.truncate(p1, off)
             elif kind == "fallocate":
                 fd = os.open(p1, os.O_RDWR)
