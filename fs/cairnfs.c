@@ -255,6 +255,22 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	ro.state_dir = o->state_dir;
 	ro.cache_dir = o->cache;
 	ro.force = o->force;
+	/* FUSE's own options are checked now, not after a long fill */
+	{
+		struct fuse_args probe = FUSE_ARGS_INIT(0, NULL);
+		struct fuse_session *t;
+
+		for (int i = 0; i < args->argc; i++)
+			fuse_opt_add_arg(&probe, args->argv[i]);
+		t = fuse_session_new(&probe, &fs_ops, sizeof(fs_ops), NULL);
+		fuse_opt_free_args(&probe);
+		if (!t) {
+			err_set(-EINVAL, "bad FUSE options (see the message above); see cairnfs(8)");
+			fprintf(stderr, "cairnfs: %s\n", err_msg());
+			return 1;
+		}
+		fuse_session_destroy(t);
+	}
 	rc = repo_opts_resolve(&ro, o->conf, o->name);
 	if (!rc)
 		rc = repo_open(&ro, &r);

@@ -213,6 +213,36 @@ for round in 1 2 3; do
 	check "kill -9 round $round: and it unmounts cleanly" fs_umount "$MNT"
 done
 
+# ---- bad input: one line, a non-zero exit, nothing mounted ----
+one_line_err() {	# one_line_err WANT_RC PATTERN CMD...: fails as told, says so in one line
+	_want=$1 _pat=$2
+	shift 2
+	"$@" >"$TMP/bad.out" 2>"$TMP/bad.err"
+	_rc=$?
+	[ "$_rc" -eq "$_want" ] && [ "$(wc -l <"$TMP/bad.err")" -ge 1 ] &&
+		grep -q "$_pat" "$TMP/bad.err" && ! mounted "$MNT" ||
+		{ diag "exit $_rc: $(cat "$TMP/bad.err")"; return 1; }
+}
+check "cairnfs without a mountpoint: usage, exit 2" one_line_err 2 usage "$CAIRNFS" "$CAIRN_STORE"
+check "cairnfs on a missing mountpoint" one_line_err 1 "mountpoint .*No such file" \
+	"$CAIRNFS" "$CAIRN_STORE" "$D/missing" -o cache="$D/c6"
+check "cairn mount on a file" one_line_err 1 "not a directory" "$CAIRN" mount "$D/writer.py"
+check "cairnfs with a wrong tenant key" one_line_err 1 "key" \
+	sh -c '"$1" init --create-key -q --key "file:$3" --store "file://$4" >/dev/null &&
+		exec "$2" "$CAIRN_STORE" "$5" -o key="file:$3",cache="$6"' \
+	_ "$CAIRN" "$CAIRNFS" "$D/other.key" "$D/other-store" "$MNT" "$D/c6"
+check "cairnfs with a store URL of an unknown scheme" one_line_err 1 "ftp" \
+	"$CAIRNFS" "ftp://example/x" "$MNT" -o cache="$D/c6"
+check "cairnfs with an unknown -o option" one_line_err 1 "unknown option" \
+	"$CAIRNFS" "$CAIRN_STORE" "$MNT" -o cache="$D/c6",bogus_option
+mkdir -p "$D/ws2"
+check "a cache dir of another workspace is refused" sh -c '
+	export CAIRN_STORE=file://$1/store2 CAIRN_STATE_DIR=$1/state2
+	"$2" init -q >/dev/null || exit 1
+	! "$3" "$CAIRN_STORE" "$4" -o cache="$5" 2>"$6" && grep -q "belongs to workspace" "$6"' \
+	_ "$D/ws2" "$CAIRN" "$CAIRNFS" "$MNT" "$D/c4" "$D/err4"
+check "and nothing is mounted after any of them" test "$(grep -c " $MNT " /proc/mounts)" -eq 0
+
 # ---- mount.fuse3: mount -t fuse.cairnfs, and an fstab line ----
 # mount(8) runs its helpers with a fixed PATH, so cairnfs must be in one of
 # its dirs, as `make install` puts it; for the test, a link while it runs.
