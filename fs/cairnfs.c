@@ -356,55 +356,63 @@ out:
 	return rc ? 1 : 0;
 }
 
+/* Checks the command line; 0 to go on, else the exit status. */
+static int check_args(struct cfs_opts *o)
+{
+	struct stat st;
+	char *abs;
+
+	if (o->help) {
+		fputs(usage, stdout);
+		return -1;
+	}
+	if (o->version) {
+		printf("cairnfs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
+		return -1;
+	}
+	if (!o->source || !o->mountpoint) {
+		fprintf(stderr, "cairnfs: SOURCE and MOUNTPOINT are required\n%s", usage);
+		return 2;
+	}
+	if (stat(o->mountpoint, &st)) {
+		fprintf(stderr, "cairnfs: mountpoint %s: %s\n", o->mountpoint, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "cairnfs: mountpoint %s is not a directory\n", o->mountpoint);
+		return 1;
+	}
+	abs = realpath(o->mountpoint, NULL);
+	if (abs) {
+		free(o->mountpoint);
+		o->mountpoint = abs;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cfs_opts o = { 0 };
-	struct stat st;
 	int ready_fd = -1, rc;
 
 	/* the terminal hears only warnings and errors; the log file, once the
 	 * mount is up, hears everything */
 	log_setup("cairnfs", LOG_LVL_WARN);
 	if (fuse_opt_parse(&args, &o, cfs_opt_spec, opt_proc) == -1)
-		return 1;
-	if (o.help) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (o.version) {
-		printf("cairnfs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
-		return 0;
-	}
-	if (!o.source || !o.mountpoint) {
-		fprintf(stderr, "cairnfs: SOURCE and MOUNTPOINT are required\n%s", usage);
-		return 2;
-	}
-	if (stat(o.mountpoint, &st)) {
-		fprintf(stderr, "cairnfs: mountpoint %s: %s\n", o.mountpoint, strerror(errno));
-		return 1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "cairnfs: mountpoint %s is not a directory\n", o.mountpoint);
-		return 1;
-	}
-	{
-		char *abs = realpath(o.mountpoint, NULL);
-
-		if (abs) {
-			free(o.mountpoint);
-			o.mountpoint = abs;
-		}
-	}
-	if (!o.foreground) {
+		rc = 1;
+	else
+		rc = check_args(&o);
+	if (rc == 0 && !o.foreground) {
 		rc = detach(&ready_fd);
 		if (rc) {
 			fprintf(stderr, "cairnfs: cannot fork: %s\n", strerror(-rc));
-			return 1;
+			rc = 1;
 		}
 	}
-	rc = run(&o, &args, ready_fd);
+	if (rc == 0)
+		rc = run(&o, &args, ready_fd);
 	fuse_opt_free_args(&args);
 	free_opts(&o);
-	return rc;
+	return rc < 0 ? 0 : rc;
 }
