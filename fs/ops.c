@@ -1069,11 +1069,13 @@ static int xattr_name_ok(const char *name)
 
 	if (n == 0 || n > FS_NAME_MAX)
 		return -ERANGE;
-	/* ACLs would need FUSE_CAP_POSIX_ACL and the kernel enforcing them:
-	 * without that, storing them would be a wrong result */
-	if (strncmp(name, "system.posix_acl_", 17) == 0)
-		return -EOPNOTSUPP;
-	return 0;
+	/* the namespaces a local disk stores; system.* (POSIX ACLs among them)
+	 * would need the kernel to enforce it, so storing it would be a wrong
+	 * result; a name in no namespace is refused as ext4 refuses it */
+	if (strncmp(name, "user.", 5) == 0 || strncmp(name, "trusted.", 8) == 0 ||
+	    strncmp(name, "security.", 9) == 0)
+		return 0;
+	return -EOPNOTSUPP;
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
@@ -1154,7 +1156,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	int rc = xattr_name_ok(name);
 
 	if (rc) {
-		fuse_reply_err(req, rc == -EOPNOTSUPP ? EOPNOTSUPP : ENODATA);
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	pthread_mutex_lock(&fs->lock);
