@@ -200,7 +200,13 @@ for round in 1 2 3; do
 	timeout 20 python3 "$D/writer.py" "$MNT/k$round" >"$D/wlog" 2>/dev/null &
 	w=$!
 	bg_track $w
-	sleep 0.$((3 + round * 2))
+	# kill it once the writer is under way (a loaded machine starts slowly)
+	i=0
+	while [ "$(wc -l <"$D/wlog")" -lt $((round * 3)) ] && [ $i -lt 200 ]; do
+		i=$((i + 1))
+		sleep 0.05
+	done
+	sleep 0.$((round * 2))
 	kill -9 "$pid"
 	bg_wait $w
 	fs_force_umount "$MNT"
