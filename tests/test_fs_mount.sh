@@ -197,7 +197,8 @@ for round in 1 2 3; do
 	fs_mount "$MNT" "$D/c4" || break
 	mkdir -p "$MNT/k$round"
 	pid=$(fs_pid "$MNT")
-	timeout 20 python3 "$D/writer.py" "$MNT/k$round" >"$D/wlog" 2>/dev/null &
+	: >"$D/wlog"	# empty before the writer starts: the wait below reads it
+	timeout 20 python3 "$D/writer.py" "$MNT/k$round" >>"$D/wlog" 2>/dev/null &
 	w=$!
 	bg_track $w
 	# kill it once the writer is under way (a loaded machine starts slowly)
