@@ -5,12 +5,27 @@
  * value, errno and byte read must agree, and the two whole trees must agree
  * every --tree-every operations and at the end.
  *
- * Invariants: the sequence depends on the seed alone, never on results (the
- * run stops at the first difference, so until then both sides hold the same
- * state); no path leaves the two roots (symlink targets are relative and
- * have no "..").  Prints TAP: one line per operation class, one per tree
- * comparison; the first difference is told with the seed, the operation
- * number, the operation and both results.
+ * Operations, over ~35 names a few directories deep (collisions are the
+ * point): open/create with O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOFOLLOW;
+ * write/pwrite and read/pread by path and through six fds kept open across
+ * operations (and across the unlink or rename of their file); lseek;
+ * truncate, ftruncate; fallocate (0, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE);
+ * unlink, mkdir, rmdir, rename, renameat2 NOREPLACE and EXCHANGE, link,
+ * symlink, readlink; chmod, utimensat, user.* xattrs; stat, fstat,
+ * readdir; fsync; reads and writes through MAP_SHARED mappings.
+ *
+ * Compared for every entry: names, type, mode, nlink, owner, size (not of
+ * directories), contents, symlink targets, user.* xattrs, and the mtime
+ * when it was set with utimensat (before 2011) -- unless POSIX leaves it
+ * open since (a truncate to the same size, a write through a mapping).
+ * Not compared: atime, ctime, st_blocks, inode numbers, "." and "..", holes.
+ *
+ * Invariants: the sequence is a function of the seed (the generator looks
+ * only at the reference tree, and the run stops at the first difference, so
+ * until then both sides hold the same state); no path leaves the two roots
+ * (symlink targets are relative and have no "..").  Prints TAP: one line
+ * per operation class and per tree comparison; the first difference is
+ * told with the seed, the operation number, the operation and both results.
  */
 #include "config.h"
 
@@ -52,7 +67,7 @@
 
 static const char usage[] =
 	"usage: fs_random [--seed N] [--ops N] [--files N] [--fsync] [--tree-every N]\n"
-	"                 [--skip CLASS,...] [--verbose] DIR_A DIR_B\n"
+	"                 [--skip CLASS,...] [--drop-caches N] [--verbose] DIR_A DIR_B\n"
 	"       fs_random --compare-only DIR_A DIR_B\n"
 	"Runs the same random operations in DIR_A (under test) and DIR_B (the\n"
 	"reference) and compares every result and, now and then, the whole trees.\n"
@@ -63,6 +78,9 @@ static const char usage[] =
 	"  --tree-every N  compare the trees every N operations (default 200)\n"
 	"  --skip LIST     draw but do not run these classes; zero_range: the\n"
 	"                  fallocate ZERO_RANGE modes (tmpfs has none)\n"
+	"  --drop-caches N every N operations, syncfs DIR_A and drop the kernel's\n"
+	"                  page, dentry and inode caches (root): later operations\n"
+	"                  then reach the filesystem, not the kernel's copy\n"
 	"  --verbose       print every operation to stderr\n"
 	"  --compare-only  compare the two trees and nothing else (after a remount)\n";
 
@@ -682,10 +700,11 @@ static void op_describe(const struct op *op, struct buf *b)
 		buf_printf(b, "%s bufsize %d", p1, op->variant == 0 ? 3 : PATH_MAX);
 		break;
 	case K_CHMOD:
-		buf_printf(b, "%s %s mode %04o", op->variant & 1 ? "fchmod fd slot" : "path",
-			   op->variant & 1 ? "" : p1, (unsigned)op->mode);
 		if (op->variant & 1)
-			buf_printf(b, " (slot %d)", op->slot);
+			buf_printf(b, "(fchmod) fd slot %d", op->slot);
+		else
+			buf_adds(b, p1);
+		buf_printf(b, " mode %04o", (unsigned)op->mode);
 		break;
 	case K_UTIMENS:
 		if (op->variant & 1)
@@ -775,7 +794,6 @@ struct result {
 
 struct side {
 	const char *root;
-	const char *label;
 	int fd[NSLOTS];
 	int fdflags[NSLOTS];
 	struct buf path[2];
@@ -1967,6 +1985,27 @@ static int parse_skip(const char *list, int skip[NKINDS])
 	return ok_all;
 }
 
+/* syncfs of DIR_A, then drop_caches: 0, or -1 with a diagnostic. */
+static int drop_caches(void)
+{
+	int fd = open(sides[0].root, O_RDONLY | O_DIRECTORY);
+	int rc = -1;
+
+	if (fd >= 0) {
+		if (syncfs(fd) != 0)
+			diag("syncfs %s: %s", sides[0].root, strerror(errno));
+		close(fd);
+	}
+	fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	if (fd < 0 || write(fd, "3", 1) != 1)
+		diag("/proc/sys/vm/drop_caches: %s: caches not dropped", strerror(errno));
+	else
+		rc = 0;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static void report_difference(unsigned long long seed, unsigned long long i,
 			      unsigned long long nops, const struct op *op)
 {
@@ -1996,7 +2035,7 @@ static void report_difference(unsigned long long seed, unsigned long long i,
 
 int main(int argc, char **argv)
 {
-	unsigned long long seed = 1, nops = 3000, nfiles = 35, every = 200;
+	unsigned long long seed = 1, nops = 3000, nfiles = 35, every = 200, drop_every = 0;
 	unsigned count[NKINDS] = { 0 }, succeeded[NKINDS] = { 0 };
 	int skip[NKINDS] = { 0 };
 	int compare_only = 0, verbose = 0, failed_kind = -1, stopped = 0, rc;
@@ -2025,6 +2064,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--tree-every") && has_val &&
 			   parse_uint(argv[ai + 1], &every) && every > 0) {
 			ai++;
+		} else if (!strcmp(a, "--drop-caches") && has_val &&
+			   parse_uint(argv[ai + 1], &drop_every)) {
+			ai++;
 		} else if (!strcmp(a, "--skip") && has_val && parse_skip(argv[ai + 1], skip)) {
 			ai++;
 		} else if (!strcmp(a, "--fsync")) {
@@ -2046,7 +2088,6 @@ int main(int argc, char **argv)
 	namespace_init((size_t)nfiles);
 	for (int k = 0; k < 2; k++) {
 		sides[k].root = argv[ai + k];
-		sides[k].label = k ? "reference" : "under test";
 		for (int j = 0; j < NSLOTS; j++)
 			sides[k].fd[j] = -1;
 	}
@@ -2095,6 +2136,8 @@ int main(int argc, char **argv)
 			stopped = 1;
 			break;
 		}
+		if (drop_every && (i + 1) % drop_every == 0 && drop_caches() != 0)
+			drop_every = 0;
 		if ((i + 1) % every == 0 && i + 1 < nops) {
 			buf_reset(&why);
 			rc = tree_compare(&why);
