@@ -28,13 +28,16 @@
 
 #include "buf.h"
 #include "err.h"
+#include "fetch.h"
 #include "fs.h"
+#include "fsutil.h"
 #include "log.h"
 #include "repo.h"
 
 struct cfs_opts {
 	char *key, *workspace, *tenant, *cache, *state_dir, *conf, *name;
-	int force;
+	char *snapshot, *cache_size;
+	int force, discard_local, keep_local, noprefetch;
 	int foreground, debug, help, version;
 	char *source, *mountpoint;
 };
@@ -51,6 +54,11 @@ static const struct fuse_opt cfs_opt_spec[] = {
 	CFS_OPT("conf=%s", conf),
 	CFS_OPT("name=%s", name),
 	CFS_OPT("force", force),
+	CFS_OPT("snapshot=%s", snapshot),
+	CFS_OPT("cache_size=%s", cache_size),
+	CFS_OPT("discard_local", discard_local),
+	CFS_OPT("keep_local_as_snapshot", keep_local),
+	CFS_OPT("noprefetch", noprefetch),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -75,7 +83,8 @@ static const char usage[] =
 	"             [workspace NAME] section of cairn.conf\n"
 	"  -f         stay in the foreground      -d  FUSE debug output (implies -f)\n"
 	"  -o key=PROVIDER,workspace=ID,tenant=T,cache=DIR,state_dir=DIR,conf=FILE,\n"
-	"     name=NAME,force\n"
+	"     name=NAME,force,snapshot=ID,cache_size=SIZE,noprefetch,discard_local,\n"
+	"     keep_local_as_snapshot\n"
 	"See cairnfs(8).\n";
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -121,6 +130,8 @@ static void free_opts(struct cfs_opts *o)
 	free(o->state_dir);
 	free(o->conf);
 	free(o->name);
+	free(o->snapshot);
+	free(o->cache_size);
 	free(o->source);
 	free(o->mountpoint);
 }
@@ -235,6 +246,60 @@ static void tune_writeback(const char *mountpoint)
 	}
 }
 
+/* A warm cache whose base is not the snapshot to serve (the head moved
+ * on, or -o snapshot= names another): refreshed when it holds no local
+ * change, else refused unless told what to do with the local changes. */
+static int resume_or_refresh(struct fs *fs, struct repo *r, struct cfs_opts *o)
+{
+	struct repo_head head;
+	struct fs_usage u;
+	char *base = NULL;
+	const char *target = o->snapshot;
+	int rc = 0, changed;
+
+	if (!target) {
+		rc = repo_head_read(r, &head);
+		if (rc)
+			return rc;
+		target = head.generation ? head.snapshot_id : NULL;
+	}
+	if (fs_meta_get(fs, "base", &base))
+		base = NULL;
+	if (!target || (base && !strcmp(base, target))) {
+		log_info("resuming the cache in %s", fs->cache_dir);
+		free(base);
+		return 0;
+	}
+	rc = fs_usage_get(fs, &u);
+	changed = fs->changed || u.dirty_files;
+	if (!rc && changed && o->keep_local) {
+		struct fs_snap_opts so = { .no_head = 1 };
+		struct fs_snap_result res;
+
+		rc = fs_snapshot(fs, &so, &res);
+		if (rc)
+			err_prefix(rc, "keeping the local changes as a snapshot");
+		else
+			log_warn("the local changes of %s are snapshot %s (its parent is %.8s); the head"
+				 " stays %.8s", fs->cache_dir, res.id, base ? base : "(none)", target);
+	} else if (!rc && changed && !o->discard_local) {
+		rc = err_set(-EEXIST, "cache dir %s holds changes made on top of snapshot %.8s, but the"
+			     " workspace is now at snapshot %.8s (another machine moved on): mount with"
+			     " -o keep_local_as_snapshot to keep them as a snapshot beside it, or"
+			     " -o discard_local to drop them", fs->cache_dir, base ? base : "(none)",
+			     target);
+	} else if (!rc && changed) {
+		log_warn("discarding the local changes of %s (made on top of %.8s)", fs->cache_dir,
+			 base ? base : "(none)");
+	}
+	if (!rc) {
+		log_info("refreshing %s from snapshot %.8s", fs->cache_dir, target);
+		rc = fs_fill_from_store(fs, r, fs->idx, target);
+	}
+	free(base);
+	return rc;
+}
+
 static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 {
 	struct repo_opts ro = { 0 };
@@ -282,17 +347,25 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	fs_opened = 1;
 	if (!rc)
 		rc = repo_lease_acquire_as(r, "cairnfs");
+	if (!rc)
+		rc = fetch_index(r, &fs.idx);
 	if (rc)
 		goto out;
+	fs.repo = r;
+	fs.prefetch = !o->noprefetch;
+	if (o->cache_size && fsu_parse_size(o->cache_size, &fs.cache_limit)) {
+		rc = err_set(-EINVAL, "cache_size=%s: not a size (say 20G, 512M)", o->cache_size);
+		goto out;
+	}
 	if (ready && fs_meta_get(&fs, "workspace", &v) == 0 && strcmp(v, r->ws_id) != 0) {
 		rc = err_set(-EINVAL, "cache dir %s belongs to workspace %s, not %s: use another"
 			     " cache dir", r->state_dir, v, r->ws_id);
 		goto out;
 	}
 	if (!ready)
-		rc = fs_fill_from_store(&fs, r);
+		rc = fs_fill_from_store(&fs, r, fs.idx, o->snapshot);
 	else
-		log_info("resuming the cache in %s", r->state_dir);
+		rc = resume_or_refresh(&fs, r, o);
 	if (!rc)
 		rc = write_pid(r->state_dir);
 	if (rc)
@@ -317,7 +390,12 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	}
 	mounted = 1;
 	tune_writeback(o->mountpoint);
+	fs.mountpoint = o->mountpoint;
 	rc = fs_committer_start(&fs);
+	if (!rc)
+		rc = fs_lazy_start(&fs);
+	if (!rc)
+		rc = fs_ctl_start(&fs, r->ws_id);
 	if (rc)
 		goto out;
 	if (!o->foreground) {
@@ -333,14 +411,20 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 out:
 	if (rc)
 		fprintf(stderr, "cairnfs: %s\n", err_msg());
+	if (fs_opened) {
+		fs_ctl_stop(&fs);	/* a snapshot under way ends first */
+		fs_lazy_stop(&fs);
+	}
 	if (se) {
 		if (mounted)
 			fuse_session_unmount(se);
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
-	if (fs_opened)
+	if (fs_opened) {
 		fs_close(&fs);
+		index_free(fs.idx);
+	}
 	if (r) {
 		char *pid = xasprintf("%s/cairnfs.pid", r->state_dir);
 

@@ -26,7 +26,22 @@
 #include <sqlite3.h>
 
 #define FS_ROOT_INO 1
-#define FS_META_VERSION 1
+#define FS_META_VERSION 2
+
+/* inode.state bits of a regular file */
+#define FS_ST_CLEAN 1	/* its content row (the blobs of the last snapshot
+			 * that holds it) is its data: nothing to upload */
+#define FS_ST_PARTIAL 2	/* some of its data is not in the cache file yet:
+			 * reads fetch it (lazy restore, eviction) */
+
+/* The content row of a file, in memory while it has data to fetch. */
+struct fs_content {
+	size_t n;			/* chunks */
+	uint8_t (*ids)[32];		/* blob ids */
+	uint64_t *off;			/* n + 1 offsets: chunk i is [off[i], off[i+1]) */
+	uint8_t *present;		/* n: 0 absent, 1 being fetched, 2 local */
+	size_t missing;			/* chunks not local */
+};
 
 struct fs_inode {
 	uint64_t ino;
@@ -41,6 +56,13 @@ struct fs_inode {
 	unsigned in_db : 1;	/* a row exists (INSERT vs UPDATE) */
 	unsigned deleted : 1;	/* nlink 0 and unreferenced: row gone */
 	unsigned data_new : 1;	/* cache file made since its dir was synced */
+	unsigned snap_armed : 1;	/* a live snapshot is reading it (wmin) */
+	uint32_t state;		/* FS_ST_* */
+	uint64_t dgen;		/* data generation: bumped by every change of data */
+	int64_t used;		/* last read (seconds), for eviction */
+	uint64_t wmin;		/* while snap_armed: lowest offset changed */
+	unsigned writes;	/* writes between their start and their end */
+	struct fs_content *content;	/* loaded while FS_ST_PARTIAL */
 	uint64_t nlookup;	/* the kernel's references (lookup/forget) */
 	int fd;			/* the cache file while in the fd cache, else -1 */
 	unsigned fd_refs;	/* open handles and requests using fd */
@@ -78,6 +100,36 @@ struct fs {
 	double entry_timeout;
 	int no_opendir;		/* the kernel opens directories without us */
 	int no_open;		/* and files */
+
+	/* lazy data (lazy.c): the store and the index reads fetch from */
+	struct repo *repo;
+	struct index *idx;		/* swapped by a snapshot under idx_lock */
+	pthread_rwlock_t idx_lock;
+	pthread_cond_t fetch_cond;	/* a chunk fetch ended (with lock) */
+	unsigned fg_fetches;		/* reads waiting on the store (atomic) */
+	uint64_t fetch_errors;		/* (atomic) */
+	uint64_t fetched_bytes;		/* (atomic) */
+	int changed;			/* local changes since the base snapshot */
+	uint64_t change_seq;		/* bumped by every change (with lock) */
+	/* the prefetcher (lazy.c) and the evictor */
+	pthread_t prefetcher;
+	int prefetch;			/* 0 off, 1 background, 2 full speed */
+	int prefetcher_running;
+	uint64_t cache_limit;		/* bytes; 0: the disk */
+	uint64_t cache_used;		/* bytes of local data, estimated (lock) */
+	/* the live snapshot (snap.c) */
+	pthread_mutex_t snap_mutex;	/* one snapshot at a time */
+	int snapshotting;		/* (lock) */
+	char *mountpoint;
+	double last_pause_ms;		/* the last snapshot's metadata pause */
+	uint64_t snapshots, snapshot_failures;	/* since the mount (lock) */
+	/* the control socket (ctl.c) */
+	char *ws_id;
+	char *ctl_path;
+	int ctl_fd, ctl_wake[2];
+	pthread_t ctl_thread;
+	int ctl_running;
+	unsigned ctl_active;		/* connections being served (lock) */
 };
 
 /* ---- meta.c: the sqlite copy ---- */
@@ -89,6 +141,23 @@ struct fs {
 int fs_open(struct fs *fs, const char *cache_dir, int *ready);
 /* Last commit (durable), stops the committer, closes everything. */
 void fs_close(struct fs *fs);
+/* Marks a local change (caller holds lock): the cache differs from its
+ * base snapshot. */
+void fs_changed(struct fs *fs);
+/* Stores the content row of a regular file (caller holds lock).  ids and
+ * sizes: n chunks; present: NULL when all local, else a bitmap (bit i set:
+ * chunk i is local), nbytes long.  Returns 0 or a negative code. */
+int fs_content_put(struct fs *fs, uint64_t ino, const uint8_t (*ids)[32], const uint32_t *sizes,
+		   size_t n, const uint8_t *present, size_t nbytes);
+/* Loads the content row into in->content (caller holds lock). */
+int fs_content_load(struct fs *fs, struct fs_inode *in);
+void fs_content_free(struct fs_content *c);
+/* Saves which chunks of in are local (caller holds lock). */
+int fs_content_save_present(struct fs *fs, struct fs_inode *in);
+/* The blobs of the content row of ino, for a snapshot (caller holds lock):
+ * *ids (n x 32 bytes, malloc'd) and *size.  -ENOENT when there is none. */
+int fs_content_blobs(struct fs *fs, uint64_t ino, uint8_t (**ids)[32], size_t *n, uint64_t *size);
+
 /* Throws away an incomplete cache: every row and every data file. */
 int fs_reset(struct fs *fs);
 /* Makes the empty root directory; ready: mark the cache ready (durably). */
@@ -136,6 +205,8 @@ int fs_xattr_list(struct fs *fs, uint64_t ino, char **names, size_t *len);
  * fs_fd_release drops the reference.  Caller holds lock. */
 int fs_fd_acquire(struct fs *fs, struct fs_inode *in, int create);
 void fs_fd_release(struct fs *fs, struct fs_inode *in);
+/* Closes in's cache file if no one holds it (before it is removed). */
+void fs_fd_forget(struct fs *fs, struct fs_inode *in);
 
 /* The cache file of ino: "xx/<ino>" relative to fs->data_fd, in out. */
 void fs_data_name(uint64_t ino, char out[40]);
@@ -145,10 +216,67 @@ int fs_data_open(struct fs *fs, struct fs_inode *in, int create);
 /* ---- import.c: filling an empty cache ---- */
 
 struct repo;
-/* Restores the workspace's head snapshot into the cache (a full download)
- * and marks the cache ready with it as base; a workspace without a snapshot
- * starts empty.  Returns 0 or a negative code with the error set. */
-int fs_fill_from_store(struct fs *fs, struct repo *r);
+struct index;
+/* Makes the cache the tree of snapshot snap_id (NULL: the head; a
+ * workspace without a snapshot starts empty), lazily: every inode, entry
+ * and xattr, and each file's chunk list, but no file data.  Marks the
+ * cache ready with the snapshot as its base.  Returns 0 or a negative
+ * code with the error set. */
+int fs_fill_from_store(struct fs *fs, struct repo *r, struct index *idx, const char *snap_id);
+
+/* ---- lazy.c: data on first read, the prefetcher, eviction ---- */
+
+/* Makes bytes [off, off+len) of in local, fetching the chunks that cover
+ * them (all of the file when len is UINT64_MAX).  background: the
+ * prefetcher, which yields to reads.  Called without the lock; in must be
+ * held (a request's or an fd reference).  Returns 0, or -EIO with the
+ * object named in the log. */
+int fs_lazy_ensure(struct fs *fs, struct fs_inode *in, uint64_t off, uint64_t len, int background);
+/* Starts and stops the prefetch/evict thread. */
+int fs_lazy_start(struct fs *fs);
+void fs_lazy_stop(struct fs *fs);
+/* Figures for status (takes the lock). */
+struct fs_usage {
+	uint64_t files, bytes;		/* regular files */
+	uint64_t local_files, local_bytes;	/* whole in the cache */
+	uint64_t dirty_files, dirty_bytes;
+};
+int fs_usage_get(struct fs *fs, struct fs_usage *u);
+/* Frees room for want bytes when a cache limit is set: evicts clean data,
+ * least recently used first.  Caller holds lock.  -ENOSPC when that is not
+ * enough. */
+int fs_cache_reserve(struct fs *fs, uint64_t want);
+
+/* ---- snap.c: a snapshot of the live mount ---- */
+
+struct fs_snap_opts {
+	const char *const *agent_config;	/* paths: the agent-config root; NULL: the parent's */
+	size_t n_agent_config;
+	const char *const *tags;
+	size_t ntags;
+	int no_head;		/* keep-local-as-snapshot: parent = base, head untouched */
+};
+struct fs_snap_result {
+	char id[33];
+	uint64_t generation;
+	uint64_t files_read, bytes_read;	/* dirty files read */
+	uint64_t new_bytes, stored_bytes;
+	uint64_t retaken, left_dirty;		/* changed while read */
+	double pause_ms, duration_ms;
+};
+/* Takes a snapshot of the cache: dirty files are read and chunked, every
+ * directory becomes a tree (unchanged ones dedup to blobs the store has),
+ * head last.  Writers wait only for the metadata commit that opens the
+ * view.  Returns 0 or a negative code with the error set. */
+int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_result *res);
+
+/* ---- ctl.c: the control socket ---- */
+
+/* The socket of workspace ws_id: $CAIRN_RUN_DIR (default /run/cairn)
+ * /<ws_id>.sock; malloc'd. */
+char *fs_ctl_path(const char *ws_id);
+int fs_ctl_start(struct fs *fs, const char *ws_id);
+void fs_ctl_stop(struct fs *fs);
 
 /* ---- ops.c ---- */
 struct fuse_lowlevel_ops;

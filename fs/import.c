@@ -1,35 +1,34 @@
 /*
- * import.c - filling an empty cache from the store: the head snapshot is
- * restored (sync/restore.c, a full download) into a staging dir inside the
- * cache dir, then its files are renamed into data/ and its tree, modes,
- * owners, times, xattrs and hard links become rows of meta.db.
+ * import.c - filling a cache from a snapshot, lazily: the snapshot's trees
+ * (a few GETs of tree packs) become inodes, entries and xattrs in meta.db,
+ * and each file gets its chunk list (blob ids and sizes) with no data.  A
+ * read fetches what it needs (lazy.c).
  *
- * The cache is marked ready only after the whole tree is in and synced:
- * an interrupted fill is thrown away and redone at the next mount.
+ * The cache is marked ready only once the whole tree is in: an interrupted
+ * fill is thrown away and redone at the next mount.  Inode times and ctime
+ * come from the snapshot, so a directory nobody touched encodes to the same
+ * tree blob at the next snapshot and costs nothing to store.
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "blob.h"
 #include "buf.h"
 #include "err.h"
 #include "fetch.h"
 #include "fs.h"
-#include "fsutil.h"
 #include "log.h"
 #include "record.h"
 #include "repo.h"
-#include "restore.h"
 
-/* st_ino of a multiply linked staging file -> its inode in the cache */
+/* link group of the snapshot -> the inode made for its first name */
 struct link_map {
 	uint64_t *keys, *vals;
 	size_t cap, n;
@@ -80,109 +79,115 @@ static uint64_t link_get(struct link_map *m, uint64_t key)
 
 struct importer {
 	struct fs *fs;
+	struct repo *r;
+	struct index *idx;
 	struct link_map links;
-	uint64_t files, since_commit;
+	struct buf path;	/* for messages */
+	uint64_t files, bytes, since_commit;
 };
 
-static int import_xattrs(struct importer *im, const char *path, uint64_t ino)
+static mode_t type_mode(uint8_t type)
 {
-	char *names, *p;
-	ssize_t n = llistxattr(path, NULL, 0);
+	switch (type) {
+	case TREE_REG: return S_IFREG;
+	case TREE_DIR: return S_IFDIR;
+	case TREE_SYMLINK: return S_IFLNK;
+	case TREE_CHR: return S_IFCHR;
+	case TREE_BLK: return S_IFBLK;
+	case TREE_FIFO: return S_IFIFO;
+	default: return S_IFSOCK;
+	}
+}
+
+/* The chunk list of a file: sizes from the index, checked against its size. */
+static int import_content(struct importer *im, struct fs_inode *in, const struct tree_entry *e)
+{
+	uint32_t *sizes = xmalloc((e->nblobs ? e->nblobs : 1) * sizeof(*sizes));
+	uint64_t total = 0;
 	int rc = 0;
 
-	if (n <= 0)
-		return 0;
-	names = xmalloc((size_t)n);
-	n = llistxattr(path, names, (size_t)n);
-	for (p = names; n > 0 && p < names + n && !rc; p += strlen(p) + 1) {
-		ssize_t vlen = lgetxattr(path, p, NULL, 0);
-		void *v;
+	for (size_t i = 0; i < e->nblobs; i++) {
+		struct index_entry ent;
 
-		if (vlen < 0)
-			continue;
-		v = xmalloc((size_t)vlen + 1);
-		vlen = lgetxattr(path, p, v, (size_t)vlen);
-		if (vlen >= 0)
-			rc = fs_xattr_set(im->fs, ino, p, v, (size_t)vlen, 0);
-		free(v);
+		if (index_lookup(im->idx, e->blobs[i], &ent)) {
+			char hex[BLOB_ID_HEX_SIZE];
+
+			blob_id_hex(e->blobs[i], hex);
+			rc = err_set(-EBADMSG, "%s: data blob %.16s is missing from the index:"
+				     " run 'cairn check'", buf_str(&im->path), hex);
+			goto out;
+		}
+		sizes[i] = ent.e.ref.raw_length;
+		total += sizes[i];
 	}
-	free(names);
+	if (total != e->size) {
+		rc = err_set(-EBADMSG, "%s: its blobs hold %llu bytes, its entry says %llu:"
+			     " run 'cairn check'", buf_str(&im->path), (unsigned long long)total,
+			     (unsigned long long)e->size);
+		goto out;
+	}
+	/* an empty bitmap: no chunk is local yet */
+	rc = fs_content_put(im->fs, in->ino, (const uint8_t (*)[32])e->blobs, sizes, e->nblobs,
+			    e->nblobs ? (const uint8_t *)"" : NULL, 0);
+	in->state = FS_ST_CLEAN | (e->nblobs ? FS_ST_PARTIAL : 0);
+	in->size = e->size;
+	in->maybe_sparse = 1;
+	in->blocks_stale = 1;
+	im->files++;
+	im->bytes += e->size;
+out:
+	free(sizes);
 	return rc;
 }
 
-static void set_times(struct fs_inode *in, const struct stat *st)
-{
-	in->atime = st->st_atim;
-	in->mtime = st->st_mtim;
-}
+static int import_tree(struct importer *im, struct fs_inode *dir, const uint8_t id[TREE_ID_LEN]);
 
-static int import_dir(struct importer *im, struct buf *path, struct fs_inode *dir);
-
-static int import_entry(struct importer *im, struct buf *path, struct fs_inode *dir,
-			const char *name)
+static int import_entry(struct importer *im, struct fs_inode *dir, const struct tree_entry *e)
 {
 	struct fs *fs = im->fs;
 	struct fs_inode *in;
-	struct stat st;
-	size_t base = path->len;
+	size_t base = im->path.len;
 	int rc = 0;
 
-	buf_addc(path, '/');
-	buf_adds(path, name);
-	if (lstat(buf_str(path), &st)) {
-		rc = err_set(-errno, "restored file %s: %s", buf_str(path), strerror(errno));
-		goto out;
-	}
-	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
-		uint64_t ino = link_get(&im->links, (uint64_t)st.st_ino);
+	buf_addc(&im->path, '/');
+	buf_adds(&im->path, e->name);
+	if (e->type == TREE_REG && e->link_group) {
+		uint64_t ino = link_get(&im->links, e->link_group);
 
 		if (ino) {
 			in = fs_inode_get(fs, ino, &rc);
 			if (in) {
 				in->nlink++;
 				fs_inode_dirty(fs, in);
-				rc = fs_dirent_add(fs, dir, name, ino, in->mode);
+				rc = fs_dirent_add(fs, dir, e->name, ino, in->mode);
 			}
 			goto out;
 		}
 	}
-	in = fs_inode_new(fs, st.st_mode, st.st_uid, st.st_gid, st.st_rdev);
-	set_times(in, &st);
-	in->nlink = S_ISDIR(st.st_mode) ? 2 : 1;
-	rc = fs_dirent_add(fs, dir, name, in->ino, in->mode);
-	if (!rc)
-		rc = import_xattrs(im, buf_str(path), in->ino);
-	if (rc)
-		goto out;
-	if (S_ISREG(st.st_mode)) {
-		char dname[40];
-
-		fs_data_name(in->ino, dname);
-		in->size = (uint64_t)st.st_size;
-		in->blocks = (uint64_t)st.st_blocks;
-		in->maybe_sparse = 1;	/* blocks as the restore left them */
-		if (renameat(AT_FDCWD, buf_str(path), fs->data_fd, dname))
-			rc = err_set(-errno, "cannot move %s into %s/data: %s", buf_str(path),
-				     fs->cache_dir, strerror(errno));
-		if (st.st_nlink > 1)
-			link_put(&im->links, (uint64_t)st.st_ino, in->ino);
-		im->files++;
-	} else if (S_ISLNK(st.st_mode)) {
-		char *t = xmalloc((size_t)st.st_size + 1);
-		ssize_t n = readlink(buf_str(path), t, (size_t)st.st_size + 1);
-
-		if (n < 0 || n > st.st_size) {
-			free(t);
-			rc = err_set(-EIO, "restored symlink %s: cannot read it", buf_str(path));
-			goto out;
-		}
-		t[n] = '\0';
-		in->target = t;
-		in->size = (uint64_t)n;
-	} else if (S_ISDIR(st.st_mode)) {
+	in = fs_inode_new(fs, type_mode(e->type) | e->mode, e->uid, e->gid,
+			  makedev(e->rdev_major, e->rdev_minor));
+	in->mtime.tv_sec = e->mtime.sec;
+	in->mtime.tv_nsec = e->mtime.nsec;
+	in->ctime.tv_sec = e->ctime.sec;
+	in->ctime.tv_nsec = e->ctime.nsec;
+	in->atime = in->mtime;
+	in->nlink = e->type == TREE_DIR ? 2 : 1;
+	rc = fs_dirent_add(fs, dir, e->name, in->ino, in->mode);
+	for (size_t i = 0; !rc && i < e->nxattrs; i++)
+		rc = fs_xattr_set(fs, in->ino, e->xattrs[i].name, e->xattrs[i].value,
+				  e->xattrs[i].value_len, 0);
+	if (!rc && e->type == TREE_REG) {
+		rc = import_content(im, in, e);
+		if (e->link_group)
+			link_put(&im->links, e->link_group, in->ino);
+	} else if (!rc && e->type == TREE_SYMLINK) {
+		in->target = xstrdup(e->target);
+		in->size = strlen(e->target);
+	} else if (!rc && e->type == TREE_DIR) {
 		dir->nlink++;
-		rc = import_dir(im, path, in);
-		set_times(in, &st);
+		in->nlookup++;	/* kept in the table while its entries go in */
+		rc = import_tree(im, in, e->subtree);
+		in->nlookup--;
 	}
 	fs_inode_dirty(fs, in);
 	if (!rc && ++im->since_commit >= 4096) {
@@ -190,121 +195,109 @@ static int import_entry(struct importer *im, struct buf *path, struct fs_inode *
 		im->since_commit = 0;
 	}
 out:
-	buf_setlen(path, base);
+	buf_setlen(&im->path, base);
 	return rc;
 }
 
-static int import_dir(struct importer *im, struct buf *path, struct fs_inode *dir)
+static int import_tree(struct importer *im, struct fs_inode *dir, const uint8_t id[TREE_ID_LEN])
 {
-	DIR *d = opendir(buf_str(path));
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
+	struct tree t = TREE_INIT;
+	int rc = fetch_tree(im->r, im->idx, id, &t);
 
-	if (!d)
-		return err_set(-errno, "restored dir %s: %s", buf_str(path), strerror(errno));
-	/* names first: entries are moved out of the dir while we go */
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			names = xrealloc(names, cap * sizeof(*names));
-		}
-		names[n++] = xstrdup(de->d_name);
-	}
-	closedir(d);
-	for (size_t i = 0; i < n; i++) {
-		/* keep dir in the table while its children are added */
-		dir->nlookup++;
-		if (!rc)
-			rc = import_entry(im, path, dir, names[i]);
-		dir->nlookup--;
-		free(names[i]);
-	}
-	free(names);
+	if (rc)
+		return err_prefix(rc, "%s", im->path.len ? buf_str(&im->path) : "/");
+	for (size_t i = 0; !rc && i < t.count; i++)
+		rc = import_entry(im, dir, &t.entries[i]);
+	tree_free(&t);
 	return rc;
 }
 
-static int fill_snapshot(struct fs *fs, struct repo *r, const char *snap_id)
+/* Records snapshot rec (id) as the base of the cache. */
+static int set_base(struct fs *fs, const char *id, const struct record_snapshot *rec)
+{
+	char num[32];
+	int rc = fs_meta_set(fs, "base", id);
+
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)rec->generation);
+	if (!rc)
+		rc = fs_meta_set(fs, "base_generation", num);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)(rec->time_ns / 1000000000ull));
+	if (!rc)
+		rc = fs_meta_set(fs, "snapshot_time", num);
+	if (!rc)
+		rc = fs_meta_set(fs, "changed", "0");
+	fs->changed = 0;
+	return rc;
+}
+
+static int fill_snapshot(struct fs *fs, struct repo *r, struct index *idx, const char *snap_id)
 {
 	struct record_snapshot rec;
-	struct restore_opts ro = { 0 };
-	struct index *idx = NULL;
-	struct importer im = { .fs = fs };
-	struct buf path = BUF_INIT;
-	struct fs_inode *root;
-	struct stat st;
-	char *staging = xasprintf("%s/restore.tmp", fs->cache_dir);
+	struct importer im = { .fs = fs, .r = r, .idx = idx };
+	struct fs_inode *root = NULL;
+	const uint8_t *root_id;
 	int rc;
 
 	record_snapshot_init(&rec);
-	fsu_rmtree(staging);
-	ro.owners = geteuid() == 0;
 	rc = fetch_snapshot(r, snap_id, &rec);
-	if (!rc)
-		rc = fetch_index(r, &idx);
-	if (!rc) {
-		log_info("restoring snapshot %.8s (generation %llu) into %s", snap_id,
-			 (unsigned long long)rec.generation, fs->cache_dir);
-		rc = restore_snapshot(r, idx, &rec, staging, &ro);
-	}
 	if (rc)
 		goto out;
-	if (lstat(staging, &st)) {
-		rc = err_set(-errno, "%s: %s", staging, strerror(errno));
+	root_id = record_snapshot_root(&rec, RECORD_ROOT_WORKSPACE);
+	if (!root_id) {
+		rc = err_set(-EBADMSG, "snapshot %s has no workspace root: run 'cairn check'", snap_id);
 		goto out;
 	}
+	log_info("mounting snapshot %.8s (generation %llu) lazily", snap_id,
+		 (unsigned long long)rec.generation);
 	/* snapshots do not record the root dir itself: as a new workspace */
 	rc = fs_init_root(fs, geteuid(), getegid(), 0755, 0);
 	root = rc ? NULL : fs_inode_get(fs, FS_ROOT_INO, &rc);
 	if (!root)
 		goto out;
-	buf_adds(&path, staging);
-	rc = import_dir(&im, &path, root);
+	root->mtime.tv_sec = (time_t)(rec.time_ns / 1000000000ull);
+	root->mtime.tv_nsec = (long)(rec.time_ns % 1000000000ull);
+	root->ctime = root->atime = root->mtime;
+	rc = import_tree(&im, root, root_id);
 	if (rc)
 		goto out;
-	root->mtime = st.st_mtim;
 	fs_inode_dirty(fs, root);
-	rc = fs_meta_set(fs, "base", snap_id);
+	rc = set_base(fs, snap_id, &rec);
 	if (!rc)
 		rc = fs_meta_commit(fs, 0);
-	/* every moved cache file and its dir entry on disk before "ready" */
-	if (!rc && syncfs(fs->data_fd))
-		rc = err_set(-EIO, "sync of %s: %s", fs->cache_dir, strerror(errno));
 	if (!rc)
 		rc = fs_meta_set(fs, "ready", "1");
 	if (!rc)
 		rc = fs_meta_commit(fs, 1);
 	if (!rc)
-		log_info("restored %llu files from snapshot %.8s", (unsigned long long)im.files,
-			 snap_id);
+		log_info("%llu files, %llu bytes, to fetch on first read from snapshot %.8s",
+			 (unsigned long long)im.files, (unsigned long long)im.bytes, snap_id);
 out:
-	fsu_rmtree(staging);
-	free(staging);
-	buf_free(&path);
+	buf_free(&im.path);
 	free(im.links.keys);
 	free(im.links.vals);
-	index_free(idx);
 	record_snapshot_free(&rec);
 	return rc;
 }
 
-int fs_fill_from_store(struct fs *fs, struct repo *r)
+int fs_fill_from_store(struct fs *fs, struct repo *r, struct index *idx, const char *snap_id)
 {
 	struct repo_head head;
 	int rc;
 
-	rc = repo_head_read(r, &head);
-	if (rc)
-		return rc;
+	if (!snap_id) {
+		rc = repo_head_read(r, &head);
+		if (rc)
+			return rc;
+		snap_id = head.generation ? head.snapshot_id : NULL;
+	}
 	rc = fs_reset(fs);
 	if (!rc)
 		rc = fs_meta_set(fs, "workspace", r->ws_id);
 	if (rc)
 		return rc;
-	if (head.generation == 0)
+	if (!snap_id) {
+		fs->changed = 0;
 		return fs_init_root(fs, geteuid(), getegid(), 0755, 1);
-	return fill_snapshot(fs, r, head.snapshot_id);
+	}
+	return fill_snapshot(fs, r, idx, snap_id);
 }

@@ -40,15 +40,16 @@ enum {
 	ST_DIR_EMPTY, ST_DIR_LIST, ST_DIR_MAXCOOKIE,
 	ST_XATTR_GET, ST_XATTR_INS, ST_XATTR_REPL, ST_XATTR_DEL, ST_XATTR_LIST, ST_XATTR_DELALL,
 	ST_META_GET, ST_META_SET, ST_BEGIN, ST_COMMIT,
+	ST_CONTENT_GET, ST_CONTENT_PUT, ST_CONTENT_PRESENT, ST_CONTENT_DEL,
 	ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_INODE_GET] = "SELECT mode, uid, gid, nlink, size, rdev, atime, atime_ns, mtime, mtime_ns,"
-			 " ctime, ctime_ns, target FROM inode WHERE ino = ?1",
+			 " ctime, ctime_ns, target, state, dgen, used FROM inode WHERE ino = ?1",
 	[ST_INODE_PUT] = "INSERT OR REPLACE INTO inode (ino, mode, uid, gid, nlink, size, rdev,"
-			 " atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns, target)"
-			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+			 " atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns, target, state, dgen, used)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
 	[ST_INODE_DEL] = "DELETE FROM inode WHERE ino = ?1",
 	[ST_DIRENT_LOOKUP] = "SELECT ino FROM dirent WHERE parent = ?1 AND name = ?2",
 	[ST_DIRENT_ADD] = "INSERT INTO dirent (parent, name, ino, type, cookie) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -68,6 +69,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[ST_BEGIN] = "BEGIN",
 	[ST_COMMIT] = "COMMIT",
+	[ST_CONTENT_GET] = "SELECT blobs, sizes, present FROM content WHERE ino = ?1",
+	[ST_CONTENT_PUT] = "INSERT OR REPLACE INTO content (ino, blobs, sizes, present) VALUES (?1, ?2, ?3, ?4)",
+	[ST_CONTENT_PRESENT] = "UPDATE content SET present = ?2 WHERE ino = ?1",
+	[ST_CONTENT_DEL] = "DELETE FROM content WHERE ino = ?1",
 };
 
 static const char schema[] =
@@ -76,13 +81,27 @@ static const char schema[] =
 	" uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,"
 	" size INTEGER NOT NULL, rdev INTEGER NOT NULL, atime INTEGER NOT NULL,"
 	" atime_ns INTEGER NOT NULL, mtime INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-	" ctime INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, target BLOB);"
+	" ctime INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, target BLOB,"
+	" state INTEGER NOT NULL DEFAULT 0, dgen INTEGER NOT NULL DEFAULT 0,"
+	" used INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS dirent (parent INTEGER NOT NULL, name BLOB NOT NULL,"
 	" ino INTEGER NOT NULL, type INTEGER NOT NULL, cookie INTEGER NOT NULL,"
 	" PRIMARY KEY (parent, name)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS dirent_cookie ON dirent (parent, cookie);"
 	"CREATE TABLE IF NOT EXISTS xattr (ino INTEGER NOT NULL, name BLOB NOT NULL,"
-	" value BLOB NOT NULL, PRIMARY KEY (ino, name)) WITHOUT ROWID;";
+	" value BLOB NOT NULL, PRIMARY KEY (ino, name)) WITHOUT ROWID;"
+	/* content: the blobs of a file as its last snapshot (or the restore)
+	 * had it; sizes: LE32 raw length of each; present: NULL when every
+	 * chunk is local, else a bitmap (missing trailing bytes: absent) */
+	"CREATE TABLE IF NOT EXISTS content (ino INTEGER PRIMARY KEY, blobs BLOB NOT NULL,"
+	" sizes BLOB NOT NULL, present BLOB);";
+
+/* version 1 caches: every file local and dirty, which is what they were */
+static const char migrate_v1[] =
+	"ALTER TABLE inode ADD COLUMN state INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE inode ADD COLUMN dgen INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE inode ADD COLUMN used INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE meta SET value = '2' WHERE key = 'version';";
 
 static int db_fail(struct fs *fs, const char *what)
 {
@@ -203,6 +222,12 @@ int fs_fd_acquire(struct fs *fs, struct fs_inode *in, int create)
 	return in->fd;
 }
 
+void fs_fd_forget(struct fs *fs, struct fs_inode *in)
+{
+	if (!in->fd_refs)
+		fd_close(fs, in);
+}
+
 void fs_fd_release(struct fs *fs, struct fs_inode *in)
 {
 	if (--in->fd_refs)
@@ -221,6 +246,7 @@ static void inode_free(struct fs_inode *in)
 {
 	if (in->fd >= 0)
 		close(in->fd);
+	fs_content_free(in->content);
 	free(in->target);
 	free(in);
 }
@@ -272,6 +298,9 @@ struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino, int *err)
 		memcpy(in->target, sqlite3_column_blob(s, 12), (size_t)n);
 		in->target[n] = '\0';
 	}
+	in->state = (uint32_t)sqlite3_column_int64(s, 13);
+	in->dgen = (uint64_t)sqlite3_column_int64(s, 14);
+	in->used = sqlite3_column_int64(s, 15);
 	sqlite3_reset(s);
 	in->in_db = 1;
 	table_insert(fs, in);
@@ -325,8 +354,11 @@ void fs_inode_maybe_drop(struct fs *fs, struct fs_inode *in)
 		st_exec(fs, ST_INODE_DEL);
 		sqlite3_bind_int64(fs->st[ST_XATTR_DELALL], 1, (sqlite3_int64)in->ino);
 		st_exec(fs, ST_XATTR_DELALL);
-		if (S_ISREG(in->mode))
+		if (S_ISREG(in->mode)) {
+			sqlite3_bind_int64(fs->st[ST_CONTENT_DEL], 1, (sqlite3_int64)in->ino);
+			st_exec(fs, ST_CONTENT_DEL);
 			unlink_after_commit(fs, in->ino);
+		}
 		fs->pending++;
 		in->deleted = 1;
 	} else if (in->dirty) {
@@ -351,8 +383,9 @@ void fs_inode_stat(struct fs *fs, struct fs_inode *in, struct stat *st)
 	st->st_mtim = in->mtime;
 	st->st_ctim = in->ctime;
 	st->st_blksize = 4096;
-	if (S_ISREG(in->mode) && !in->maybe_sparse) {
-		/* written front to back: no stat of the cache file needed */
+	if (S_ISREG(in->mode) && (!in->maybe_sparse || (in->state & FS_ST_PARTIAL))) {
+		/* written front to back, or not all local yet (its blocks are
+		 * in the store): no stat of the cache file needed */
 		st->st_blocks = (blkcnt_t)((in->size + 4095) / 4096 * 8);
 	} else if (S_ISREG(in->mode)) {
 		if (in->blocks_stale) {
@@ -394,6 +427,9 @@ static int inode_put(struct fs *fs, struct fs_inode *in)
 		sqlite3_bind_blob(s, 14, in->target, (int)strlen(in->target), SQLITE_STATIC);
 	else
 		sqlite3_bind_null(s, 14);
+	sqlite3_bind_int64(s, 15, in->state);
+	sqlite3_bind_int64(s, 16, (sqlite3_int64)in->dgen);
+	sqlite3_bind_int64(s, 17, in->used);
 	return st_exec(fs, ST_INODE_PUT);
 }
 
@@ -455,7 +491,7 @@ static void checkpoint(struct fs *fs)
 
 	if (!fs->ckpt_db || fstat(fs->wal_fd, &st) || st.st_size < (4 << 20))
 		return;
-	if (st.st_size >= (16 << 20) && !fs->pending && !fs->dirty) {
+	if (st.st_size >= (16 << 20) && !fs->pending && !fs->dirty && !fs->snapshotting) {
 		/* busy for so long that passive checkpoints never caught up (each
 		 * stops at the last commit, and the WAL restarts only when fully
 		 * copied): one blocking checkpoint, between two transactions */
@@ -714,6 +750,157 @@ int fs_xattr_list(struct fs *fs, uint64_t ino, char **names, size_t *len)
 	return 0;
 }
 
+/* ---- content rows ---- */
+
+void fs_changed(struct fs *fs)
+{
+	fs->change_seq++;
+	if (fs->changed)
+		return;
+	fs->changed = 1;
+	if (fs_meta_set(fs, "changed", "1"))
+		log_error("%s", err_msg());
+}
+
+int fs_content_put(struct fs *fs, uint64_t ino, const uint8_t (*ids)[32], const uint32_t *sizes,
+		   size_t n, const uint8_t *present, size_t nbytes)
+{
+	sqlite3_stmt *s = fs->st[ST_CONTENT_PUT];
+	uint8_t *le = xmalloc(n * 4 + 1);
+
+	for (size_t i = 0; i < n; i++) {
+		le[4 * i] = (uint8_t)sizes[i];
+		le[4 * i + 1] = (uint8_t)(sizes[i] >> 8);
+		le[4 * i + 2] = (uint8_t)(sizes[i] >> 16);
+		le[4 * i + 3] = (uint8_t)(sizes[i] >> 24);
+	}
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)ino);
+	sqlite3_bind_blob(s, 2, n ? (const void *)ids : "", (int)(n * 32), SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, le, (int)(n * 4), SQLITE_STATIC);
+	if (present)
+		sqlite3_bind_blob(s, 4, nbytes ? (const void *)present : "", (int)nbytes, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 4);
+	fs->pending++;
+	{
+		int rc = st_exec(fs, ST_CONTENT_PUT);
+
+		free(le);
+		return rc;
+	}
+}
+
+void fs_content_free(struct fs_content *c)
+{
+	if (!c)
+		return;
+	free(c->ids);
+	free(c->off);
+	free(c->present);
+	free(c);
+}
+
+int fs_content_load(struct fs *fs, struct fs_inode *in)
+{
+	sqlite3_stmt *s = fs->st[ST_CONTENT_GET];
+	struct fs_content *c;
+	const uint8_t *sz, *pr;
+	int rc, nb, np;
+
+	if (in->content)
+		return 0;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)in->ino);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? err_set(-EIO, "inode %llu of %s has no chunk list",
+						   (unsigned long long)in->ino, fs->cache_dir)
+					 : db_fail(fs, "read chunk list");
+	}
+	nb = sqlite3_column_bytes(s, 0);
+	c = xcalloc(1, sizeof(*c));
+	c->n = (size_t)nb / 32;
+	if ((size_t)sqlite3_column_bytes(s, 1) != c->n * 4) {
+		sqlite3_reset(s);
+		free(c);
+		return err_set(-EIO, "inode %llu of %s: damaged chunk list", (unsigned long long)in->ino,
+			       fs->cache_dir);
+	}
+	c->ids = xmalloc(c->n ? c->n * 32 : 1);
+	if (c->n)
+		memcpy(c->ids, sqlite3_column_blob(s, 0), c->n * 32);
+	c->off = xmalloc((c->n + 1) * sizeof(*c->off));
+	c->present = xcalloc(c->n ? c->n : 1, 1);
+	sz = sqlite3_column_blob(s, 1);
+	c->off[0] = 0;
+	for (size_t i = 0; i < c->n; i++)
+		c->off[i + 1] = c->off[i] + ((uint32_t)sz[4 * i] | (uint32_t)sz[4 * i + 1] << 8 |
+					     (uint32_t)sz[4 * i + 2] << 16 | (uint32_t)sz[4 * i + 3] << 24);
+	pr = sqlite3_column_type(s, 2) == SQLITE_NULL ? NULL : sqlite3_column_blob(s, 2);
+	np = sqlite3_column_bytes(s, 2);
+	for (size_t i = 0; i < c->n; i++) {
+		int local = !pr && sqlite3_column_type(s, 2) == SQLITE_NULL;
+
+		if (pr && (size_t)np > i / 8)
+			local = (pr[i / 8] >> (i % 8)) & 1;
+		c->present[i] = local ? 2 : 0;
+		c->missing += !local;
+	}
+	sqlite3_reset(s);
+	in->content = c;
+	return 0;
+}
+
+int fs_content_save_present(struct fs *fs, struct fs_inode *in)
+{
+	sqlite3_stmt *s = fs->st[ST_CONTENT_PRESENT];
+	struct fs_content *c = in->content;
+	uint8_t *bits = NULL;
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)in->ino);
+	if (!c && (in->state & FS_ST_PARTIAL)) {
+		sqlite3_bind_blob(s, 2, "", 0, SQLITE_STATIC);	/* nothing local */
+	} else if (c && c->missing) {
+		bits = xcalloc(c->n / 8 + 1, 1);
+		for (size_t i = 0; i < c->n; i++)
+			if (c->present[i] == 2)
+				bits[i / 8] |= (uint8_t)(1u << (i % 8));
+		sqlite3_bind_blob(s, 2, bits, (int)(c->n / 8 + 1), SQLITE_STATIC);
+	} else {
+		sqlite3_bind_null(s, 2);
+	}
+	fs->pending++;
+	rc = st_exec(fs, ST_CONTENT_PRESENT);
+	free(bits);
+	return rc;
+}
+
+int fs_content_blobs(struct fs *fs, uint64_t ino, uint8_t (**ids)[32], size_t *n, uint64_t *size)
+{
+	sqlite3_stmt *s = fs->st[ST_CONTENT_GET];
+	const uint8_t *sz;
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)ino);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? -ENOENT : db_fail(fs, "read chunk list");
+	}
+	*n = (size_t)sqlite3_column_bytes(s, 0) / 32;
+	*ids = xmalloc(*n ? *n * 32 : 1);
+	if (*n)
+		memcpy(*ids, sqlite3_column_blob(s, 0), *n * 32);
+	sz = sqlite3_column_blob(s, 1);
+	*size = 0;
+	for (size_t i = 0; sz && i < *n && (size_t)sqlite3_column_bytes(s, 1) >= 4 * (i + 1); i++)
+		*size += (uint32_t)sz[4 * i] | (uint32_t)sz[4 * i + 1] << 8 |
+			 (uint32_t)sz[4 * i + 2] << 16 | (uint32_t)sz[4 * i + 3] << 24;
+	sqlite3_reset(s);
+	return 0;
+}
+
 /* ---- meta keys ---- */
 
 int fs_meta_get(struct fs *fs, const char *key, char **value)
@@ -864,6 +1051,10 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 	}
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_cond_init(&fs->commit_cond, NULL);
+	pthread_cond_init(&fs->fetch_cond, NULL);
+	pthread_rwlock_init(&fs->idx_lock, NULL);
+	pthread_mutex_init(&fs->snap_mutex, NULL);
+	fs->ctl_fd = fs->ctl_wake[0] = fs->ctl_wake[1] = -1;
 
 	{
 		char *p = xasprintf("%s/data", cache_dir);
@@ -915,7 +1106,15 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 	if (rc)
 		return rc;
 	if (fs_meta_get(fs, "version", &v) == 0) {
-		if (strcmp(v, "1") != 0) {
+		if (strcmp(v, "1") == 0) {
+			log_info("%s: metadata version 1, upgrading to 2", cache_dir);
+			rc = exec_sql(fs, migrate_v1);
+			if (rc)
+				return rc;
+			free(v);
+			v = xstrdup("2");
+		}
+		if (strcmp(v, "2") != 0) {
 			err_set(-ENOTSUP, "cache dir %s has metadata version %s; this cairnfs reads version %d:"
 				" use a new cache dir", cache_dir, v, FS_META_VERSION);
 			free(v);
@@ -923,7 +1122,7 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 		}
 		free(v);
 	} else {
-		rc = fs_meta_set(fs, "version", "1");
+		rc = fs_meta_set(fs, "version", "2");
 		if (rc)
 			return rc;
 	}
@@ -933,11 +1132,38 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 	*ready = fs_meta_get(fs, "ready", &v) == 0 && strcmp(v, "1") == 0;
 	free(v);
 	if (*ready && !clean) {
+		char *boot = NULL, *was = NULL;
+
 		log_info("%s was not unmounted cleanly: recovering", cache_dir);
 		rc = recover(fs);
+		if (!rc && fsu_read_boot_id(&boot) == 0 &&
+		    (fs_meta_get(fs, "boot", &was) || strcmp(was, boot))) {
+			/* the machine went down: fetched data was never fsync'd,
+			 * so fetch it again rather than trust it */
+			log_info("%s: the machine restarted since the crash: clean data will be"
+				 " fetched again", cache_dir);
+			rc = exec_sql(fs, "UPDATE inode SET state = state | 2 WHERE state & 1;"
+					  "UPDATE content SET present = X'' WHERE ino IN"
+					  " (SELECT ino FROM inode WHERE state & 1);");
+		}
+		free(boot);
+		free(was);
 		if (rc)
 			return rc;
 	}
+	{
+		char *boot = NULL;
+
+		if (fsu_read_boot_id(&boot) == 0)
+			rc = fs_meta_set(fs, "boot", boot);
+		free(boot);
+		if (rc)
+			return rc;
+	}
+	v = NULL;
+	fs->changed = fs_meta_get(fs, "changed", &v) == 0 && strcmp(v, "1") == 0;
+	free(v);
+	v = NULL;
 	{
 		sqlite3_stmt *s;
 
@@ -979,7 +1205,7 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 
 int fs_reset(struct fs *fs)
 {
-	int rc = exec_sql(fs, "DELETE FROM inode; DELETE FROM dirent; DELETE FROM xattr;"
+	int rc = exec_sql(fs, "DELETE FROM inode; DELETE FROM dirent; DELETE FROM xattr; DELETE FROM content;"
 			      " DELETE FROM meta WHERE key NOT IN ('version', 'clean');");
 
 	if (rc)
@@ -999,6 +1225,20 @@ int fs_reset(struct fs *fs)
 		if (rc)
 			return err_set(rc, "cannot empty %s/data: %s", fs->cache_dir, strerror(-rc));
 	}
+	for (size_t i = 0; i < fs->table_size; i++) {
+		while (fs->table[i]) {
+			struct fs_inode *in = fs->table[i];
+
+			fs->table[i] = in->hnext;
+			if (in->fd >= 0)
+				fs->nfds--;
+			inode_free(in);
+		}
+	}
+	fs->count = 0;
+	fs->dirty = NULL;
+	fs->lru_head = fs->lru_tail = NULL;
+	fs->n_unlink_after = 0;
 	fs->next_ino = FS_ROOT_INO + 1;
 	fs->pending++;
 	return 0;
@@ -1064,4 +1304,7 @@ void fs_close(struct fs *fs)
 	free(fs->cache_dir);
 	pthread_mutex_destroy(&fs->lock);
 	pthread_cond_destroy(&fs->commit_cond);
+	pthread_cond_destroy(&fs->fetch_cond);
+	pthread_rwlock_destroy(&fs->idx_lock);
+	pthread_mutex_destroy(&fs->snap_mutex);
 }

@@ -56,11 +56,51 @@ static void now(struct timespec *t)
 	clock_gettime(CLOCK_REALTIME, t);
 }
 
+/* An inode changed by an operation: written at the next commit, and the
+ * cache now differs from its base snapshot. */
+static void mark(struct fs *fs, struct fs_inode *in)
+{
+	fs_inode_dirty(fs, in);
+	fs_changed(fs);
+}
+
+/* The data of in changed from offset from on (caller holds lock): it is
+ * dirty, and a snapshot reading it learns so. */
+static void data_changed(struct fs *fs, struct fs_inode *in, uint64_t from)
+{
+	in->dgen++;
+	in->state &= ~(uint32_t)FS_ST_CLEAN;
+	if (in->snap_armed && from < in->wmin)
+		in->wmin = from;
+	mark(fs, in);
+}
+
+/* Before the data of ino changes: all of it local (a lazy file is fetched
+ * whole first).  Called without the lock. */
+static int hydrate_for_change(struct fs *fs, fuse_ino_t ino)
+{
+	struct fs_inode *in;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode_get(fs, ino, &rc);
+	if (in && (in->state & FS_ST_PARTIAL)) {
+		in->nlookup++;
+		pthread_mutex_unlock(&fs->lock);
+		rc = fs_lazy_ensure(fs, in, 0, UINT64_MAX, 0);
+		pthread_mutex_lock(&fs->lock);
+		in->nlookup--;
+		fs_inode_maybe_drop(fs, in);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
+}
+
 static void touch_dir(struct fs *fs, struct fs_inode *dir)
 {
 	now(&dir->mtime);
 	dir->ctime = dir->mtime;
-	fs_inode_dirty(fs, dir);
+	mark(fs, dir);
 }
 
 static void fill_entry(struct fs *fs, struct fs_inode *in, struct fuse_entry_param *e)
@@ -209,7 +249,19 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 /* Sets the size of in's cache file (and in->size); caller holds the lock. */
 static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
 {
-	int fd = fs_fd_acquire(fs, in, size > 0), rc = 0;
+	int fd, rc = 0;
+
+	if (in->state & FS_ST_PARTIAL) {
+		if (size != 0)
+			return -EIO;	/* hydrate_for_change comes first */
+		/* nothing of the old data is wanted: no need to fetch it */
+		in->state &= ~(uint32_t)FS_ST_PARTIAL;
+		fs_content_free(in->content);
+		in->content = NULL;
+		if (fs_content_save_present(fs, in))
+			log_error("%s", err_msg());
+	}
+	fd = fs_fd_acquire(fs, in, size > 0);
 
 	if (fd == -ENOENT && size == 0)
 		goto done;	/* no cache file yet: nothing to cut */
@@ -239,18 +291,29 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 	(void)fi;
 	now(&t);
+	if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != 0 &&
+	    (rc = hydrate_for_change(fs, ino)) != 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	pthread_mutex_lock(&fs->lock);
 	in = fs_inode_get(fs, ino, &rc);
 	if (!in)
 		goto out;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
+		uint64_t from = (uint64_t)attr->st_size < in->size ? (uint64_t)attr->st_size : in->size;
+
 		if (!S_ISREG(in->mode)) {
 			rc = S_ISDIR(in->mode) ? -EISDIR : -EINVAL;
 			goto out;
 		}
-		rc = set_size(fs, in, (uint64_t)attr->st_size);
+		if ((uint64_t)attr->st_size > in->size)
+			rc = fs_cache_reserve(fs, (uint64_t)attr->st_size - in->size);
+		if (!rc)
+			rc = set_size(fs, in, (uint64_t)attr->st_size);
 		if (rc)
 			goto out;
+		data_changed(fs, in, from);
 		in->mtime = t;
 	}
 	if (to_set & FUSE_SET_ATTR_MODE)
@@ -271,7 +334,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		in->ctime = attr->st_ctim;
 	else
 		in->ctime = t;
-	fs_inode_dirty(fs, in);
+	mark(fs, in);
 	fs_inode_stat(fs, in, &st);
 out:
 	pthread_mutex_unlock(&fs->lock);
@@ -424,7 +487,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		goto out;
 	in->nlink++;
 	now(&in->ctime);
-	fs_inode_dirty(fs, in);
+	mark(fs, in);
 	touch_dir(fs, dir);
 	in->nlookup++;
 	fill_entry(fs, in, &e);
@@ -451,7 +514,7 @@ static int drop_name(struct fs *fs, struct fs_inode *dir, const char *name, stru
 		in->nlink--;
 	}
 	now(&in->ctime);
-	fs_inode_dirty(fs, in);
+	mark(fs, in);
 	touch_dir(fs, dir);
 	return 0;
 }
@@ -517,8 +580,8 @@ static int rename_exchange(struct fs *fs, struct fs_inode *d1, const char *n1, s
 	}
 	now(&a->ctime);
 	b->ctime = a->ctime;
-	fs_inode_dirty(fs, a);
-	fs_inode_dirty(fs, b);
+	mark(fs, a);
+	mark(fs, b);
 	touch_dir(fs, d1);
 	touch_dir(fs, d2);
 	return 0;
@@ -590,7 +653,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		d2->nlink++;
 	}
 	now(&src->ctime);
-	fs_inode_dirty(fs, src);
+	mark(fs, src);
 	touch_dir(fs, d1);
 	if (d2 != d1)
 		touch_dir(fs, d2);
@@ -672,9 +735,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!rc && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
 		rc = set_size(fs, in, 0);
 		if (!rc) {
+			data_changed(fs, in, 0);
 			now(&in->mtime);
 			in->ctime = in->mtime;
-			fs_inode_dirty(fs, in);
+			mark(fs, in);
 		} else {
 			fs_fd_release(fs, in);	/* no handle: no release will come */
 		}
@@ -706,24 +770,48 @@ struct io {
 	struct fs_inode *in;
 	int fd;
 	int own;	/* a reference of this request, dropped by io_end */
+	int writing;	/* counted in in->writes until io_end */
 };
 
-static int io_begin(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, int create,
-		    struct io *io)
-{
-	int rc = 0;
+enum io_kind { IO_READ, IO_WRITE, IO_SYNC };
 
-	io->own = 0;
-	io->in = fi ? handle_inode(fi) : NULL;
-	if (io->in) {
-		io->fd = io->in->fd;
-		return 0;
-	}
+static void io_end(struct fs *fs, struct io *io)
+{
+	if (!io->own && !io->writing)
+		return;
 	pthread_mutex_lock(&fs->lock);
-	io->in = fs_inode_get(fs, ino, &rc);
-	if (io->in && !S_ISREG(io->in->mode))
-		rc = S_ISDIR(io->in->mode) ? -EISDIR : -EINVAL;
-	if (io->in && !rc) {
+	if (io->writing)
+		io->in->writes--;
+	if (io->own)
+		fs_fd_release(fs, io->in);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+/* Finds the inode and its cache file for a request on bytes [off, off+len)
+ * and, for a lazy file, makes them local first (all of it for a write:
+ * the data of a file changes only when all of it is here). */
+static int io_begin(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, enum io_kind kind,
+		    uint64_t off, uint64_t len, struct io *io)
+{
+	int rc = 0, partial = 0, handle;
+
+	io->own = io->writing = 0;
+	io->fd = -1;
+	pthread_mutex_lock(&fs->lock);
+	io->in = fi ? handle_inode(fi) : NULL;
+	handle = io->in != NULL;
+	if (handle) {
+		io->fd = io->in->fd;
+	} else {
+		io->in = fs_inode_get(fs, ino, &rc);
+		if (io->in && !S_ISREG(io->in->mode))
+			rc = S_ISDIR(io->in->mode) ? -EISDIR : -EINVAL;
+	}
+	if (!rc)
+		partial = kind != IO_SYNC && (io->in->state & FS_ST_PARTIAL);
+	if (!rc && !handle) {
+		int create = kind == IO_WRITE || partial;
+
 		io->fd = fs_fd_acquire(fs, io->in, create);
 		if (io->fd == -ENOENT && !create) {
 			io->fd = -1;	/* no cache file: never written, all zeros */
@@ -735,17 +823,31 @@ static int io_begin(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, in
 			io->own = 1;
 		}
 	}
-	pthread_mutex_unlock(&fs->lock);
-	return rc;
-}
+	if (!rc && kind == IO_WRITE) {
+		io->in->writes++;
+		io->writing = 1;
+		if (io->in->snap_armed && off < io->in->wmin)
+			io->in->wmin = off;
+	}
+	if (!rc && kind == IO_READ) {
+		struct timespec t;
 
-static void io_end(struct fs *fs, struct io *io)
-{
-	if (!io->own)
-		return;
-	pthread_mutex_lock(&fs->lock);
-	fs_fd_release(fs, io->in);
+		now(&t);
+		if (t.tv_sec - io->in->used >= 60) {
+			/* for eviction, least recently used first; coarse, so
+			 * that reads rarely cost a row write */
+			io->in->used = t.tv_sec;
+			fs_inode_dirty(fs, io->in);
+		}
+	}
 	pthread_mutex_unlock(&fs->lock);
+	if (!rc && partial) {
+		rc = fs_lazy_ensure(fs, io->in, kind == IO_WRITE ? 0 : off,
+				    kind == IO_WRITE ? UINT64_MAX : len, 0);
+		if (rc)
+			io_end(fs, io);
+	}
+	return rc;
 }
 
 /* A read of a file that has no cache file: zeros up to its size. */
@@ -774,7 +876,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs *fs = req_fs(req);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	struct io io;
-	int rc = io_begin(fs, ino, fi, 0, &io);
+	int rc = io_begin(fs, ino, fi, IO_READ, (uint64_t)off, size, &io);
 
 	if (rc) {
 		reply_sqlite_err(req, rc);
@@ -782,6 +884,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (io.fd < 0) {
 		reply_zeros(req, fs, io.in, size, off);
+		io_end(fs, &io);
 		return;
 	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -799,13 +902,23 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	struct fs_inode *in;
 	struct io io;
 	ssize_t n;
-	int rc = io_begin(fs, ino, fi, 1, &io);
+	size_t want = fuse_buf_size(in_buf);
+	int rc = io_begin(fs, ino, fi, IO_WRITE, (uint64_t)off, want, &io);
 
 	if (rc) {
 		reply_sqlite_err(req, rc);
 		return;
 	}
 	in = io.in;
+	pthread_mutex_lock(&fs->lock);
+	if ((uint64_t)off + want > in->size)
+		rc = fs_cache_reserve(fs, (uint64_t)off + want - in->size);
+	pthread_mutex_unlock(&fs->lock);
+	if (rc) {
+		io_end(fs, &io);
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = io.fd;
 	out.buf[0].pos = off;
@@ -821,12 +934,14 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	pthread_mutex_lock(&fs->lock);
 	if ((uint64_t)off > in->size)
 		in->maybe_sparse = 1;	/* a hole before the data */
-	if ((uint64_t)off + (uint64_t)n > in->size)
+	if ((uint64_t)off + (uint64_t)n > in->size) {
+		fs->cache_used += (uint64_t)off + (uint64_t)n - in->size;
 		in->size = (uint64_t)off + (uint64_t)n;
+	}
 	now(&in->mtime);
 	in->ctime = in->mtime;
 	in->blocks_stale = 1;
-	fs_inode_dirty(fs, in);
+	data_changed(fs, in, (uint64_t)off);
 	pthread_mutex_unlock(&fs->lock);
 	io_end(fs, &io);
 	fuse_reply_write(req, (size_t)n);
@@ -872,7 +987,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	struct fs *fs = req_fs(req);
 	struct io io;
-	int rc = io_begin(fs, ino, fi, 0, &io);
+	int rc = io_begin(fs, ino, fi, IO_SYNC, 0, 0, &io);
 
 	if (rc) {
 		reply_sqlite_err(req, rc);
@@ -901,7 +1016,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	rc = io_begin(fs, ino, fi, 1, &io);
+	rc = io_begin(fs, ino, fi, IO_WRITE, (uint64_t)off, (uint64_t)len, &io);
 	if (rc) {
 		reply_sqlite_err(req, rc);
 		return;
@@ -918,7 +1033,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		in->ctime = in->mtime;
 		in->blocks_stale = 1;
 		in->maybe_sparse = 1;
-		fs_inode_dirty(fs, in);
+		data_changed(fs, in, (uint64_t)off);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	io_end(fs, &io);
@@ -1097,7 +1212,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		rc = fs_xattr_set(fs, ino, name, value, size, flags);
 	if (in && !rc) {
 		now(&in->ctime);
-		fs_inode_dirty(fs, in);
+		mark(fs, in);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	fuse_reply_err(req, -rc);
@@ -1165,7 +1280,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		rc = fs_xattr_remove(fs, ino, name);
 	if (in && !rc) {
 		now(&in->ctime);
-		fs_inode_dirty(fs, in);
+		mark(fs, in);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	fuse_reply_err(req, -rc);

@@ -122,3 +122,78 @@ int fsu_rmtree(const char *dir)
 		return -errno;
 	return rmtree_first_error;
 }
+
+int fsu_read_boot_id(char **out)
+{
+	const char *e = getenv("CAIRN_BOOT_ID");
+	char line[64];
+	FILE *f;
+
+	if (e && *e) {
+		*out = xstrdup(e);
+		return 0;
+	}
+	f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (!f)
+		return -errno;
+	if (!fgets(line, sizeof(line), f)) {
+		fclose(f);
+		return -EIO;
+	}
+	fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	*out = xstrdup(line);
+	return 0;
+}
+
+int fsu_pwrite_all(int fd, const void *src, size_t len, off_t off)
+{
+	const char *p = src;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+int fsu_parse_size(const char *text, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	uint64_t n = 0, mul = 1;
+	const char *p = text;
+
+	if (!*p || *p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p) {
+		const char *u = strchr(units, *p & ~0x20);
+
+		if (!u)
+			return -EINVAL;
+		for (int i = 0; i <= u - units; i++)
+			mul *= 1024;
+		p++;
+		if ((*p & ~0x20) == 'I')
+			p++;
+		if ((*p & ~0x20) == 'B')
+			p++;
+		if (*p)
+			return -EINVAL;
+	}
+	if (n > UINT64_MAX / mul)
+		return -EINVAL;
+	*out = n * mul;
+	return 0;
+}

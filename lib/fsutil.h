@@ -7,10 +7,13 @@
 #define CAIRN_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Writes all len bytes, retrying on EINTR and short writes. */
 int fsu_write_all(int fd, const void *data, size_t len);
+/* Writes all len bytes at off; 0 or -errno. */
+int fsu_pwrite_all(int fd, const void *src, size_t len, off_t off);
 /* Reads exactly len bytes at off; -EIO when the file ends sooner. */
 int fsu_pread_all(int fd, void *dst, size_t len, off_t off);
 /* fsync(2) of a directory, so a rename or create in it is durable. */
@@ -21,5 +24,14 @@ int fsu_fsync_parent(const char *path);
 int fsu_mkdir_parents(const char *path);
 /* rm -rf dir, not following symlinks; the first error is returned. */
 int fsu_rmtree(const char *dir);
+
+/* The kernel's boot id (or $CAIRN_BOOT_ID, for tests) in *out (malloc'd).
+ * Returns 0 or -errno. */
+int fsu_read_boot_id(char **out);
+
+/* Parses a size: digits with an optional K, M, G or T (powers of 1024,
+ * an optional "iB" or "B" after it).  Returns 0 or -EINVAL (bad text,
+ * overflow). */
+int fsu_parse_size(const char *text, uint64_t *out);
 
 #endif

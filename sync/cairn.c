@@ -16,6 +16,8 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_snapshot_entry,
 	&cmd_restore_entry,
 	&cmd_mount_entry,
+	&cmd_status_entry,
+	&cmd_hydrate_entry,
 	&cmd_ls_entry,
 	&cmd_diff_entry,
 	&cmd_check_entry,

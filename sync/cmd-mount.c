@@ -20,12 +20,18 @@
 #include "cmd-common.h"
 #include "err.h"
 
-enum { OPT_CACHE = OPT_COMMON_LAST, OPT_FOREGROUND };
+enum { OPT_CACHE = OPT_COMMON_LAST, OPT_FOREGROUND, OPT_SNAPSHOT, OPT_CACHE_SIZE, OPT_DISCARD,
+       OPT_KEEP, OPT_NO_PREFETCH };
 
 static const struct option longopts[] = {
 	CMD_COMMON_LONGOPTS,
 	{ "cache", required_argument, NULL, OPT_CACHE },
 	{ "foreground", no_argument, NULL, OPT_FOREGROUND },
+	{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
+	{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
+	{ "discard-local", no_argument, NULL, OPT_DISCARD },
+	{ "keep-local-as-snapshot", no_argument, NULL, OPT_KEEP },
+	{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
 	{ "options", required_argument, NULL, 'o' },
 	{ NULL, 0, NULL, 0 }
 };
@@ -70,8 +76,9 @@ static int mount_exec(int argc, char **argv)
 {
 	struct cmd_common c = { 0 };
 	struct buf opts = BUF_INIT;
-	const char *user_opts = NULL, *cache = NULL, *source;
+	const char *user_opts = NULL, *cache = NULL, *source, *snap = NULL, *cache_size = NULL;
 	const char *args[10];
+	int discard = 0, keep = 0, no_prefetch = 0;
 	char *cairnfs;
 	struct stat st;
 	int opt, fg = 0, n = 0, rc = 0;
@@ -84,6 +91,16 @@ static int mount_exec(int argc, char **argv)
 			cache = optarg;
 		else if (opt == OPT_FOREGROUND)
 			fg = 1;
+		else if (opt == OPT_SNAPSHOT)
+			snap = optarg;
+		else if (opt == OPT_CACHE_SIZE)
+			cache_size = optarg;
+		else if (opt == OPT_DISCARD)
+			discard = 1;
+		else if (opt == OPT_KEEP)
+			keep = 1;
+		else if (opt == OPT_NO_PREFETCH)
+			no_prefetch = 1;
 		else if (opt == 'o')
 			user_opts = optarg;
 		else
@@ -91,6 +108,11 @@ static int mount_exec(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cmd_usage(&cmd_mount_entry);
+	if (discard && keep) {
+		fprintf(stderr, "cairn mount: --discard-local and --keep-local-as-snapshot exclude each"
+			" other: pick one\n");
+		return CMD_EXIT_USAGE;
+	}
 	if (stat(argv[optind], &st)) {
 		fprintf(stderr, "cairn mount: mountpoint %s: %s\n", argv[optind], strerror(errno));
 		return CMD_EXIT_ERROR;
@@ -123,12 +145,22 @@ static int mount_exec(int argc, char **argv)
 		rc = add_opt(&opts, "conf", c.config);
 	if (!rc && source && c.name)
 		rc = add_opt(&opts, "name", c.name);
+	if (!rc)
+		rc = add_opt(&opts, "snapshot", snap);
+	if (!rc)
+		rc = add_opt(&opts, "cache_size", cache_size);
 	if (rc) {
 		buf_free(&opts);
 		return cmd_fail(&cmd_mount_entry, NULL);
 	}
 	if (c.ro.force)
 		buf_adds(&opts, opts.len ? ",force" : "force");
+	if (discard)
+		buf_adds(&opts, opts.len ? ",discard_local" : "discard_local");
+	if (keep)
+		buf_adds(&opts, opts.len ? ",keep_local_as_snapshot" : "keep_local_as_snapshot");
+	if (no_prefetch)
+		buf_adds(&opts, opts.len ? ",noprefetch" : "noprefetch");
 	if (user_opts) {
 		if (opts.len)
 			buf_addc(&opts, ',');
@@ -156,7 +188,9 @@ static int mount_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_mount_entry = {
 	.name = "mount",
-	.usage = "MOUNTPOINT [--cache DIR] [--foreground] [-o FUSEOPTS] [--force] " CMD_COMMON_USAGE,
+	.usage = "MOUNTPOINT [--cache DIR] [--snapshot ID] [--cache-size SIZE] [--no-prefetch]"
+		 " [--discard-local | --keep-local-as-snapshot] [--foreground] [-o FUSEOPTS] [--force] "
+		 CMD_COMMON_USAGE,
 	.summary = "mount the workspace with cairnfs (daemonizes once mounted)",
 	.exec = mount_exec,
 };

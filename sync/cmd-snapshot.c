@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cmd-common.h"
+#include "ctlclient.h"
 #include "err.h"
 #include "snapshot.h"
 
@@ -32,14 +33,69 @@ static void show_progress(const struct snapshot_progress *p, void *arg)
 			  cmd_bytes(p->new_bytes, b2), cmd_bytes(p->stored_bytes, b3), secs);
 }
 
+/* `cairn snapshot --mount MOUNTPOINT`: asked of the mount's cairnfs. */
+static int snapshot_mount(struct cmd_common *c, const char *mount, const char **tags, size_t ntags,
+			  const char **agent, size_t nagent)
+{
+	json_t *req = json_pack("{s:s, s:[], s:[]}", "op", "snapshot", "tags", "agent_config"), *r = NULL;
+	char *ws = NULL, b1[32], b2[32];
+	int rc;
+
+	for (size_t i = 0; i < ntags; i++)
+		json_array_append_new(json_object_get(req, "tags"), json_string(tags[i]));
+	for (size_t i = 0; i < nagent; i++) {
+		char *abs = realpath(agent[i], NULL);
+
+		/* cairnfs runs in /: relative paths are the caller's */
+		json_array_append_new(json_object_get(req, "agent_config"),
+				      json_string(abs ? abs : agent[i]));
+		free(abs);
+	}
+	rc = ctl_mount_workspace(mount, &ws);
+	if (!rc)
+		rc = ctl_call(ws, req, &r, 0);
+	json_decref(req);
+	free(ws);
+	if (rc)
+		return cmd_fail(&cmd_snapshot_entry, NULL);
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		fprintf(stderr, "cairn snapshot: %s: %s\n", mount,
+			json_string_value(json_object_get(r, "error")));
+		json_decref(r);
+		return CMD_EXIT_ERROR;
+	}
+	if (c->json) {
+		json_object_del(r, "ok");
+		cmd_json_line(r);
+		return CMD_EXIT_OK;
+	}
+	if (!c->quiet)
+		printf("snapshot %.8s (generation %lld): %lld changed files read (%s), %s stored in"
+		       " %.2f s; writers paused %.1f ms\n",
+		       json_string_value(json_object_get(r, "snapshot")),
+		       (long long)json_integer_value(json_object_get(r, "generation")),
+		       (long long)json_integer_value(json_object_get(r, "files_read")),
+		       cmd_bytes((uint64_t)json_integer_value(json_object_get(r, "bytes_read")), b1),
+		       cmd_bytes((uint64_t)json_integer_value(json_object_get(r, "stored_bytes")), b2),
+		       json_real_value(json_object_get(r, "seconds")),
+		       json_real_value(json_object_get(r, "pause_ms")));
+	json_decref(r);
+	return CMD_EXIT_OK;
+}
+
+enum { OPT_MOUNT = OPT_COMMON_LAST };
+
 static int cmd_snapshot_exec(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		CMD_COMMON_LONGOPTS,
 		{ "tag", required_argument, NULL, 't' },
 		{ "agent-config", required_argument, NULL, 'a' },
+		{ "mount", required_argument, NULL, OPT_MOUNT },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *mount = NULL, **agent = NULL;
+	size_t nagent = 0;
 	struct cmd_common c = { 0 };
 	struct snapshot_opts so = { 0 };
 	struct snapshot_result res;
@@ -58,16 +114,30 @@ static int cmd_snapshot_exec(int argc, char **argv)
 			tags[so.ntags++] = optarg;
 		} else if (opt == 'a') {
 			so.agent_config_dir = optarg;
+			agent = xrealloc(agent, (nagent + 1) * sizeof(*agent));
+			agent[nagent++] = optarg;
+		} else if (opt == OPT_MOUNT) {
+			mount = optarg;
 		} else {
 			free(tags);
+			free(agent);
 			return cmd_usage(&cmd_snapshot_entry);
 		}
 	}
 	so.tags = tags;
-	if (optind + 1 != argc) {
+	if (mount && optind == argc) {
+		rc = snapshot_mount(&c, mount, tags, so.ntags, agent, nagent);
 		free(tags);
+		free(agent);
+		cmd_common_free(&c);
+		return rc;
+	}
+	if (optind + 1 != argc || mount || nagent > 1) {
+		free(tags);
+		free(agent);
 		return cmd_usage(&cmd_snapshot_entry);
 	}
+	free(agent);
 	rc = cmd_open_repo(&cmd_snapshot_entry, &c, &r);
 	if (rc) {
 		free(tags);
@@ -110,7 +180,8 @@ static int cmd_snapshot_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_snapshot_entry = {
 	.name = "snapshot",
-	.usage = "DIR [--tag TAG]... [--agent-config DIR] " CMD_COMMON_USAGE,
-	.summary = "take an encrypted, deduplicated snapshot of a directory",
+	.usage = "DIR [--tag TAG]... [--agent-config DIR] " CMD_COMMON_USAGE
+		 " | --mount MOUNTPOINT [--tag TAG]... [--agent-config PATH]... [--json] [-q]",
+	.summary = "take an encrypted, deduplicated snapshot of a directory or of a live mount",
 	.exec = cmd_snapshot_exec,
 };

@@ -736,6 +736,7 @@ int s3_perform(struct s3_ctx *ctx, struct s3_req *req, struct s3_resp *resp)
 			pause = left;
 		log_debug("s3: %s %s: %s; retrying in %.2f s", req->method,
 			  req->key && *req->key ? req->key : ctx->bucket, resp->why, pause);
+		store_count_retry();
 		sleep_seconds(pause);
 	}
 	if (!fail_code) {

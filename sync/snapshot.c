@@ -28,6 +28,7 @@
 #include "chunker.h"
 #include "err.h"
 #include "fetch.h"
+#include "fsutil.h"
 #include "log.h"
 #include "snapshot.h"
 #include "tree.h"
@@ -540,7 +541,8 @@ static int write_index(struct walk *w)
 }
 
 static int commit(struct walk *w, const struct repo_head *head, const uint8_t ws_root[KEYS_BLOB_ID_LEN],
-		  const uint8_t agent_root[KEYS_BLOB_ID_LEN], uint64_t start, struct snapshot_result *res)
+		  const uint8_t agent_root[KEYS_BLOB_ID_LEN], uint64_t start, const char *parent,
+		  int no_head, struct snapshot_result *res)
 {
 	struct record_snapshot rec;
 	struct record_head cur = { .generation = head->generation }, next;
@@ -562,10 +564,11 @@ static int commit(struct walk *w, const struct repo_head *head, const uint8_t ws
 		rc = record_snapshot_add_tag(&rec, w->o->tags[i]);
 	if (rc)
 		goto out;
-	snprintf(rec.parent, sizeof(rec.parent), "%s", head->snapshot_id);
+	snprintf(rec.parent, sizeof(rec.parent), "%s", parent ? parent : head->snapshot_id);
 	rec.time_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	gethostname(rec.host, sizeof(rec.host) - 1);
-	rec.generation = next.generation;
+	/* a snapshot beside the head (keep-local) takes the head's number */
+	rec.generation = no_head ? head->generation : next.generation;
 	w->st.duration_ns = mono_ns() - start;
 	rec.stats = w->st;
 	rc = record_snapshot_encode(&rec, &plain);
@@ -574,10 +577,10 @@ static int commit(struct walk *w, const struct repo_head *head, const uint8_t ws
 	if (!rc)
 		rc = repo_put_sealed(w->r, KEYS_OBJ_SNAPSHOT, name, plain.data, plain.len,
 				     STORE_IF_NONE_MATCH, NULL, NULL);
-	if (!rc)
+	if (!rc && !no_head)
 		rc = repo_head_write(w->r, head, next.generation, res->id);
 	if (!rc) {
-		res->generation = next.generation;
+		res->generation = rec.generation;
 		res->stats = rec.stats;
 	}
 out:
@@ -586,81 +589,273 @@ out:
 	return rc;
 }
 
+struct snapshot_job {
+	struct walk w;
+	struct record_snapshot parent;
+	struct repo_head head;
+	const uint8_t *parent_ws, *parent_agent;
+	uint64_t start;
+	int own_lease;
+	int index_taken;
+};
+
+int snapshot_job_begin(struct repo *r, const struct snapshot_opts *o, struct snapshot_job **out)
+{
+	static const struct snapshot_opts no_opts;
+	struct snapshot_job *j = xcalloc(1, sizeof(*j));
+	struct chunker_params cp;
+	int rc;
+
+	j->w.r = r;
+	j->w.o = o ? o : &no_opts;
+	j->start = mono_ns();
+	j->own_lease = !r->lease;
+	record_snapshot_init(&j->parent);
+	rc = j->own_lease ? repo_lease_acquire(r) : 0;
+	if (rc)
+		j->own_lease = 0;
+	if (!rc)
+		rc = repo_head_read(r, &j->head);
+	if (!rc)
+		rc = fetch_index(r, &j->w.idx);
+	if (!rc && j->head.generation) {
+		rc = fetch_snapshot(r, j->head.snapshot_id, &j->parent);
+		j->parent_ws = record_snapshot_root(&j->parent, RECORD_ROOT_WORKSPACE);
+		j->parent_agent = record_snapshot_root(&j->parent, RECORD_ROOT_AGENT_CONFIG);
+	}
+	if (!rc)
+		rc = chunker_new_ring(r->ring, NULL, &j->w.ch);
+	if (!rc) {
+		chunker_params_get(j->w.ch, &cp);
+		j->w.chunk_max = cp.max;
+		rc = uploader_new(r, j->w.idx, j->w.o->encoders, j->w.o->senders, &j->w.up);
+	}
+	if (rc) {
+		snapshot_job_free(j);
+		return rc;
+	}
+	*out = j;
+	return 0;
+}
+
+const uint8_t *snapshot_job_parent_root(const struct snapshot_job *j, const char *name)
+{
+	if (!strcmp(name, RECORD_ROOT_WORKSPACE))
+		return j->parent_ws;
+	if (!strcmp(name, RECORD_ROOT_AGENT_CONFIG))
+		return j->parent_agent;
+	return NULL;
+}
+
+struct index *snapshot_job_index(struct snapshot_job *j)
+{
+	return j->w.idx;
+}
+
+struct record_stats *snapshot_job_stats(struct snapshot_job *j)
+{
+	return &j->w.st;
+}
+
+int snapshot_job_add(struct snapshot_job *j, enum keys_blob_type type, const void *data, size_t len,
+		     uint8_t id_out[KEYS_BLOB_ID_LEN])
+{
+	return uploader_add(j->w.up, type, data, len, id_out);
+}
+
+int snapshot_job_content(struct snapshot_job *j, int fd, uint64_t size, const char *what,
+			 uint8_t (**ids)[KEYS_BLOB_ID_LEN], uint32_t **sizes, size_t *n)
+{
+	struct walk *w = &j->w;
+	size_t have = 0, nblobs = 0, cap = 0;
+	uint8_t (*blobs)[KEYS_BLOB_ID_LEN] = NULL;
+	uint32_t *lens = NULL;
+	uint64_t pos_file = 0;
+	int rc = 0;
+
+	buf_grow(&w->data, 2 * w->chunk_max);
+	while (!rc) {
+		size_t pos = 0, room = 2 * w->chunk_max - have;
+		int eof;
+
+		if (room > size - pos_file)
+			room = (size_t)(size - pos_file);
+		if (room) {
+			if (fd < 0)
+				memset(w->data.data + have, 0, room);
+			else if ((rc = fsu_pread_all(fd, w->data.data + have, room, (off_t)pos_file)) != 0) {
+				rc = err_set(rc, "%s: read: %s", what, strerror(-rc));
+				break;
+			}
+			have += room;
+			pos_file += room;
+		}
+		eof = pos_file == size;
+		while (!rc && have - pos > 0) {
+			size_t cut = chunker_next(w->ch, w->data.data + pos, have - pos, eof);
+
+			if (cut == 0)
+				break;
+			if (nblobs == cap) {
+				cap = cap ? cap * 2 : 8;
+				blobs = xrealloc(blobs, cap * KEYS_BLOB_ID_LEN);
+				lens = xrealloc(lens, cap * sizeof(*lens));
+			}
+			rc = uploader_add(w->up, KEYS_BLOB_DATA, w->data.data + pos, cut, blobs[nblobs]);
+			lens[nblobs++] = (uint32_t)cut;
+			pos += cut;
+		}
+		memmove(w->data.data, w->data.data + pos, have - pos);
+		have -= pos;
+		if (eof && have == 0)
+			break;
+	}
+	if (rc) {
+		free(blobs);
+		free(lens);
+		return rc;
+	}
+	*ids = blobs;
+	*sizes = lens;
+	*n = nblobs;
+	return 0;
+}
+
+int snapshot_job_paths(struct snapshot_job *j, const char *const *paths, size_t n,
+		       const uint8_t *parent_root, uint8_t id_out[KEYS_BLOB_ID_LEN])
+{
+	struct walk *w = &j->w;
+	struct tree parent = TREE_INIT, t = TREE_INIT;
+	struct buf enc = BUF_INIT;
+	int rc = parent_root ? fetch_tree(w->r, w->idx, parent_root, &parent) : 0;
+
+	for (size_t i = 0; !rc && i < n; i++) {
+		char *copy = xstrdup(paths[i]), *slash, *dir, *name;
+		struct tree_entry e;
+		int dfd;
+
+		while (strlen(copy) > 1 && copy[strlen(copy) - 1] == '/')
+			copy[strlen(copy) - 1] = '\0';
+		slash = strrchr(copy, '/');
+		dir = slash ? (slash == copy ? "/" : copy) : ".";
+		name = slash ? slash + 1 : copy;
+		if (slash && slash != copy)
+			*slash = '\0';
+		memset(&e, 0, sizeof(e));
+		buf_reset(&w->path);
+		buf_adds(&w->path, paths[i]);
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0) {
+			rc = err_set(-errno, "%s: cannot open: %s", dir, strerror(errno));
+		} else {
+			rc = walk_entry(w, dfd, name, parent_root ? &parent : NULL, &e);
+			close(dfd);
+		}
+		if (rc == -ENOENT) {
+			rc = 0;	/* not there (yet): not part of this snapshot */
+			err_clear();
+		} else if (!rc) {
+			rc = tree_add(&t, &e);
+			if (rc)
+				err_prefix(rc, "%s", paths[i]);
+		}
+		e.name = NULL;
+		entry_release(&e);
+		free(copy);
+	}
+	if (!rc)
+		rc = tree_encode(&t, &enc);
+	if (!rc)
+		rc = uploader_add(w->up, KEYS_BLOB_TREE, enc.data, enc.len, id_out);
+	tree_free(&parent);
+	tree_free(&t);
+	buf_free(&enc);
+	return rc;
+}
+
+/* The packs, the index and the record, then the head (unless no_head). */
+static int job_commit(struct snapshot_job *j, const uint8_t ws_root[KEYS_BLOB_ID_LEN],
+		      const uint8_t agent_root[KEYS_BLOB_ID_LEN], const char *parent, int no_head,
+		      struct snapshot_result *res)
+{
+	struct walk *w = &j->w;
+	struct upload_stats us;
+	int rc = uploader_flush(w->up);
+
+	if (!rc) {
+		uploader_stats(w->up, &us);
+		w->st.new_bytes = us.new_bytes;
+		w->st.new_blobs = us.new_blobs;
+		w->st.new_trees = us.new_trees;
+		w->st.stored_bytes = us.stored_bytes;
+		progress(w, NULL, 1);
+		rc = write_index(w);
+	}
+	if (!rc)
+		rc = commit(w, &j->head, ws_root, agent_root, j->start, parent, no_head, res);
+	if (!rc)
+		fetch_index_save(w->r, w->idx);
+	return rc;
+}
+
+int snapshot_job_commit(struct snapshot_job *j, const uint8_t ws_root[KEYS_BLOB_ID_LEN],
+			const uint8_t agent_root[KEYS_BLOB_ID_LEN], const char *parent, int no_head,
+			struct snapshot_result *res)
+{
+	return job_commit(j, ws_root, agent_root, parent, no_head, res);
+}
+
+struct index *snapshot_job_take_index(struct snapshot_job *j)
+{
+	j->index_taken = 1;
+	return j->w.idx;
+}
+
+void snapshot_job_free(struct snapshot_job *j)
+{
+	struct walk *w;
+
+	if (!j)
+		return;
+	w = &j->w;
+	uploader_free(w->up);
+	chunker_free(w->ch);
+	if (!j->index_taken)
+		index_free(w->idx);
+	record_snapshot_free(&j->parent);
+	for (size_t i = 0; i < w->nlinks; i++)
+		free(w->links[i].blobs);
+	free(w->links);
+	free(w->link_slots);
+	buf_free(&w->data);
+	buf_free(&w->path);
+	if (j->own_lease)
+		repo_lease_release(w->r);
+	free(j);
+}
+
 int snapshot_dir(struct repo *r, const char *dir, const struct snapshot_opts *o,
 		 struct snapshot_result *res)
 {
-	static const struct snapshot_opts no_opts;
-	struct walk w = { .r = r, .o = o ? o : &no_opts };
-	struct record_snapshot parent;
-	struct repo_head head;
-	struct upload_stats us;
-	struct chunker_params cp;
+	struct snapshot_job *j;
 	uint8_t ws_root[KEYS_BLOB_ID_LEN], agent_root[KEYS_BLOB_ID_LEN];
-	const uint8_t *parent_ws = NULL, *parent_agent = NULL;
-	int own_lease = !r->lease, rc;
-	uint64_t start = mono_ns();
+	int rc;
 
 	memset(res, 0, sizeof(*res));
-	record_snapshot_init(&parent);
-	rc = own_lease ? repo_lease_acquire(r) : 0;
-	if (!rc)
-		rc = repo_head_read(r, &head);
-	if (!rc)
-		rc = fetch_index(r, &w.idx);
-	if (!rc && head.generation) {
-		rc = fetch_snapshot(r, head.snapshot_id, &parent);
-		parent_ws = record_snapshot_root(&parent, RECORD_ROOT_WORKSPACE);
-		parent_agent = record_snapshot_root(&parent, RECORD_ROOT_AGENT_CONFIG);
-	}
-	if (!rc)
-		rc = chunker_new_ring(r->ring, NULL, &w.ch);
-	if (!rc) {
-		chunker_params_get(w.ch, &cp);
-		w.chunk_max = cp.max;
-		rc = uploader_new(r, w.idx, w.o->encoders, w.o->senders, &w.up);
-	}
-	if (!rc)
-		rc = snapshot_root(&w, dir, parent_ws, ws_root);
-	if (!rc && w.o->agent_config_dir) {
-		struct record_stats ws_stats = w.st;
+	rc = snapshot_job_begin(r, o, &j);
+	if (rc)
+		return rc;
+	rc = snapshot_root(&j->w, dir, j->parent_ws, ws_root);
+	if (!rc && j->w.o->agent_config_dir) {
+		struct record_stats ws_stats = j->w.st;
 
-		rc = snapshot_root(&w, w.o->agent_config_dir, parent_agent, agent_root);
-		w.st = ws_stats;	/* the statistics describe the workspace root */
+		rc = snapshot_root(&j->w, j->w.o->agent_config_dir, j->parent_agent, agent_root);
+		j->w.st = ws_stats;	/* the statistics describe the workspace root */
 	} else if (!rc) {
-		struct buf empty = BUF_INIT;
-		struct tree t = TREE_INIT;
-
-		rc = tree_encode(&t, &empty);
-		if (!rc)
-			rc = uploader_add(w.up, KEYS_BLOB_TREE, empty.data, empty.len, agent_root);
-		buf_free(&empty);
+		rc = snapshot_job_paths(j, NULL, 0, NULL, agent_root);	/* an empty tree */
 	}
 	if (!rc)
-		rc = uploader_flush(w.up);
-	if (!rc) {
-		uploader_stats(w.up, &us);
-		w.st.new_bytes = us.new_bytes;
-		w.st.new_blobs = us.new_blobs;
-		w.st.new_trees = us.new_trees;
-		w.st.stored_bytes = us.stored_bytes;
-		progress(&w, NULL, 1);
-		rc = write_index(&w);
-	}
-	if (!rc)
-		rc = commit(&w, &head, ws_root, agent_root, start, res);
-	if (!rc)
-		fetch_index_save(r, w.idx);
-	uploader_free(w.up);
-	chunker_free(w.ch);
-	index_free(w.idx);
-	record_snapshot_free(&parent);
-	for (size_t i = 0; i < w.nlinks; i++)
-		free(w.links[i].blobs);
-	free(w.links);
-	free(w.link_slots);
-	buf_free(&w.data);
-	buf_free(&w.path);
-	if (own_lease)
-		repo_lease_release(r);
+		rc = job_commit(j, ws_root, agent_root, NULL, 0, res);
+	snapshot_job_free(j);
 	return rc;
 }

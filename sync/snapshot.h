@@ -42,4 +42,39 @@ struct snapshot_result {
 int snapshot_dir(struct repo *r, const char *dir, const struct snapshot_opts *o,
 		 struct snapshot_result *res);
 
+/* ---- the same, step by step, for a snapshot of something else than a
+ * directory (cairnfs's live mount) ---- */
+struct snapshot_job;
+/* Reads the head, the index and the parent record, and starts the upload
+ * pipeline; takes the lease unless r holds it.  Returns 0 or a negative
+ * code; on error nothing was written. */
+int snapshot_job_begin(struct repo *r, const struct snapshot_opts *o, struct snapshot_job **out);
+/* The parent's root called name, or NULL. */
+const uint8_t *snapshot_job_parent_root(const struct snapshot_job *j, const char *name);
+/* The index the job adds to (blobs it has are not stored again). */
+struct index *snapshot_job_index(struct snapshot_job *j);
+/* The statistics of the record, for the caller to fill. */
+struct record_stats *snapshot_job_stats(struct snapshot_job *j);
+/* Queues one blob; its id is in id_out at once. */
+int snapshot_job_add(struct snapshot_job *j, enum keys_blob_type type, const void *data, size_t len,
+		     uint8_t id_out[KEYS_BLOB_ID_LEN]);
+/* Chunks and queues bytes [0, size) of fd (fd < 0: zeros); *ids and *sizes
+ * (malloc'd) get the n chunks.  what names the file in messages. */
+int snapshot_job_content(struct snapshot_job *j, int fd, uint64_t size, const char *what,
+			 uint8_t (**ids)[KEYS_BLOB_ID_LEN], uint32_t **sizes, size_t *n);
+/* A root tree of local paths, each an entry named by its last component
+ * (a directory is walked whole; files unchanged since parent_root are not
+ * read; a missing path is left out). */
+int snapshot_job_paths(struct snapshot_job *j, const char *const *paths, size_t n,
+		       const uint8_t *parent_root, uint8_t id_out[KEYS_BLOB_ID_LEN]);
+/* Stores what is queued, the index delta and the record (parent: NULL for
+ * the head's snapshot), then the head with If-Match -- unless no_head,
+ * which leaves the head alone (a snapshot beside it).  Fills *res. */
+int snapshot_job_commit(struct snapshot_job *j, const uint8_t ws_root[KEYS_BLOB_ID_LEN],
+			const uint8_t agent_root[KEYS_BLOB_ID_LEN], const char *parent, int no_head,
+			struct snapshot_result *res);
+/* Hands the index (with the new blobs) to the caller, who frees it. */
+struct index *snapshot_job_take_index(struct snapshot_job *j);
+void snapshot_job_free(struct snapshot_job *j);
+
 #endif

@@ -104,6 +104,32 @@ static int store_bad_key(struct store *s, const char *key)
 	return err_set(-EINVAL, "%s: invalid object key '%s'", s->url, key ? key : "(null)");
 }
 
+static struct store_counters counters;
+
+void store_counters_get(struct store_counters *out)
+{
+	out->requests = __atomic_load_n(&counters.requests, __ATOMIC_RELAXED);
+	out->errors = __atomic_load_n(&counters.errors, __ATOMIC_RELAXED);
+	out->retries = __atomic_load_n(&counters.retries, __ATOMIC_RELAXED);
+	out->bytes_in = __atomic_load_n(&counters.bytes_in, __ATOMIC_RELAXED);
+	out->bytes_out = __atomic_load_n(&counters.bytes_out, __ATOMIC_RELAXED);
+}
+
+void store_count_retry(void)
+{
+	__atomic_add_fetch(&counters.retries, 1, __ATOMIC_RELAXED);
+}
+
+static int count(int rc, uint64_t *bytes, uint64_t n)
+{
+	__atomic_add_fetch(&counters.requests, 1, __ATOMIC_RELAXED);
+	if (rc && rc != -ENOENT && rc != -ECANCELED && rc != -EEXIST)
+		__atomic_add_fetch(&counters.errors, 1, __ATOMIC_RELAXED);
+	else if (!rc && n)
+		__atomic_add_fetch(bytes, n, __ATOMIC_RELAXED);
+	return rc;
+}
+
 int store_put(struct store *s, const char *key, const void *data, size_t len,
 	      enum store_cond cond, const char *etag, struct store_info *info)
 {
@@ -113,7 +139,7 @@ int store_put(struct store *s, const char *key, const void *data, size_t len,
 		return store_bad_key(s, key);
 	if (cond == STORE_IF_MATCH && (!etag || !*etag))
 		return err_set(-EINVAL, "%s: put %s: If-Match needs an ETag", s->url, key);
-	rc = s->ops->put(s, key, data, len, cond, etag, info);
+	rc = count(s->ops->put(s, key, data, len, cond, etag, info), &counters.bytes_out, len);
 	return rc ? err_prefix(rc, "%s: put %s", s->url, key) : 0;
 }
 
@@ -124,7 +150,12 @@ int store_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 
 	if (!store_key_valid(key))
 		return store_bad_key(s, key);
-	rc = s->ops->get(s, key, off, len, out, info);
+	{
+		size_t before = out->len;
+
+		rc = s->ops->get(s, key, off, len, out, info);
+		count(rc, &counters.bytes_in, rc ? 0 : out->len - before);
+	}
 	return rc ? err_prefix(rc, "%s: get %s", s->url, key) : 0;
 }
 

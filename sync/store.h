@@ -119,6 +119,17 @@ int store_list(struct store *s, const char *prefix, store_list_fn fn, void *arg)
 int store_del(struct store *s, const char *key);
 int store_del_many(struct store *s, const char *const *keys, size_t n);
 
+/* Process-wide figures of every store, for `cairn status`: requests made
+ * through the wrappers above, those that failed (not counting "not found"
+ * and failed preconditions, which are answers), retried attempts, and the
+ * bytes moved.  Updated atomically; read with store_counters_get. */
+struct store_counters {
+	uint64_t requests, errors, retries, bytes_in, bytes_out;
+};
+void store_counters_get(struct store_counters *out);
+/* Counts one retried attempt (the S3 client calls it). */
+void store_count_retry(void);
+
 /* 1 when key is acceptable to every store, else 0. */
 int store_key_valid(const char *key);
 

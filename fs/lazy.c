@@ -1,0 +1,450 @@
+/*
+ * lazy.c - file data that is not local yet: fetched on first read, chunk by
+ * chunk (a range GET of the pack that holds each), by the prefetcher in the
+ * background, and given back (eviction) when the cache is over its limit.
+ *
+ * Must stay true:
+ *   - a chunk is marked local only after its bytes were written into the
+ *     cache file, and a file leaves FS_ST_PARTIAL only when every chunk is;
+ *   - one fetch per chunk at a time: a second reader waits on fetch_cond;
+ *   - only clean data (FS_ST_CLEAN: its blobs are in the store) is evicted,
+ *     and never while a request or a snapshot holds the file;
+ *   - nothing here writes to the store.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "blob.h"
+#include "buf.h"
+#include "err.h"
+#include "fetch.h"
+#include "fs.h"
+#include "fsutil.h"
+#include "log.h"
+
+#define DISK_RESERVE (64ull << 20)	/* free space the evictor keeps on the disk */
+
+static int64_t now_sec(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec;
+}
+
+/* The chunks [*lo, *hi) that cover bytes [off, end). */
+static void chunk_range(const struct fs_content *c, uint64_t off, uint64_t end, size_t *lo, size_t *hi)
+{
+	size_t a = 0, b = c->n;
+
+	while (a < b) {			/* first chunk that ends after off */
+		size_t m = a + (b - a) / 2;
+
+		if (c->off[m + 1] <= off)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*lo = a;
+	for (b = a; b < c->n && c->off[b] < end; b++)
+		;
+	*hi = b;
+}
+
+/* Fetches chunk i of c into fd.  Returns 0 or a negative code (error set). */
+static int fetch_chunk(struct fs *fs, const struct fs_content *c, size_t i, int fd, struct buf *plain)
+{
+	uint64_t want = c->off[i + 1] - c->off[i];
+	int rc;
+
+	buf_reset(plain);
+	pthread_rwlock_rdlock(&fs->idx_lock);
+	rc = fetch_blob(fs->repo, fs->idx, KEYS_BLOB_DATA, c->ids[i], plain);
+	pthread_rwlock_unlock(&fs->idx_lock);
+	if (!rc && plain->len != want) {
+		char hex[BLOB_ID_HEX_SIZE];
+
+		blob_id_hex(c->ids[i], hex);
+		rc = err_set(-EBADMSG, "data blob %.16s holds %zu bytes, the file's chunk list says %llu",
+			     hex, plain->len, (unsigned long long)want);
+	}
+	if (!rc)
+		rc = fsu_pwrite_all(fd, plain->data, plain->len, (off_t)c->off[i]);
+	return rc;
+}
+
+int fs_lazy_ensure(struct fs *fs, struct fs_inode *in, uint64_t off, uint64_t len, int background)
+{
+	struct buf plain = BUF_INIT;
+	struct fs_content *c;
+	size_t lo, hi, *mine = NULL, nmine = 0, done = 0;
+	uint64_t end, got = 0;
+	int fd = -1, rc = 0, waited;
+
+	pthread_mutex_lock(&fs->lock);
+	for (;;) {
+		if (!(in->state & FS_ST_PARTIAL))
+			goto unlock;
+		rc = fs_content_load(fs, in);
+		if (rc)
+			goto unlock;
+		c = in->content;
+		end = in->size;
+		if (len != UINT64_MAX && len <= UINT64_MAX - off && off + len < end)
+			end = off + len;
+		if (off >= end)
+			goto unlock;
+		chunk_range(c, off, end, &lo, &hi);
+		waited = 0;
+		mine = xrealloc(mine, (hi - lo + 1) * sizeof(*mine));
+		nmine = 0;
+		for (size_t i = lo; i < hi; i++) {
+			if (c->present[i] == 1)
+				waited = 1;
+			else if (c->present[i] == 0) {
+				c->present[i] = 1;
+				mine[nmine++] = i;
+			}
+		}
+		if (nmine || !waited)
+			break;
+		/* another request is fetching what this one needs */
+		pthread_cond_wait(&fs->fetch_cond, &fs->lock);
+	}
+	if (!nmine)
+		goto unlock;
+	rc = fs_cache_reserve(fs, (c->off[hi] - c->off[lo]));
+	if (!rc) {
+		fd = fs_fd_acquire(fs, in, 1);
+		if (fd < 0)
+			rc = err_set(fd, "cannot open the cache file of inode %llu in %s/data: %s",
+				     (unsigned long long)in->ino, fs->cache_dir, strerror(-fd));
+	}
+	pthread_mutex_unlock(&fs->lock);
+
+	if (!rc) {
+		struct stat st;
+
+		/* sized like the file, so that reads of it see its end */
+		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < in->size &&
+		    ftruncate(fd, (off_t)in->size))
+			rc = err_set(-errno, "cannot size the cache file of inode %llu: %s",
+				     (unsigned long long)in->ino, strerror(errno));
+	}
+	if (!background)
+		__atomic_add_fetch(&fs->fg_fetches, 1, __ATOMIC_RELAXED);
+	for (; !rc && done < nmine; done++) {
+		while (background && __atomic_load_n(&fs->fg_fetches, __ATOMIC_RELAXED) &&
+		       !__atomic_load_n(&fs->stopping, __ATOMIC_RELAXED))
+			usleep(2000);	/* reads first */
+		rc = fetch_chunk(fs, c, mine[done], fd, &plain);
+		if (!rc)
+			got += plain.len;
+	}
+	if (!background)
+		__atomic_sub_fetch(&fs->fg_fetches, 1, __ATOMIC_RELAXED);
+	if (rc) {
+		__atomic_add_fetch(&fs->fetch_errors, 1, __ATOMIC_RELAXED);
+		log_error("cannot fetch data of inode %llu (bytes %llu..%llu): %s",
+			  (unsigned long long)in->ino, (unsigned long long)off,
+			  (unsigned long long)end, err_msg());
+		rc = -EIO;
+	}
+	__atomic_add_fetch(&fs->fetched_bytes, got, __ATOMIC_RELAXED);
+
+	pthread_mutex_lock(&fs->lock);
+	for (size_t k = 0; k < nmine; k++) {
+		if (k < done) {
+			c->present[mine[k]] = 2;
+			c->missing--;
+		} else {
+			c->present[mine[k]] = 0;
+		}
+	}
+	fs->cache_used += got;
+	if (done) {
+		in->used = now_sec();
+		if (!c->missing) {
+			in->state &= ~(uint32_t)FS_ST_PARTIAL;
+			in->blocks_stale = 1;
+		}
+		if (fs_content_save_present(fs, in))
+			log_error("%s", err_msg());
+		if (!c->missing) {
+			fs_content_free(c);
+			in->content = NULL;
+		}
+		fs_inode_dirty(fs, in);
+	}
+	if (fd >= 0)
+		fs_fd_release(fs, in);
+	pthread_cond_broadcast(&fs->fetch_cond);
+unlock:
+	pthread_mutex_unlock(&fs->lock);
+	free(mine);
+	buf_free(&plain);
+	return rc;
+}
+
+/* ---- figures ---- */
+
+int fs_usage_get(struct fs *fs, struct fs_usage *u)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	memset(u, 0, sizeof(*u));
+	pthread_mutex_lock(&fs->lock);
+	/* the rows first: dirty inodes are only in memory until the commit */
+	rc = fs_meta_commit(fs, 0);
+	if (!rc && sqlite3_prepare_v2(fs->db,
+			"SELECT count(*), total(size), total((state & 2) = 0), total(CASE WHEN state & 2"
+			" THEN 0 ELSE size END), total((state & 1) = 0), total(CASE WHEN state & 1"
+			" THEN 0 ELSE size END) FROM inode WHERE (mode & 61440) = 32768 AND nlink > 0",
+			-1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			u->files = (uint64_t)sqlite3_column_int64(s, 0);
+			u->bytes = (uint64_t)sqlite3_column_double(s, 1);
+			u->local_files = (uint64_t)sqlite3_column_double(s, 2);
+			u->local_bytes = (uint64_t)sqlite3_column_double(s, 3);
+			u->dirty_files = (uint64_t)sqlite3_column_double(s, 4);
+			u->dirty_bytes = (uint64_t)sqlite3_column_double(s, 5);
+		}
+		sqlite3_finalize(s);
+	} else if (!rc) {
+		rc = err_set(-EIO, "meta.db in %s: %s", fs->cache_dir, sqlite3_errmsg(fs->db));
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
+}
+
+/* Bytes of local data: whole files, and the local chunks of partial ones
+ * counted as nothing (an estimate that errs low).  Caller holds lock. */
+static uint64_t local_bytes(struct fs *fs)
+{
+	sqlite3_stmt *s;
+	uint64_t n = 0;
+
+	if (fs_meta_commit(fs, 0))
+		return fs->cache_used;
+	if (sqlite3_prepare_v2(fs->db, "SELECT total(size) FROM inode WHERE (mode & 61440) = 32768"
+			       " AND (state & 2) = 0", -1, &s, NULL) != SQLITE_OK)
+		return fs->cache_used;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = (uint64_t)sqlite3_column_double(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+/* Gives the data of one clean file back to the store.  Caller holds lock. */
+static int evict(struct fs *fs, struct fs_inode *in)
+{
+	char name[40];
+
+	if (in->fd_refs || in->snap_armed || in->writes || !(in->state & FS_ST_CLEAN))
+		return 0;
+	fs_fd_forget(fs, in);
+	fs_data_name(in->ino, name);
+	if (unlinkat(fs->data_fd, name, 0) && errno != ENOENT)
+		return 0;
+	in->state |= FS_ST_PARTIAL;
+	fs_content_free(in->content);
+	in->content = NULL;
+	in->blocks_stale = 1;
+	if (fs_content_save_present(fs, in))
+		log_error("%s", err_msg());
+	fs_inode_dirty(fs, in);
+	return 1;
+}
+
+/* Evicts clean files, least recently read first, until need bytes are
+ * free.  Returns the bytes freed.  Caller holds lock. */
+static uint64_t evict_lru(struct fs *fs, uint64_t need)
+{
+	uint64_t freed = 0;
+	int64_t after = -1;
+	uint64_t after_ino = 0;
+
+	while (freed < need) {
+		sqlite3_stmt *s;
+		uint64_t inos[64], sizes[64];
+		int64_t used[64];
+		size_t n = 0;
+
+		if (fs_meta_commit(fs, 0) ||
+		    sqlite3_prepare_v2(fs->db, "SELECT ino, size, used FROM inode WHERE (mode & 61440) = 32768"
+				       " AND (state & 1) AND size > 0 AND (used > ?1 OR (used = ?1 AND ino > ?2))"
+				       " ORDER BY used, ino LIMIT 64", -1, &s, NULL) != SQLITE_OK)
+			break;
+		sqlite3_bind_int64(s, 1, after);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)after_ino);
+		while (n < 64 && sqlite3_step(s) == SQLITE_ROW) {
+			inos[n] = (uint64_t)sqlite3_column_int64(s, 0);
+			sizes[n] = (uint64_t)sqlite3_column_int64(s, 1);
+			used[n] = sqlite3_column_int64(s, 2);
+			n++;
+		}
+		sqlite3_finalize(s);
+		if (!n)
+			break;
+		for (size_t i = 0; i < n && freed < need; i++) {
+			int rc;
+			struct fs_inode *in = fs_inode_get(fs, inos[i], &rc);
+
+			after = used[i];
+			after_ino = inos[i];
+			if (in && evict(fs, in)) {
+				freed += sizes[i];
+				fs_inode_maybe_drop(fs, in);
+			}
+		}
+	}
+	if (freed) {
+		fs->cache_used = fs->cache_used > freed ? fs->cache_used - freed : 0;
+		log_info("evicted %llu bytes of clean data from the cache", (unsigned long long)freed);
+	}
+	return freed;
+}
+
+static uint64_t disk_free(struct fs *fs)
+{
+	struct statvfs v;
+
+	if (fstatvfs(fs->data_fd, &v))
+		return UINT64_MAX;
+	return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+int fs_cache_reserve(struct fs *fs, uint64_t want)
+{
+	if (fs->cache_limit && fs->cache_used + want > fs->cache_limit) {
+		fs->cache_used = local_bytes(fs);
+		if (fs->cache_used + want > fs->cache_limit) {
+			uint64_t over = fs->cache_used + want - fs->cache_limit;
+
+			/* down to 90% of the limit, so that eviction runs in batches */
+			evict_lru(fs, over + fs->cache_limit / 10);
+			if (fs->cache_used + want > fs->cache_limit && want)
+				return -ENOSPC;
+		}
+	}
+	return 0;
+}
+
+/* When the disk is nearly full: clean data goes first. */
+static void check_disk(struct fs *fs)
+{
+	uint64_t avail = disk_free(fs);
+
+	if (avail < DISK_RESERVE)
+		evict_lru(fs, DISK_RESERVE - avail + DISK_RESERVE);
+}
+
+/* ---- the prefetcher ---- */
+
+/* Up to max partial files, smallest first (.git objects, manifests). */
+static size_t next_partial(struct fs *fs, uint64_t *inos, size_t max)
+{
+	sqlite3_stmt *s;
+	size_t n = 0;
+
+	if (fs_meta_commit(fs, 0) ||
+	    sqlite3_prepare_v2(fs->db, "SELECT ino FROM inode WHERE state & 2 ORDER BY size, ino LIMIT ?1",
+			       -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)max);
+	while (n < max && sqlite3_step(s) == SQLITE_ROW)
+		inos[n++] = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+static void *lazy_main(void *arg)
+{
+	struct fs *fs = arg;
+	uint64_t inos[128];
+	unsigned ticks = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	while (!fs->stopping) {
+		size_t n = 0, fetched = 0, failed = 0;
+		struct timespec t;
+
+		if (++ticks % 10 == 0)
+			check_disk(fs);
+		if (fs->prefetch && (!fs->cache_limit || fs->cache_used < fs->cache_limit / 10 * 8))
+			n = next_partial(fs, inos, sizeof(inos) / sizeof(inos[0]));
+		for (size_t i = 0; i < n && !fs->stopping; i++) {
+			int rc;
+			struct fs_inode *in = fs_inode_get(fs, inos[i], &rc);
+
+			if (!in || !(in->state & FS_ST_PARTIAL))
+				continue;
+			if (fs->cache_limit && fs->cache_used + in->size > fs->cache_limit / 10 * 8)
+				break;
+			in->nlookup++;	/* held in the table while the lock is dropped */
+			pthread_mutex_unlock(&fs->lock);
+			rc = fs_lazy_ensure(fs, in, 0, UINT64_MAX, 1);
+			pthread_mutex_lock(&fs->lock);
+			in->nlookup--;
+			fs_inode_maybe_drop(fs, in);
+			if (rc)
+				failed++;
+			else
+				fetched++;
+		}
+		if (n && !failed)
+			continue;	/* more to do, at once */
+		if (!n && fs->prefetch == 2)
+			fs->prefetch = 1;	/* a hydrate request is done */
+		/* nothing to do, or the store fails: look again in a while */
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += failed ? 0 : 100 * 1000 * 1000;
+		t.tv_sec += failed ? 2 : 0;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&fs->fetch_cond, &fs->lock, &t);
+		(void)fetched;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return NULL;
+}
+
+int fs_lazy_start(struct fs *fs)
+{
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	fs->cache_used = local_bytes(fs);
+	pthread_mutex_unlock(&fs->lock);
+	rc = pthread_create(&fs->prefetcher, NULL, lazy_main, fs);
+	if (rc)
+		return err_set(-rc, "cannot start the prefetch thread: %s", strerror(rc));
+	fs->prefetcher_running = 1;
+	return 0;
+}
+
+void fs_lazy_stop(struct fs *fs)
+{
+	if (!fs->prefetcher_running)
+		return;
+	pthread_mutex_lock(&fs->lock);
+	__atomic_store_n(&fs->stopping, 1, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&fs->fetch_cond);
+	pthread_mutex_unlock(&fs->lock);
+	pthread_join(fs->prefetcher, NULL);
+	fs->prefetcher_running = 0;
+}
