@@ -61,6 +61,7 @@ struct fs_inode {
 	uint64_t dgen;		/* data generation: bumped by every change of data */
 	int64_t used;		/* last read (seconds), for eviction */
 	uint64_t wmin;		/* while snap_armed: lowest offset changed */
+	uint64_t snap_size;	/* while snap_armed: the size being read */
 	unsigned writes;	/* writes between their start and their end */
 	struct fs_content *content;	/* loaded while FS_ST_PARTIAL */
 	uint64_t nlookup;	/* the kernel's references (lookup/forget) */

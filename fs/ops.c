@@ -29,6 +29,7 @@
 #include "buf.h"
 #include "err.h"
 #include "fs.h"
+#include "fsutil.h"
 #include "log.h"
 
 #ifndef RENAME_NOREPLACE
@@ -826,8 +827,6 @@ static int io_begin(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, en
 	if (!rc && kind == IO_WRITE) {
 		io->in->writes++;
 		io->writing = 1;
-		if (io->in->snap_armed && off < io->in->wmin)
-			io->in->wmin = off;
 	}
 	if (!rc && kind == IO_READ) {
 		struct timespec t;
@@ -894,6 +893,56 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	io_end(fs, &io);
 }
 
+/* A write to a file a snapshot is reading (snap.c): the snapshot learns
+ * the first byte below the size it reads that the write really changes --
+ * the kernel writes whole pages back, so an append rewrites the old bytes
+ * of its first page unchanged, which must not count -- before the bytes
+ * change.  Returns the bytes written or a negative code. */
+static ssize_t write_armed(struct fs *fs, struct fs_inode *in, int fd, struct fuse_bufvec *in_buf,
+			   off_t off)
+{
+	size_t len = fuse_buf_size(in_buf);
+	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(len);
+	uint64_t size, changed = UINT64_MAX;
+	char *old;
+	ssize_t n;
+	int rc;
+
+	mem.buf[0].mem = xmalloc(len ? len : 1);
+	n = fuse_buf_copy(&mem, in_buf, 0);
+	if (n < 0)
+		goto out;
+	pthread_mutex_lock(&fs->lock);
+	size = in->snap_size;
+	pthread_mutex_unlock(&fs->lock);
+	if ((uint64_t)off < size) {
+		size_t overlap = (size_t)((uint64_t)off + (uint64_t)n < size ? (uint64_t)n : size - (uint64_t)off);
+		ssize_t got;
+
+		old = xcalloc(1, overlap ? overlap : 1);
+		got = pread(fd, old, overlap, off);
+		for (size_t i = 0; i < overlap; i++) {
+			if ((got >= 0 && i >= (size_t)got) || old[i] != ((char *)mem.buf[0].mem)[i]) {
+				changed = (uint64_t)off + i;
+				break;
+			}
+		}
+		free(old);
+	}
+	if (changed == UINT64_MAX && (uint64_t)off + (uint64_t)n > size)
+		changed = (uint64_t)off > size ? (uint64_t)off : size;
+	pthread_mutex_lock(&fs->lock);
+	if (in->snap_armed && changed < in->wmin)
+		in->wmin = changed;
+	pthread_mutex_unlock(&fs->lock);
+	rc = fsu_pwrite_all(fd, mem.buf[0].mem, (size_t)n, off);
+	if (rc)
+		n = rc;
+out:
+	free(mem.buf[0].mem);
+	return n;
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
 			 struct fuse_file_info *fi)
 {
@@ -902,6 +951,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	struct fs_inode *in;
 	struct io io;
 	ssize_t n;
+	int armed;
 	size_t want = fuse_buf_size(in_buf);
 	int rc = io_begin(fs, ino, fi, IO_WRITE, (uint64_t)off, want, &io);
 
@@ -922,7 +972,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = io.fd;
 	out.buf[0].pos = off;
-	n = fuse_buf_copy(&out, in_buf, 0);
+	pthread_mutex_lock(&fs->lock);
+	armed = in->snap_armed;
+	pthread_mutex_unlock(&fs->lock);
+	n = armed ? write_armed(fs, in, io.fd, in_buf, off) : fuse_buf_copy(&out, in_buf, 0);
 	if (n < 0) {
 		if (n != -ENOSPC && n != -EDQUOT)
 			log_error("write to the cache file of inode %llu: %s",
@@ -941,7 +994,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	now(&in->mtime);
 	in->ctime = in->mtime;
 	in->blocks_stale = 1;
-	data_changed(fs, in, (uint64_t)off);
+	data_changed(fs, in, UINT64_MAX);	/* write_armed told a snapshot */
 	pthread_mutex_unlock(&fs->lock);
 	io_end(fs, &io);
 	fuse_reply_write(req, (size_t)n);

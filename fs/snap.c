@@ -13,13 +13,16 @@
  * 4. Packs, index, record, head (If-Match), as sync/snapshot.c does; then
  *    the files read become clean, unless they changed meanwhile.
  *
- * A dirty file is read with snap_armed set: every write or truncate of it
- * from then on lowers in->wmin to the first byte it touched (a write that
- * was under way when reading began counts as touching byte 0).  When the
- * read is over and no change reached below the size read, what was read is
- * the file as it was at one moment; otherwise it is read again, and after
- * three tries it keeps the content of its previous snapshot (or, new, is
- * left out) and stays dirty for the next one.  Never half old, half new.
+ * A dirty file is read with snap_armed set and its size S at that moment:
+ * every write or truncate of it from then on lowers in->wmin to the first
+ * byte below S it really changes (a write under way when reading began
+ * counts as byte 0).  The kernel is then made to write back what it still
+ * caches of the file, so those writes are seen too, and bytes [0, S) are
+ * read.  When no change reached below S, what was read is the file as it
+ * was when armed (an append since then is left for the next snapshot);
+ * otherwise it is read again, and after three tries it keeps the content
+ * of its previous snapshot (or, new, is left out) and stays dirty for the
+ * next one.  Never half old, half new.
  */
 #include "config.h"
 
@@ -118,6 +121,26 @@ static int view_content(struct snapwalk *w, uint64_t ino, struct tree_entry *e)
 	return 0;
 }
 
+/* Has the kernel write back its cached writes of the file being walked
+ * (through the mount, from this thread, which serves no FUSE request). */
+static void flush_file(struct snapwalk *w)
+{
+	char *path;
+	int fd;
+
+	if (!w->fs->mountpoint)
+		return;
+	path = xasprintf("%s%s", w->fs->mountpoint, buf_str(&w->path));
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		if (sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+				    SYNC_FILE_RANGE_WAIT_AFTER))
+			log_info("snapshot: cannot flush %s: %s", path, strerror(errno));
+		close(fd);
+	}
+	free(path);
+}
+
 /* Reads a dirty file from its cache file; see the top of the file. */
 static int read_dirty(struct snapwalk *w, uint64_t ino, struct tree_entry *e)
 {
@@ -156,6 +179,7 @@ static int read_dirty(struct snapwalk *w, uint64_t ino, struct tree_entry *e)
 		dgen = in->dgen;
 		in->nlookup++;
 		in->snap_armed = 1;
+		in->snap_size = size;
 		in->wmin = in->writes ? 0 : UINT64_MAX;
 		e->size = size;
 		e->mtime.sec = in->mtime.tv_sec;
@@ -164,6 +188,8 @@ static int read_dirty(struct snapwalk *w, uint64_t ino, struct tree_entry *e)
 		e->ctime.nsec = (uint32_t)in->ctime.tv_nsec;
 		pthread_mutex_unlock(&fs->lock);
 
+		/* what the kernel still holds of it comes now, while armed */
+		flush_file(w);
 		if (!rc)
 			rc = snapshot_job_content(w->job, fd, size, buf_str(&w->path), &ids, &sizes, &n);
 

@@ -206,6 +206,7 @@ function newStats() {
     faults: 0,
     ops: {},
     status: {},
+    objects: {},
   };
   for (const m of METHODS) s[m] = { count: 0, bytes_in: 0, bytes_out: 0 };
   return s;
@@ -228,10 +229,23 @@ function countRequest(r) {
   stats.ops[r.op] = (stats.ops[r.op] || 0) + 1;
 }
 
+/* The kind of a cairn object from its key: the segment after the
+ * workspace id ("data", "tree", "index", "snapshots", "head", ...). */
+function objectKind(key) {
+  const m = /(?:^|\/)workspaces\/[^/]+\/([^/]+)/.exec(key || '');
+  return m ? m[1] : 'other';
+}
+
 function countResponse(r, status, bytesOut) {
   stats.status[status] = (stats.status[status] || 0) + 1;
   stats.bytes_out += bytesOut;
   methodStats(r.method).bytes_out += bytesOut;
+  if (r.method === 'GET' && r.key) {
+    const k = `${r.method.toLowerCase()}_${objectKind(r.key)}`;
+    if (!stats.objects[k]) stats.objects[k] = { count: 0, bytes_out: 0 };
+    stats.objects[k].count++;
+    stats.objects[k].bytes_out += bytesOut;
+  }
 }
 
 function countRejection(fail) {
