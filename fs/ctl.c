@@ -87,7 +87,7 @@ static json_t *do_status(struct fs *fs)
 	r = json_pack("{s:b, s:s, s:s, s:s, s:I, s:o, s:I, s:o, s:b, s:b,"
 		      " s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I},"
 		      " s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I},"
-		      " s:{s:I, s:I, s:I, s:f}, s:s}",
+		      " s:{s:I, s:I}, s:I, s:f, s:s}",
 		      "ok", 1, "workspace", fs->ws_id, "mountpoint", fs->mountpoint ? fs->mountpoint : "",
 		      "cache_dir", fs->cache_dir, "pid", (json_int_t)getpid(),
 		      "snapshot", base ? json_string(base) : json_null(),

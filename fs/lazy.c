@@ -124,13 +124,13 @@ int fs_lazy_ensure(struct fs *fs, struct fs_inode *in, uint64_t off, uint64_t le
 	}
 	if (!nmine)
 		goto unlock;
-	rc = fs_cache_reserve(fs, (c->off[hi] - c->off[lo]));
-	if (!rc) {
-		fd = fs_fd_acquire(fs, in, 1);
-		if (fd < 0)
-			rc = err_set(fd, "cannot open the cache file of inode %llu in %s/data: %s",
-				     (unsigned long long)in->ino, fs->cache_dir, strerror(-fd));
-	}
+	fd = fs_fd_acquire(fs, in, 1);	/* which also keeps it from eviction */
+	if (fd < 0)
+		rc = err_set(fd, "cannot open the cache file of inode %llu in %s/data: %s",
+			     (unsigned long long)in->ino, fs->cache_dir, strerror(-fd));
+	else	/* room, evicting others; a read goes on past the limit when
+		 * nothing is left to evict (the limit binds changes, not reads) */
+		fs_cache_reserve(fs, (c->off[hi] - c->off[lo]));
 	pthread_mutex_unlock(&fs->lock);
 
 	if (!rc) {
@@ -144,13 +144,15 @@ int fs_lazy_ensure(struct fs *fs, struct fs_inode *in, uint64_t off, uint64_t le
 	}
 	if (!background)
 		__atomic_add_fetch(&fs->fg_fetches, 1, __ATOMIC_RELAXED);
-	for (; !rc && done < nmine; done++) {
+	while (!rc && done < nmine) {
 		while (background && __atomic_load_n(&fs->fg_fetches, __ATOMIC_RELAXED) &&
 		       !__atomic_load_n(&fs->stopping, __ATOMIC_RELAXED))
 			usleep(2000);	/* reads first */
 		rc = fetch_chunk(fs, c, mine[done], fd, &plain);
-		if (!rc)
+		if (!rc) {
 			got += plain.len;
+			done++;		/* chunks [0, done) of mine are local */
+		}
 	}
 	if (!background)
 		__atomic_sub_fetch(&fs->fg_fetches, 1, __ATOMIC_RELAXED);
@@ -284,7 +286,7 @@ static uint64_t evict_lru(struct fs *fs, uint64_t need)
 
 		if (fs_meta_commit(fs, 0) ||
 		    sqlite3_prepare_v2(fs->db, "SELECT ino, size, used FROM inode WHERE (mode & 61440) = 32768"
-				       " AND (state & 1) AND size > 0 AND (used > ?1 OR (used = ?1 AND ino > ?2))"
+				       " AND (state & 3) = 1 AND size > 0 AND (used > ?1 OR (used = ?1 AND ino > ?2))"
 				       " ORDER BY used, ino LIMIT 64", -1, &s, NULL) != SQLITE_OK)
 			break;
 		sqlite3_bind_int64(s, 1, after);
@@ -311,7 +313,7 @@ static uint64_t evict_lru(struct fs *fs, uint64_t need)
 		}
 	}
 	if (freed) {
-		fs->cache_used = fs->cache_used > freed ? fs->cache_used - freed : 0;
+		fs->cache_used = local_bytes(fs);
 		log_info("evicted %llu bytes of clean data from the cache", (unsigned long long)freed);
 	}
 	return freed;
@@ -335,8 +337,12 @@ int fs_cache_reserve(struct fs *fs, uint64_t want)
 
 			/* down to 90% of the limit, so that eviction runs in batches */
 			evict_lru(fs, over + fs->cache_limit / 10);
-			if (fs->cache_used + want > fs->cache_limit && want)
+			if (fs->cache_used + want > fs->cache_limit && want) {
+				log_info("the cache is full of changes not in a snapshot yet (%llu bytes, limit"
+					 " %llu): a write fails with ENOSPC", (unsigned long long)fs->cache_used,
+					 (unsigned long long)fs->cache_limit);
 				return -ENOSPC;
+			}
 		}
 	}
 	return 0;

@@ -1,0 +1,230 @@
+#!/bin/sh
+# test_fs_lazy.sh - cairnfs part 2 on S3 (s3rver behind the R2-like proxy):
+# a lazy mount shows the tree without fetching data and fetches only what is
+# read; live snapshots through the control socket read only the changed
+# files and never tear a file being written; status and hydrate; a warm
+# cache behind the head; the cache limit; the store down during reads.
+. "$CAIRN_SRCDIR/tests/lib.sh"
+
+s3_start
+D=$TMP/lazy
+mkdir -p "$D/src/dir/sub" "$D/src/pkg" "$D/mnt"
+CAIRN_STORE=s3://cairn-test/lazy
+CAIRN_KEY=file:$D/tenant.key
+CAIRN_STATE_DIR=$D/state
+CAIRN_RUN_DIR=$TMP/run
+export CAIRN_STORE CAIRN_KEY CAIRN_STATE_DIR CAIRN_RUN_DIR
+PY=${PYTHON:-python3}
+W="$PY $SRCDIR/tests/snapwriters.py"
+
+tree_sum() {	# tree_sum DIR: paths, types, modes, sizes, link targets, contents
+	(cd "$1" && find . -mindepth 1 | LC_ALL=C sort | while read -r p; do
+		if [ -L "$p" ]; then
+			printf '%s l %s\n' "$p" "$(readlink "$p")"
+		elif [ -d "$p" ]; then
+			printf '%s d %s\n' "$p" "$(stat -c %a "$p")"
+		else
+			printf '%s f %s %s %s %s\n' "$p" "$(stat -c '%a %h %Y' "$p")" \
+				"$(stat -c %s "$p")" "$(md5sum <"$p" | cut -c1-32)" \
+				"$(getfattr --absolute-names -d "$p" 2>/dev/null | grep -v '^#' | tr '\n' ' ')"
+		fi
+	done)
+}
+meta_sum() {	# meta_sum DIR: what ls -lR shows, without reading any file
+	(cd "$1" && find . -mindepth 1 \( -type d -printf '%p %y %m %n %T@\n' \) -o -printf '%p %y %m %s %n %T@ %l\n' | LC_ALL=C sort)
+}
+status_field() {	# status_field MOUNT KEY.SUBKEY: one figure of cairn status --json
+	"$CAIRN" status --mount "$1" --json | "${NODE:-node}" -e '
+		let v = JSON.parse(require("fs").readFileSync(0, "utf8"));
+		for (const k of process.argv[1].split(".")) v = v == null ? v : v[k];
+		console.log(v == null ? -1 : v);' "$2"
+}
+get_data() { s3_stat "objects.get_data.$1"; }
+
+# --- a workspace with a snapshot ------------------------------------------
+check "init on S3" sh -c '"$1" init --create-key -q >/dev/null' _ "$CAIRN"
+head -c 6000000 /dev/urandom >"$D/src/big"
+ln "$D/src/big" "$D/src/big.link"
+for i in $(seq 1 60); do
+	head -c $((i * 97)) /dev/urandom >"$D/src/dir/f$i"
+done
+echo '{"name": "pkg"}' >"$D/src/pkg/package.json"
+head -c 20000 /dev/urandom >"$D/src/dir/sub/small"
+ln -s ../big "$D/src/dir/up"
+setfattr -n user.colour -v blue "$D/src/dir/f1"
+chmod 0640 "$D/src/dir/f2"
+check "a snapshot of a plain dir" "$CAIRN" snapshot -q "$D/src"
+tree_sum "$D/src" >"$D/want"
+meta_sum "$D/src" >"$D/want-meta"
+
+# --- lazy mount: the tree first, data on read ------------------------------
+s3_ctl POST /__proxy/reset >/dev/null
+check "an empty cache mounts lazily" fs_mount "$D/mnt" "$D/c1" noprefetch
+meta_sum "$D/mnt" >"$D/got-meta"
+check "ls -lR shows the whole tree at once" cmp -s "$D/want-meta" "$D/got-meta" ||
+	diag "$(diff "$D/want-meta" "$D/got-meta" | head -20)"
+check "without any GET of a data pack" test "$(get_data count)" -le 0
+check "status: nothing local yet" test "$(status_field "$D/mnt" files.local)" -eq 0
+
+s3_ctl POST /__proxy/reset >/dev/null
+cmp -s "$D/src/dir/sub/small" "$D/mnt/dir/sub/small"
+check "reading one small file gives its bytes" test $? -eq 0
+n=$(get_data count) b=$(get_data bytes_out)
+check "with one range GET ($n)" test "$n" -eq 1
+check "of no more than the file plus 64 KiB ($b bytes)" test "$b" -le $((20000 + 65536))
+
+s3_ctl POST /__proxy/reset >/dev/null
+dd if="$D/mnt/big" of="$D/part" bs=4096 skip=732 count=1 2>/dev/null
+dd if="$D/src/big" of="$D/part.want" bs=4096 skip=732 count=1 2>/dev/null
+check "reading 4 KiB in the middle of a 6 MB file" cmp -s "$D/part" "$D/part.want"
+b=$(get_data bytes_out)
+check "fetches the chunks around it, not the file ($b bytes)" test "$b" -lt 6000000
+check "status: the big file is not all local yet" \
+	test "$(status_field "$D/mnt" files.local)" -eq 1
+tree_sum "$D/mnt" >"$D/got"
+check "every file reads back bit for bit" cmp -s "$D/want" "$D/got" ||
+	diag "$(diff "$D/want" "$D/got" | head -20)"
+check "status: all local now" \
+	test "$(status_field "$D/mnt" files.local)" -eq "$(status_field "$D/mnt" files.total)"
+
+# --- live snapshots ------------------------------------------------------
+echo new >"$D/mnt/new.txt"
+echo more >>"$D/mnt/dir/f3"
+mv "$D/mnt/dir/f4" "$D/mnt/pkg/f4"
+rm "$D/mnt/dir/f5"
+mkdir "$D/mnt/made"
+check "status: the changed files are dirty" test "$(status_field "$D/mnt" dirty.files)" -eq 2
+s3_ctl POST /__proxy/reset >/dev/null
+"$CAIRN" snapshot --mount "$D/mnt" --json >"$D/snap1"
+check "cairn snapshot --mount" test $? -eq 0
+check "reads only the changed files" grep -q '"files_read": *2' "$D/snap1" || diag "$(cat "$D/snap1")"
+check "with no GET of data" test "$(get_data count)" -le 0
+check "status: nothing dirty after it" test "$(status_field "$D/mnt" dirty.files)" -eq 0
+"$CAIRN" snapshot --mount "$D/mnt" --json >"$D/snap2"
+check "a snapshot with no change reads nothing" grep -q '"files_read": *0' "$D/snap2"
+tree_sum "$D/mnt" >"$D/want2"
+
+# a writer appends records, another rewrites a file in place, while
+# snapshots are taken; each snapshot holds whole records and one version
+rm -f "$D/stop"
+$W append "$D/mnt/log" "$D/stop" >"$D/app.out" & app=$!; bg_track $app
+$W rewrite "$D/mnt/flip" "$D/stop" >"$D/rw.out" & rw=$!; bg_track $rw
+i=0
+while [ $i -lt 100 ] && ! { grep -q started "$D/app.out" && grep -q started "$D/rw.out"; }; do
+	sleep 0.1; i=$((i + 1))
+done
+ok=0
+for k in 1 2 3; do
+	sleep 0.3
+	"$CAIRN" snapshot --mount "$D/mnt" --json >"$D/live$k" && ok=$((ok + 1))
+done
+touch "$D/stop"
+bg_wait $app
+bg_wait $rw
+check "three snapshots while two writers write" test $ok -eq 3
+pauses=$(sed 's/.*"pause_ms": *\([0-9.]*\).*/\1/' "$D/live1" "$D/live2" "$D/live3" | tr '\n' ' ')
+diag "metadata pauses (ms): $pauses"
+torn=0
+for k in 1 2 3; do
+	id=$(sed 's/.*"snapshot": *"\([0-9a-f]*\)".*/\1/' "$D/live$k")
+	rm -rf "$D/r$k"
+	"$CAIRN" restore -q "$id" "$D/r$k" || torn=1
+	if [ -f "$D/r$k/log" ]; then $W check-append "$D/r$k/log" >>"$D/torn" || torn=1; fi
+	if [ -f "$D/r$k/flip" ]; then $W check-rewrite "$D/r$k/flip" >>"$D/torn" || torn=1; fi
+done
+diag "$(cat "$D/torn")" "$(cat "$D/live1" "$D/live2" "$D/live3" | cut -c1-300)"
+check "every snapshot holds whole records and one version of the rewritten file" test $torn -eq 0
+"$CAIRN" snapshot --mount "$D/mnt" -q
+id=$(
+	"$CAIRN" ls --json | tail -1 | sed 's/.*"id": *"\([0-9a-f]*\)".*/\1/'
+)
+rm -rf "$D/rlast"
+"$CAIRN" restore -q latest "$D/rlast"
+check "once the writers stop, the next snapshot has all records" \
+	cmp -s "$D/rlast/log" "$D/mnt/log"
+tree_sum "$D/mnt" >"$D/want3"
+check "a clean unmount" fs_umount "$D/mnt"
+
+# --- a new machine: lazy remount of the last snapshot ----------------------
+check "a new empty cache mounts the last snapshot" fs_mount "$D/mnt" "$D/c2" noprefetch
+tree_sum "$D/mnt" >"$D/got3"
+check "identical tree and bytes" cmp -s "$D/want3" "$D/got3" ||
+	diag "$(diff "$D/want3" "$D/got3" | head -20)"
+check "hydrate --wait" "$CAIRN" hydrate --mount "$D/mnt" --wait -q
+check "its unmount is clean" fs_umount "$D/mnt"
+
+# --- a warm cache behind the head ----------------------------------------
+check "cache 1 resumes" fs_mount "$D/mnt" "$D/c1" noprefetch
+check "c1: its unmount is clean" fs_umount "$D/mnt"
+check "cache 2 mounts and snapshots a change" sh -c '
+	. "$1/tests/lib.sh"; "$2" "$CAIRN_STORE" "$3" -o cache="$4",noprefetch &&
+	echo from-c2 >"$3/c2.txt" && "$5" snapshot --mount "$3" -q && fusermount3 -u "$3"' \
+	_ "$SRCDIR" "$CAIRNFS" "$D/mnt" "$D/c2" "$CAIRN"
+sleep 1
+check "cache 1, unchanged, is refreshed from the new head" fs_mount "$D/mnt" "$D/c1" noprefetch
+check "and shows the change" grep -q from-c2 "$D/mnt/c2.txt"
+echo local-c1 >"$D/mnt/c1.txt"
+check "c1: unmount with a local change" fs_umount "$D/mnt"
+check "cache 2 moves the head on again" sh -c '
+	"$1" "$CAIRN_STORE" "$2" -o cache="$3",noprefetch && echo again >"$2/c2b.txt" &&
+	"$4" snapshot --mount "$2" -q && fusermount3 -u "$2"' _ "$CAIRNFS" "$D/mnt" "$D/c2" "$CAIRN"
+sleep 1
+check "cache 1 with a local change is refused" \
+	sh -c '! "$1" "$CAIRN_STORE" "$2" -o cache="$3" 2>"$4"' _ "$CAIRNFS" "$D/mnt" "$D/c1" "$D/err"
+check "naming both ways on" grep -q 'discard_local.*keep_local_as_snapshot\|keep_local_as_snapshot.*discard_local' "$D/err" ||
+	diag "$(cat "$D/err")"
+check "the refusal left the local change" sh -c 'sqlite3 "$1/meta.db" "select 1" >/dev/null' _ "$D/c1"
+nsnap=$("$CAIRN" ls --json | wc -l)
+check "keep_local_as_snapshot mounts" fs_mount "$D/mnt" "$D/c1" noprefetch,keep_local_as_snapshot
+check "showing the head" grep -q again "$D/mnt/c2b.txt"
+check "without the local change" test ! -e "$D/mnt/c1.txt"
+check "which is a snapshot of its own" test "$("$CAIRN" ls --json | wc -l)" -eq $((nsnap + 1))
+kept=$("$CAIRN" ls --json | grep -v "\"$(status_field "$D/mnt" snapshot)\"" | tail -1 |
+	sed 's/.*"id": *"\([0-9a-f]*\)".*/\1/')
+rm -rf "$D/rk"
+"$CAIRN" restore -q "$kept" "$D/rk" 2>/dev/null
+check "that restores with the change" grep -q local-c1 "$D/rk/c1.txt"
+echo doomed >"$D/mnt/doomed.txt"
+check "c1: unmount" fs_umount "$D/mnt"
+check "cache 2 moves the head on a third time" sh -c '
+	"$1" "$CAIRN_STORE" "$2" -o cache="$3",noprefetch && echo third >"$2/c2c.txt" &&
+	"$4" snapshot --mount "$2" -q && fusermount3 -u "$2"' _ "$CAIRNFS" "$D/mnt" "$D/c2" "$CAIRN"
+sleep 1
+check "discard_local mounts" fs_mount "$D/mnt" "$D/c1" noprefetch,discard_local
+check "with the head's files and not the dropped one" \
+	sh -c 'test -e "$1/c2c.txt" && test ! -e "$1/doomed.txt"' _ "$D/mnt"
+check "c1: unmount after discard" fs_umount "$D/mnt"
+
+# --- the cache limit -----------------------------------------------------
+check "a mount with cache_size=3M" fs_mount "$D/mnt" "$D/c3" noprefetch,cache_size=3M
+cat "$D/mnt/big" "$D/mnt/dir/"* >/dev/null 2>&1
+cmp -s "$D/src/big" "$D/mnt/big"
+check "a file larger than the limit reads whole" test $? -eq 0
+used=$(status_field "$D/mnt" cache.used_bytes)
+check "and the cache stays near the limit ($used bytes)" test "$used" -le $((3 * 1048576 + 4 * 1048576))
+head -c 1500000 /dev/urandom >"$D/dirty1"
+cp "$D/dirty1" "$D/mnt/dirty1" && sync -f "$D/mnt/dirty1"
+cat "$D/mnt/big" >/dev/null
+check "changed data is never evicted" cmp -s "$D/dirty1" "$D/mnt/dirty1"
+check "a write past the limit with nothing to evict fails at fsync" \
+	sh -c '! dd if=/dev/urandom of="$1/too-big" bs=1M count=4 conv=fsync 2>/dev/null' _ "$D/mnt"
+check "the earlier files are intact" cmp -s "$D/dirty1" "$D/mnt/dirty1"
+rm -f "$D/mnt/too-big"
+check "c3: unmount" fs_umount "$D/mnt"
+
+# --- the store down during lazy reads --------------------------------------
+CAIRN_S3_RETRY_SECONDS=1; export CAIRN_S3_RETRY_SECONDS
+check "a lazy mount with a short retry budget" fs_mount "$D/mnt" "$D/c4" noprefetch
+unset CAIRN_S3_RETRY_SECONDS
+s3_ctl POST "/__proxy/fault?kind=status:500&count=1000&key=/data/" >/dev/null
+check "a read while the store fails is EIO" sh -c '! cat "$1" >/dev/null 2>"$2"' _ "$D/mnt/dir/f7" "$D/eio"
+check "said as an I/O error" grep -qi "input/output" "$D/eio"
+check "the mount stays up" test -f "$D/mnt/dir/f8"
+check "the log names the object" grep -q 'cannot fetch.*data/' "$D/c4/cairnfs.log"
+fe=$(status_field "$D/mnt" fetch_errors)
+check "status counts the failed read ($fe)" test "$fe" -ge 1
+s3_ctl POST /__proxy/reset >/dev/null
+check "once the store is back, the read succeeds" cmp -s "$D/src/dir/f7" "$D/mnt/dir/f7"
+check "c4: unmount" fs_umount "$D/mnt"
+check "check --read-data is clean" "$CAIRN" check --read-data -q
+finish
