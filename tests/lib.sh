@@ -164,6 +164,21 @@ fs_wait_exit() {
 	return 0
 }
 
+# fs_tree_sum DIR: paths, types, modes, link counts, mtimes, sizes, link
+# targets, contents and xattrs of a tree, one line each, sorted.
+fs_tree_sum() {
+	(cd "$1" && find . -mindepth 1 | LC_ALL=C sort | while read -r p; do
+		if [ -L "$p" ]; then
+			printf '%s l %s\n' "$p" "$(readlink "$p")"
+		elif [ -d "$p" ]; then
+			printf '%s d %s\n' "$p" "$(stat -c %a "$p")"
+		else
+			printf '%s f %s %s %s %s\n' "$p" "$(stat -c '%a %h %Y' "$p")" \
+				"$(stat -c %s "$p")" "$(md5sum <"$p" | cut -c1-32)" \
+				"$(getfattr --absolute-names -d "$p" 2>/dev/null | grep -v '^#' | tr '\n' ' ')"
+		fi
+	done)
+}
 # fs_pid MOUNTPOINT: the pid of the cairnfs that fs_mount started on it.
 fs_pid() {
 	_c=$(awk -v m="$1" '$1 == m { c = $2 } END { print c }' "$TMP/fs-mounts" 2>/dev/null)

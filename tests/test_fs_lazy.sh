@@ -17,19 +17,6 @@ export CAIRN_STORE CAIRN_KEY CAIRN_STATE_DIR CAIRN_RUN_DIR
 PY=${PYTHON:-python3}
 W="$PY $SRCDIR/tests/snapwriters.py"
 
-tree_sum() {	# tree_sum DIR: paths, types, modes, sizes, link targets, contents
-	(cd "$1" && find . -mindepth 1 | LC_ALL=C sort | while read -r p; do
-		if [ -L "$p" ]; then
-			printf '%s l %s\n' "$p" "$(readlink "$p")"
-		elif [ -d "$p" ]; then
-			printf '%s d %s\n' "$p" "$(stat -c %a "$p")"
-		else
-			printf '%s f %s %s %s %s\n' "$p" "$(stat -c '%a %h %Y' "$p")" \
-				"$(stat -c %s "$p")" "$(md5sum <"$p" | cut -c1-32)" \
-				"$(getfattr --absolute-names -d "$p" 2>/dev/null | grep -v '^#' | tr '\n' ' ')"
-		fi
-	done)
-}
 meta_sum() {	# meta_sum DIR: what ls -lR shows, without reading any file
 	(cd "$1" && find . -mindepth 1 \( -type d -printf '%p %y %m %n %T@\n' \) -o -printf '%p %y %m %s %n %T@ %l\n' | LC_ALL=C sort)
 }
@@ -54,7 +41,7 @@ ln -s ../big "$D/src/dir/up"
 setfattr -n user.colour -v blue "$D/src/dir/f1"
 chmod 0640 "$D/src/dir/f2"
 check "a snapshot of a plain dir" "$CAIRN" snapshot -q "$D/src"
-tree_sum "$D/src" >"$D/want"
+fs_tree_sum "$D/src" >"$D/want"
 meta_sum "$D/src" >"$D/want-meta"
 
 # --- lazy mount: the tree first, data on read ------------------------------
@@ -81,7 +68,7 @@ b=$(get_data bytes_out)
 check "fetches the chunks around it, not the file ($b bytes)" test "$b" -lt 6000000
 check "status: the big file is not all local yet" \
 	test "$(status_field "$D/mnt" files.local)" -eq 1
-tree_sum "$D/mnt" >"$D/got"
+fs_tree_sum "$D/mnt" >"$D/got"
 check "every file reads back bit for bit" cmp -s "$D/want" "$D/got" ||
 	diag "$(diff "$D/want" "$D/got" | head -20)"
 check "status: all local now" \
@@ -102,7 +89,7 @@ check "with no GET of data" test "$(get_data count)" -le 0
 check "status: nothing dirty after it" test "$(status_field "$D/mnt" dirty.files)" -eq 0
 "$CAIRN" snapshot --mount "$D/mnt" --json >"$D/snap2"
 check "a snapshot with no change reads nothing" grep -q '"files_read": *0' "$D/snap2"
-tree_sum "$D/mnt" >"$D/want2"
+fs_tree_sum "$D/mnt" >"$D/want2"
 
 # a writer appends records, another rewrites a file in place, while
 # snapshots are taken; each snapshot holds whole records and one version
@@ -142,12 +129,12 @@ rm -rf "$D/rlast"
 "$CAIRN" restore -q latest "$D/rlast"
 check "once the writers stop, the next snapshot has all records" \
 	cmp -s "$D/rlast/log" "$D/mnt/log"
-tree_sum "$D/mnt" >"$D/want3"
+fs_tree_sum "$D/mnt" >"$D/want3"
 check "a clean unmount" fs_umount "$D/mnt"
 
 # --- a new machine: lazy remount of the last snapshot ----------------------
 check "a new empty cache mounts the last snapshot" fs_mount "$D/mnt" "$D/c2" noprefetch
-tree_sum "$D/mnt" >"$D/got3"
+fs_tree_sum "$D/mnt" >"$D/got3"
 check "identical tree and bytes" cmp -s "$D/want3" "$D/got3" ||
 	diag "$(diff "$D/want3" "$D/got3" | head -20)"
 check "hydrate --wait" "$CAIRN" hydrate --mount "$D/mnt" --wait -q

@@ -13,19 +13,6 @@ CAIRN_KEY=file:$D/tenant.key
 CAIRN_STATE_DIR=$D/state
 export CAIRN_STORE CAIRN_KEY CAIRN_STATE_DIR
 
-tree_sum() {	# tree_sum DIR: paths, types, modes, sizes, link targets, contents
-	(cd "$1" && find . -mindepth 1 | LC_ALL=C sort | while read -r p; do
-		if [ -L "$p" ]; then
-			printf '%s l %s\n' "$p" "$(readlink "$p")"
-		elif [ -d "$p" ]; then
-			printf '%s d %s\n' "$p" "$(stat -c %a "$p")"
-		else
-			printf '%s f %s %s %s\n' "$p" "$(stat -c '%a %h' "$p")" \
-				"$(stat -c %s "$p")" "$(md5sum <"$p" | cut -c1-32)"
-		fi
-	done)
-}
-
 check "init on S3" sh -c '"$1" init --create-key -q >/dev/null' _ "$CAIRN"
 head -c 3000000 /dev/urandom >"$D/src/big"
 echo small >"$D/src/sub/f"
@@ -33,10 +20,10 @@ ln "$D/src/big" "$D/src/big.link"
 ln -s sub/f "$D/src/l"
 chmod 0750 "$D/src/sub"
 check "a snapshot of a plain dir" "$CAIRN" snapshot -q "$D/src"
-tree_sum "$D/src" >"$D/want"
+fs_tree_sum "$D/src" >"$D/want"
 
 check "cairnfs mounts with an empty cache" fs_mount "$D/mnt" "$D/cache"
-tree_sum "$D/mnt" >"$D/got"
+fs_tree_sum "$D/mnt" >"$D/got"
 check "the mount shows the head snapshot" cmp -s "$D/want" "$D/got" ||
 	diag "$(diff "$D/want" "$D/got")"
 check "hard links come back as one inode" \
@@ -52,19 +39,19 @@ check "and says the lease is held" grep -q lease "$D/err"
 echo written-on-mount >"$D/mnt/new"
 rm "$D/mnt/big.link"
 mkdir "$D/mnt/sub/deeper"
-tree_sum "$D/mnt" >"$D/want2"
+fs_tree_sum "$D/mnt" >"$D/want2"
 check "a clean unmount" fs_umount "$D/mnt"
 check "the lease is released at unmount: another host mounts" \
 	sh -c 'CAIRN_HOST_ID=$1 "$4" "$CAIRN_STORE" "$2" -o cache="$3"' \
 	_ "$HOLDER" "$D/mnt2" "$D/cache2" "$CAIRNFS"
 echo "$D/mnt2 $D/cache2" >>"$TMP/fs-mounts"
 _fs_mounts="$_fs_mounts $D/mnt2"
-tree_sum "$D/mnt2" >"$D/got2"
+fs_tree_sum "$D/mnt2" >"$D/got2"
 check "a second cache is filled from the store too" cmp -s "$D/want" "$D/got2"
 check "its unmount is clean" fs_umount "$D/mnt2"
 
 check "a remount of the warm cache" fs_mount "$D/mnt" "$D/cache"
-tree_sum "$D/mnt" >"$D/got3"
+fs_tree_sum "$D/mnt" >"$D/got3"
 check "keeps what was written on the mount" cmp -s "$D/want2" "$D/got3" ||
 	diag "$(diff "$D/want2" "$D/got3")"
 check "and its unmount is clean" fs_umount "$D/mnt"
