@@ -122,15 +122,40 @@ done
 diag "$(cat "$D/torn")" "$(cat "$D/live1" "$D/live2" "$D/live3" | cut -c1-300)"
 check "every snapshot holds whole records and one version of the rewritten file" test $torn -eq 0
 "$CAIRN" snapshot --mount "$D/mnt" -q
-id=$(
-	"$CAIRN" ls --json | tail -1 | sed 's/.*"id": *"\([0-9a-f]*\)".*/\1/'
-)
 rm -rf "$D/rlast"
 "$CAIRN" restore -q latest "$D/rlast"
 check "once the writers stop, the next snapshot has all records" \
 	cmp -s "$D/rlast/log" "$D/mnt/log"
-fs_tree_sum "$D/mnt" >"$D/want3"
 check "a clean unmount" fs_umount "$D/mnt"
+
+# --- kill -9 during a live snapshot ----------------------------------------
+check "remount for the kill" fs_mount "$D/mnt" "$D/c1" noprefetch
+before=$("$CAIRN" ls --json | wc -l)
+head -c 40000000 /dev/urandom >"$D/mnt/bulk" && sync -f "$D/mnt/bulk"
+md5_bulk=$(md5sum <"$D/mnt/bulk")
+pid=$(fs_pid "$D/mnt")
+"$CAIRN" snapshot --mount "$D/mnt" -q 2>/dev/null & snap=$!; bg_track $snap
+i=0
+while [ $i -lt 50 ] && [ "$(status_field "$D/mnt" snapshot_running)" != true ]; do
+	sleep 0.02; i=$((i + 1))
+done
+kill -9 "$pid"
+bg_wait $snap
+check "the snapshot killed under way fails" test "$bg_rc" -ne 0
+fs_force_umount "$D/mnt"
+check "the head is still the previous snapshot" test "$("$CAIRN" ls --json | wc -l)" -eq "$before"
+check "check is clean" "$CAIRN" check -q
+check "the cache mounts again" fs_mount "$D/mnt" "$D/c1" noprefetch
+check "with the changed data still there" test "$(md5sum <"$D/mnt/bulk")" = "$md5_bulk"
+check "and still dirty" test "$(status_field "$D/mnt" dirty.files)" -ge 1
+check "the next snapshot completes" "$CAIRN" snapshot --mount "$D/mnt" -q
+rm -rf "$D/rk9"
+"$CAIRN" restore -q latest "$D/rk9"
+check "and restores it" test "$(md5sum <"$D/rk9/bulk")" = "$md5_bulk"
+rm "$D/mnt/bulk"
+"$CAIRN" snapshot --mount "$D/mnt" -q
+fs_tree_sum "$D/mnt" >"$D/want3"
+check "unmount after the kill" fs_umount "$D/mnt"
 
 # --- a new machine: lazy remount of the last snapshot ----------------------
 check "a new empty cache mounts the last snapshot" fs_mount "$D/mnt" "$D/c2" noprefetch
