@@ -27,6 +27,9 @@
 
 #include "blob.h"
 #include "buf.h"
+#include "index.h"
+#include "pack.h"
+#include "store.h"
 #include "err.h"
 #include "fetch.h"
 #include "fs.h"
@@ -359,6 +362,169 @@ static void check_disk(struct fs *fs)
 
 /* ---- the prefetcher ---- */
 
+#define BATCH_BYTES (64u << 20)		/* chunks fetched per batch, at most */
+#define COALESCE_GAP (1u << 20)		/* one GET across gaps up to this */
+
+/* One chunk the prefetcher fetches. */
+struct pf_need {
+	struct fs_inode *in;
+	size_t chunk;
+	char pack[PACK_NAME_SIZE];
+	struct pack_entry e;
+	int ok;
+};
+
+static int cmp_need(const void *a, const void *b)
+{
+	const struct pf_need *x = a, *y = b;
+	int c = strcmp(x->pack, y->pack);
+
+	if (c)
+		return c;
+	return x->e.offset < y->e.offset ? -1 : x->e.offset > y->e.offset;
+}
+
+/* Fetches needs[i..j) (one pack, by offset) in coalesced range GETs. */
+static void fetch_run(struct fs *fs, struct pf_need *needs, size_t i, size_t j, struct buf *range,
+		      struct buf *plain)
+{
+	while (i < j) {
+		uint64_t start = needs[i].e.offset, end = start + needs[i].e.ref.length;
+		size_t k = i + 1;
+		int rc;
+
+		while (k < j && needs[k].e.offset <= end + COALESCE_GAP) {
+			uint64_t e = needs[k].e.offset + needs[k].e.ref.length;
+
+			if (e > end)
+				end = e;
+			k++;
+		}
+		while (__atomic_load_n(&fs->fg_fetches, __ATOMIC_RELAXED) &&
+		       !__atomic_load_n(&fs->stopping, __ATOMIC_RELAXED))
+			usleep(2000);	/* reads first */
+		buf_reset(range);
+		rc = store_get(fs->repo->store, needs[i].pack, start, end - start, range, NULL);
+		if (!rc && range->len != end - start)
+			rc = err_set(-EBADMSG, "%s: shorter than the index says", needs[i].pack);
+		if (rc)
+			log_info("prefetch: %s (the files are fetched one by one instead)", err_msg());
+		for (size_t n = i; !rc && n < k; n++) {
+			struct pf_need *nd = &needs[n];
+			const struct fs_content *c = nd->in->content;
+
+			buf_reset(plain);
+			if (blob_decode(fs->repo->ring, &nd->e.ref, range->data + (nd->e.offset - start),
+					nd->e.ref.length, plain) == 0 &&
+			    plain->len == c->off[nd->chunk + 1] - c->off[nd->chunk] &&
+			    fsu_pwrite_all(nd->in->fd, plain->data, plain->len, (off_t)c->off[nd->chunk]) == 0)
+				nd->ok = 1;
+		}
+		i = k;
+	}
+}
+
+/* Fetches the missing chunks of the partial files inos, pack by pack, so
+ * that thousands of small files cost a few GETs.  Caller holds lock;
+ * it is dropped while fetching.  Returns the chunks fetched. */
+static size_t prefetch_batch(struct fs *fs, const uint64_t *inos, size_t n)
+{
+	struct pf_need *needs = NULL;
+	struct fs_inode **held = xcalloc(n ? n : 1, sizeof(*held));
+	struct buf range = BUF_INIT, plain = BUF_INIT;
+	size_t nneeds = 0, cap = 0, nheld = 0, fetched = 0;
+	uint64_t bytes = 0, got = 0;
+
+	pthread_rwlock_rdlock(&fs->idx_lock);
+	for (size_t f = 0; f < n && bytes < BATCH_BYTES; f++) {
+		int rc;
+		struct fs_inode *in = fs_inode_get(fs, inos[f], &rc);
+		struct fs_content *c;
+		struct stat st;
+		int fd;
+
+		if (!in || !(in->state & FS_ST_PARTIAL) || fs_content_load(fs, in))
+			continue;
+		fd = fs_fd_acquire(fs, in, 1);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < in->size &&
+		    ftruncate(fd, (off_t)in->size)) {
+			fs_fd_release(fs, in);
+			continue;
+		}
+		held[nheld++] = in;
+		c = in->content;
+		for (size_t i = 0; i < c->n; i++) {
+			struct index_entry ent;
+
+			if (c->present[i] != 0 || index_lookup(fs->idx, c->ids[i], &ent))
+				continue;
+			if (nneeds == cap) {
+				cap = cap ? cap * 2 : 256;
+				needs = xrealloc(needs, cap * sizeof(*needs));
+			}
+			memset(&needs[nneeds], 0, sizeof(needs[nneeds]));
+			needs[nneeds].in = in;
+			needs[nneeds].chunk = i;
+			snprintf(needs[nneeds].pack, PACK_NAME_SIZE, "%s", ent.pack);
+			needs[nneeds].e = ent.e;
+			nneeds++;
+			c->present[i] = 1;
+			bytes += c->off[i + 1] - c->off[i];
+		}
+	}
+	pthread_rwlock_unlock(&fs->idx_lock);
+	pthread_mutex_unlock(&fs->lock);
+
+	if (nneeds > 1)
+		qsort(needs, nneeds, sizeof(*needs), cmp_need);
+	for (size_t i = 0; i < nneeds && !__atomic_load_n(&fs->stopping, __ATOMIC_RELAXED);) {
+		size_t j = i + 1;
+
+		while (j < nneeds && !strcmp(needs[j].pack, needs[i].pack))
+			j++;
+		fetch_run(fs, needs, i, j, &range, &plain);
+		i = j;
+	}
+
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; i < nneeds; i++) {
+		struct fs_content *c = needs[i].in->content;
+
+		c->present[needs[i].chunk] = needs[i].ok ? 2 : 0;
+		if (needs[i].ok) {
+			c->missing--;
+			fetched++;
+			got += c->off[needs[i].chunk + 1] - c->off[needs[i].chunk];
+		}
+	}
+	for (size_t f = 0; f < nheld; f++) {
+		struct fs_inode *in = held[f];
+
+		if (!in->content->missing) {
+			in->state &= ~(uint32_t)FS_ST_PARTIAL;
+			in->blocks_stale = 1;
+		}
+		if (fs_content_save_present(fs, in))
+			log_error("%s", err_msg());
+		if (!in->content->missing) {
+			fs_content_free(in->content);
+			in->content = NULL;
+		}
+		fs_inode_dirty(fs, in);
+		fs_fd_release(fs, in);
+	}
+	fs->cache_used += got;
+	__atomic_add_fetch(&fs->fetched_bytes, got, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&fs->fetch_cond);
+	free(needs);
+	free(held);
+	buf_free(&range);
+	buf_free(&plain);
+	return fetched;
+}
+
 /* Up to max partial files, smallest first (.git objects, manifests). */
 static size_t next_partial(struct fs *fs, uint64_t *inos, size_t max)
 {
@@ -391,6 +557,8 @@ static void *lazy_main(void *arg)
 			check_disk(fs);
 		if (fs->prefetch && (!fs->cache_limit || fs->cache_used < fs->cache_limit / 10 * 8))
 			n = next_partial(fs, inos, sizeof(inos) / sizeof(inos[0]));
+		if (n && !fs->cache_limit && prefetch_batch(fs, inos, n))
+			continue;	/* and the next batch; what it missed goes one by one */
 		for (size_t i = 0; i < n && !fs->stopping; i++) {
 			int rc;
 			struct fs_inode *in = fs_inode_get(fs, inos[i], &rc);

@@ -255,6 +255,18 @@ static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
 	if (in->state & FS_ST_PARTIAL) {
 		if (size != 0)
 			return -EIO;	/* hydrate_for_change comes first */
+		/* fetches under way write into the file and its chunk list */
+		for (;;) {
+			int busy = 0;
+
+			for (size_t i = 0; in->content && i < in->content->n; i++)
+				busy |= in->content->present[i] == 1;
+			if (!busy)
+				break;
+			pthread_cond_wait(&fs->fetch_cond, &fs->lock);
+		}
+		if (!(in->state & FS_ST_PARTIAL))
+			goto whole;
 		/* nothing of the old data is wanted: no need to fetch it */
 		in->state &= ~(uint32_t)FS_ST_PARTIAL;
 		fs_content_free(in->content);
@@ -262,6 +274,7 @@ static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
 		if (fs_content_save_present(fs, in))
 			log_error("%s", err_msg());
 	}
+whole:
 	fd = fs_fd_acquire(fs, in, size > 0);
 
 	if (fd == -ENOENT && size == 0)
