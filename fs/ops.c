@@ -89,6 +89,7 @@ static int hydrate_for_change(struct fs *fs, fuse_ino_t ino)
 		in->nlookup++;
 		pthread_mutex_unlock(&fs->lock);
 		rc = fs_lazy_ensure(fs, in, 0, UINT64_MAX, 0);
+		err_clear();	/* logged by fs_lazy_ensure */
 		pthread_mutex_lock(&fs->lock);
 		in->nlookup--;
 		fs_inode_maybe_drop(fs, in);
@@ -116,7 +117,7 @@ static void fill_entry(struct fs *fs, struct fs_inode *in, struct fuse_entry_par
 
 static void reply_sqlite_err(fuse_req_t req, int rc)
 {
-	if (rc == -EIO)
+	if (rc == -EIO && err_msg()[0])
 		log_error("%s", err_msg());
 	fuse_reply_err(req, -rc);
 }
@@ -856,8 +857,10 @@ static int io_begin(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, en
 	if (!rc && partial) {
 		rc = fs_lazy_ensure(fs, io->in, kind == IO_WRITE ? 0 : off,
 				    kind == IO_WRITE ? UINT64_MAX : len, 0);
-		if (rc)
+		if (rc) {
+			err_clear();	/* logged, with the object, by fs_lazy_ensure */
 			io_end(fs, io);
+		}
 	}
 	return rc;
 }
