@@ -23,9 +23,16 @@
 
 char *fs_ctl_path(const char *ws_id)
 {
-	const char *dir = getenv("CAIRN_RUN_DIR");
+	const char *dir = getenv("CAIRN_RUN_DIR"), *xdg = getenv("XDG_RUNTIME_DIR");
 
-	return xasprintf("%s/%s.sock", dir && *dir ? dir : "/run/cairn", ws_id);
+	if (dir && *dir)
+		return xasprintf("%s/%s.sock", dir, ws_id);
+	if (geteuid() == 0)
+		return xasprintf("/run/cairn/%s.sock", ws_id);
+	/* a user's own cairnfs: where that user's runtime files go */
+	if (xdg && *xdg)
+		return xasprintf("%s/cairn/%s.sock", xdg, ws_id);
+	return xasprintf("/tmp/cairn-%u/%s.sock", (unsigned)geteuid(), ws_id);
 }
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo */

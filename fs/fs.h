@@ -273,8 +273,9 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
 
 /* ---- ctl.c: the control socket ---- */
 
-/* The socket of workspace ws_id: $CAIRN_RUN_DIR (default /run/cairn)
- * /<ws_id>.sock; malloc'd. */
+/* The socket of workspace ws_id: $CAIRN_RUN_DIR/<ws_id>.sock, by default
+ * /run/cairn for root and $XDG_RUNTIME_DIR/cairn (or /tmp/cairn-UID) for
+ * another user; malloc'd. */
 char *fs_ctl_path(const char *ws_id);
 int fs_ctl_start(struct fs *fs, const char *ws_id);
 void fs_ctl_stop(struct fs *fs);
