@@ -353,6 +353,15 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 		goto out;
 	fs.repo = r;
 	fs.prefetch = !o->noprefetch;
+	if (o->snapshot) {
+		char id[RECORD_ID_SIZE];
+
+		rc = fetch_resolve_snapshot(r, o->snapshot, id);
+		if (rc)
+			goto out;
+		free(o->snapshot);
+		o->snapshot = xstrdup(id);
+	}
 	if (o->cache_size && fsu_parse_size(o->cache_size, &fs.cache_limit)) {
 		rc = err_set(-EINVAL, "cache_size=%s: not a size (say 20G, 512M)", o->cache_size);
 		goto out;

@@ -50,66 +50,18 @@ void cmd_common_free(struct cmd_common *c)
 	repo_opts_free(&c->ro);
 }
 
-struct snap_names {
-	char (*ids)[RECORD_ID_SIZE];
-	size_t n;
-};
-
-static int collect_snapshot(const char *key, uint64_t size, void *arg)
-{
-	struct snap_names *s = arg;
-	const char *id = key + strlen("snapshots/");
-
-	(void)size;
-	if (!record_id_valid(id))
-		return 0;
-	s->ids = xrealloc(s->ids, (s->n + 1) * sizeof(*s->ids));
-	memcpy(s->ids[s->n++], id, RECORD_ID_SIZE);
-	return 0;
-}
-
 int cmd_resolve_snapshot(struct repo *r, const char *arg, char id[RECORD_ID_SIZE])
 {
-	struct snap_names s = { 0 };
-	size_t len = strlen(arg), found = 0;
-	int rc;
-
-	if (!strcmp(arg, "latest")) {
-		struct repo_head head;
-
-		rc = repo_head_read(r, &head);
-		if (!rc && !head.generation)
-			rc = err_set(-ENOENT, "workspace %s has no snapshot yet", r->ws_id);
-		if (!rc)
-			memcpy(id, head.snapshot_id, RECORD_ID_SIZE);
-		return rc;
-	}
-	if (len < 8 || len > RECORD_ID_LEN || strspn(arg, "0123456789abcdef") != len)
-		return err_set(-EINVAL, "'%s' is not a snapshot id: use 'latest', or 8 to 32 hex digits from 'cairn ls'",
-			       arg);
-	rc = store_list(r->store, "snapshots/", collect_snapshot, &s);
-	for (size_t i = 0; !rc && i < s.n; i++) {
-		if (!strncmp(s.ids[i], arg, len)) {
-			if (found++)
-				break;
-			memcpy(id, s.ids[i], RECORD_ID_SIZE);
-		}
-	}
-	free(s.ids);
-	if (!rc && found == 0)
-		rc = err_set(-ENOENT, "no snapshot %s in workspace %s", arg, r->ws_id);
-	if (!rc && found > 1)
-		rc = err_set(-EINVAL, "snapshot id %s is ambiguous: give more digits", arg);
-	return rc;
+	return fetch_resolve_snapshot(r, arg, id);
 }
 
 int cmd_list_snapshots(struct repo *r, struct record_snapshot **out, char (**ids)[RECORD_ID_SIZE],
 		       size_t *n, size_t *damaged)
 {
-	struct snap_names s = { 0 };
+	struct snapshot_ids s = { 0 };
 	struct record_snapshot *recs;
 	size_t kept = 0;
-	int rc = store_list(r->store, "snapshots/", collect_snapshot, &s);
+	int rc = fetch_snapshot_ids(r, &s);
 
 	*out = NULL;
 	*ids = NULL;

@@ -290,3 +290,57 @@ void fetch_index_save(struct repo *r, struct index *idx)
 		log_warn("cannot save the index cache in %s (it will be rebuilt): %s",
 			 r->state_dir, err_msg());
 }
+
+static int collect_snapshot(const char *key, uint64_t size, void *arg)
+{
+	struct snapshot_ids *s = arg;
+	const char *id = key + strlen("snapshots/");
+
+	(void)size;
+	if (!record_id_valid(id))
+		return 0;
+	s->ids = xrealloc(s->ids, (s->n + 1) * sizeof(*s->ids));
+	memcpy(s->ids[s->n++], id, RECORD_ID_SIZE);
+	return 0;
+}
+
+int fetch_snapshot_ids(struct repo *r, struct snapshot_ids *out)
+{
+	memset(out, 0, sizeof(*out));
+	return store_list(r->store, "snapshots/", collect_snapshot, out);
+}
+
+int fetch_resolve_snapshot(struct repo *r, const char *arg, char id[RECORD_ID_SIZE])
+{
+	struct snapshot_ids s;
+	size_t len = strlen(arg), found = 0;
+	int rc;
+
+	if (!strcmp(arg, "latest")) {
+		struct repo_head head;
+
+		rc = repo_head_read(r, &head);
+		if (!rc && !head.generation)
+			rc = err_set(-ENOENT, "workspace %s has no snapshot yet", r->ws_id);
+		if (!rc)
+			memcpy(id, head.snapshot_id, RECORD_ID_SIZE);
+		return rc;
+	}
+	if (len < 8 || len > RECORD_ID_LEN || strspn(arg, "0123456789abcdef") != len)
+		return err_set(-EINVAL, "'%s' is not a snapshot id: use 'latest', or 8 to 32 hex digits from 'cairn ls'",
+			       arg);
+	rc = fetch_snapshot_ids(r, &s);
+	for (size_t i = 0; !rc && i < s.n; i++) {
+		if (!strncmp(s.ids[i], arg, len)) {
+			if (found++)
+				break;
+			memcpy(id, s.ids[i], RECORD_ID_SIZE);
+		}
+	}
+	free(s.ids);
+	if (!rc && found == 0)
+		rc = err_set(-ENOENT, "no snapshot %s in workspace %s", arg, r->ws_id);
+	if (!rc && found > 1)
+		rc = err_set(-EINVAL, "snapshot id %s is ambiguous: give more digits", arg);
+	return rc;
+}

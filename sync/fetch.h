@@ -37,6 +37,18 @@ int fetch_tree(struct repo *r, const struct index *idx,
  * (free with record_snapshot_free).  -ENOENT when there is no such snapshot. */
 int fetch_snapshot(struct repo *r, const char *id, struct record_snapshot *out);
 
+/* The ids of every snapshot record of the workspace, from the store's
+ * listing (ids: malloc'd, n of them). */
+struct snapshot_ids {
+	char (*ids)[RECORD_ID_SIZE];
+	size_t n;
+};
+int fetch_snapshot_ids(struct repo *r, struct snapshot_ids *out);
+
+/* Turns "latest", a full id or a unique prefix (8+ hex digits) into a
+ * snapshot id.  Returns 0 or -ENOENT / -EINVAL with a message. */
+int fetch_resolve_snapshot(struct repo *r, const char *arg, char id[RECORD_ID_SIZE]);
+
 /* Loads the index of r: the local cache in the state dir, brought up to
  * date with the store's index objects.  Returns 0 and a new index. */
 int fetch_index(struct repo *r, struct index **out);

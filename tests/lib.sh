@@ -172,6 +172,8 @@ fs_tree_sum() {
 			printf '%s l %s\n' "$p" "$(readlink "$p")"
 		elif [ -d "$p" ]; then
 			printf '%s d %s\n' "$p" "$(stat -c %a "$p")"
+		elif [ ! -f "$p" ]; then	# fifo, device, socket: never opened
+			printf '%s %s\n' "$p" "$(stat -c '%F %a %h %t:%T' "$p")"
 		else
 			printf '%s f %s %s %s %s\n' "$p" "$(stat -c '%a %h %Y' "$p")" \
 				"$(stat -c %s "$p")" "$(md5sum <"$p" | cut -c1-32)" \
@@ -179,6 +181,7 @@ fs_tree_sum() {
 		fi
 	done)
 }
+
 # fs_pid MOUNTPOINT: the pid of the cairnfs that fs_mount started on it.
 fs_pid() {
 	_c=$(awk -v m="$1" '$1 == m { c = $2 } END { print c }' "$TMP/fs-mounts" 2>/dev/null)

@@ -89,6 +89,20 @@ check "with no GET of data" test "$(get_data count)" -le 0
 check "status: nothing dirty after it" test "$(status_field "$D/mnt" dirty.files)" -eq 0
 "$CAIRN" snapshot --mount "$D/mnt" --json >"$D/snap2"
 check "a snapshot with no change reads nothing" grep -q '"files_read": *0' "$D/snap2"
+check "cairn status without --mount lists the mount" sh -c '"$1" status | grep -q "^$2: workspace"' \
+	_ "$CAIRN" "$D/mnt"
+mkfifo "$D/mnt/made/fifo"
+mknod "$D/mnt/made/null" c 1 3
+ln "$D/mnt/new.txt" "$D/mnt/made/new.link"
+setfattr -n user.k -v v "$D/mnt/made"
+chmod 1777 "$D/mnt/made"
+"$CAIRN" snapshot --mount "$D/mnt" -q
+rm -rf "$D/rsp"
+"$CAIRN" restore -q latest "$D/rsp"
+check "a live snapshot keeps fifos, devices, hard links, dir modes and xattrs" sh -c '
+	test -p "$1/made/fifo" && test -c "$1/made/null" &&
+	test "$(stat -c %h "$1/new.txt")" = 2 && test "$(stat -c %a "$1/made")" = 1777 &&
+	test "$(getfattr --only-values -n user.k "$1/made" 2>/dev/null)" = v' _ "$D/rsp"
 fs_tree_sum "$D/mnt" >"$D/want2"
 
 # a writer appends records, another rewrites a file in place, while
@@ -164,6 +178,13 @@ check "identical tree and bytes" cmp -s "$D/want3" "$D/got3" ||
 	diag "$(diff "$D/want3" "$D/got3" | head -20)"
 check "hydrate --wait" "$CAIRN" hydrate --mount "$D/mnt" --wait -q
 check "its unmount is clean" fs_umount "$D/mnt"
+first=$("$CAIRN" ls --json | head -1 | sed 's/.*"id": *"\([0-9a-f]\{8\}\).*/\1/')
+check "--snapshot PREFIX mounts an older snapshot on a new cache" \
+	fs_mount "$D/mnt" "$D/c-old" "noprefetch,snapshot=$first"
+fs_tree_sum "$D/mnt" >"$D/got-old"
+check "showing that snapshot's tree" cmp -s "$D/want" "$D/got-old" ||
+	diag "$(diff "$D/want" "$D/got-old" | head)"
+check "c-old: unmount" fs_umount "$D/mnt"
 
 # --- a warm cache behind the head ----------------------------------------
 check "cache 1 resumes" fs_mount "$D/mnt" "$D/c1" noprefetch
