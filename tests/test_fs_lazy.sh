@@ -105,6 +105,21 @@ check "a live snapshot keeps fifos, devices, hard links, dir modes and xattrs" s
 	test "$(getfattr --only-values -n user.k "$1/made" 2>/dev/null)" = v' _ "$D/rsp"
 fs_tree_sum "$D/mnt" >"$D/want2"
 
+# the agent-config root: named paths, kept when a snapshot names none
+mkdir -p "$D/home/.claude/projects"
+echo '{"token": "x"}' >"$D/home/.claude/.credentials.json"
+chmod 600 "$D/home/.claude/.credentials.json"
+echo '{"onboarded": true}' >"$D/home/.claude.json"
+check "a snapshot with an agent-config file set" "$CAIRN" snapshot --mount "$D/mnt" -q \
+	--agent-config "$D/home/.claude" --agent-config "$D/home/.claude.json"
+"$CAIRN" snapshot --mount "$D/mnt" -q
+rm -rf "$D/ac"
+"$CAIRN" restore -q --root agent-config latest "$D/ac"
+check "the next snapshot keeps it, modes included" sh -c '
+	cmp -s "$1/.claude.json" "$2/.claude.json" &&
+	test "$(stat -c %a "$2/.claude/.credentials.json")" = 600 && test -d "$2/.claude/projects"' \
+	_ "$D/home" "$D/ac"
+
 # a writer appends records, another rewrites a file in place, while
 # snapshots are taken; each snapshot holds whole records and one version
 rm -f "$D/stop"
