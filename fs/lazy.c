@@ -360,21 +360,33 @@ static void check_disk(struct fs *fs)
 		evict_lru(fs, DISK_RESERVE - avail + DISK_RESERVE);
 }
 
-/* ---- the prefetcher ---- */
+/* ---- the prefetcher ----
+ *
+ * It works pack by pack, not file by file: a plan lists the missing chunks
+ * of up to PLAN_FILES partial files (smallest files first) with the pack
+ * and offset of each; the packs are then fetched in the order of the
+ * smallest file each serves, each in coalesced range GETs, and every chunk
+ * goes to every file that needs it.  A node_modules of thousands of small
+ * files costs about one GET per pack.  Chunks are claimed (present = 1)
+ * only while their pack is being fetched, so a read never waits behind
+ * the plan, and the prefetcher pauses while any read waits on the store.
+ */
 
-#define BATCH_BYTES (64u << 20)		/* chunks fetched per batch, at most */
+#define PLAN_FILES 4096
+#define PLAN_BYTES (256ull << 20)
 #define COALESCE_GAP (1u << 20)		/* one GET across gaps up to this */
 
-/* One chunk the prefetcher fetches. */
 struct pf_need {
 	struct fs_inode *in;
+	struct fs_content *c;		/* in->content when planned */
 	size_t chunk;
+	uint64_t prio;			/* the size of the file: small first */
 	char pack[PACK_NAME_SIZE];
 	struct pack_entry e;
-	int ok;
+	int state;			/* 0 planned, 1 claimed, 2 fetched */
 };
 
-static int cmp_need(const void *a, const void *b)
+static int cmp_pack(const void *a, const void *b)
 {
 	const struct pf_need *x = a, *y = b;
 	int c = strcmp(x->pack, y->pack);
@@ -384,21 +396,58 @@ static int cmp_need(const void *a, const void *b)
 	return x->e.offset < y->e.offset ? -1 : x->e.offset > y->e.offset;
 }
 
-/* Fetches needs[i..j) (one pack, by offset) in coalesced range GETs. */
-static void fetch_run(struct fs *fs, struct pf_need *needs, size_t i, size_t j, struct buf *range,
-		      struct buf *plain)
+struct pf_pack {
+	size_t first, end;		/* needs[first..end) */
+	uint64_t prio;
+};
+
+static int cmp_prio(const void *a, const void *b)
+{
+	const struct pf_pack *x = a, *y = b;
+
+	return x->prio < y->prio ? -1 : x->prio > y->prio;
+}
+
+/* Writes one fetched chunk into the file's cache file. */
+static int write_chunk(struct fs *fs, const struct pf_need *nd, const struct buf *plain)
+{
+	char name[40];
+	struct stat st;
+	int fd, rc = 0;
+
+	fs_data_name(nd->in->ino, name);
+	fd = openat(fs->data_fd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < nd->in->size &&
+	    ftruncate(fd, (off_t)nd->in->size))
+		rc = -errno;
+	if (!rc)
+		rc = fsu_pwrite_all(fd, plain->data, plain->len, (off_t)nd->c->off[nd->chunk]);
+	close(fd);
+	return rc;
+}
+
+/* Fetches the claimed needs of one pack, needs[i..j) by offset. */
+static void fetch_pack(struct fs *fs, struct pf_need *needs, size_t i, size_t j, struct buf *range,
+		       struct buf *plain)
 {
 	while (i < j) {
-		uint64_t start = needs[i].e.offset, end = start + needs[i].e.ref.length;
-		size_t k = i + 1;
+		uint64_t start, end;
+		size_t k;
 		int rc;
 
-		while (k < j && needs[k].e.offset <= end + COALESCE_GAP) {
+		if (needs[i].state != 1) {
+			i++;
+			continue;
+		}
+		start = needs[i].e.offset;
+		end = start + needs[i].e.ref.length;
+		for (k = i + 1; k < j && needs[k].e.offset <= end + COALESCE_GAP; k++) {
 			uint64_t e = needs[k].e.offset + needs[k].e.ref.length;
 
-			if (e > end)
+			if (needs[k].state == 1 && e > end)
 				end = e;
-			k++;
 		}
 		while (__atomic_load_n(&fs->fg_fetches, __ATOMIC_RELAXED) &&
 		       !__atomic_load_n(&fs->stopping, __ATOMIC_RELAXED))
@@ -408,104 +457,74 @@ static void fetch_run(struct fs *fs, struct pf_need *needs, size_t i, size_t j, 
 		if (!rc && range->len != end - start)
 			rc = err_set(-EBADMSG, "%s: shorter than the index says", needs[i].pack);
 		if (rc)
-			log_info("prefetch: %s (the files are fetched one by one instead)", err_msg());
+			log_info("prefetch: %s (those files are fetched one by one instead)", err_msg());
 		for (size_t n = i; !rc && n < k; n++) {
 			struct pf_need *nd = &needs[n];
-			const struct fs_content *c = nd->in->content;
 
-			buf_reset(plain);
-			if (blob_decode(fs->repo->ring, &nd->e.ref, range->data + (nd->e.offset - start),
-					nd->e.ref.length, plain) == 0 &&
-			    plain->len == c->off[nd->chunk + 1] - c->off[nd->chunk] &&
-			    fsu_pwrite_all(nd->in->fd, plain->data, plain->len, (off_t)c->off[nd->chunk]) == 0)
-				nd->ok = 1;
+			if (nd->state != 1 || nd->e.offset + nd->e.ref.length > end)
+				continue;
+			/* the same blob at several places is decoded once */
+			if (n == i || memcmp(nd->e.ref.id, needs[n - 1].e.ref.id, KEYS_BLOB_ID_LEN) ||
+			    needs[n - 1].state != 2) {
+				buf_reset(plain);
+				if (blob_decode(fs->repo->ring, &nd->e.ref, range->data + (nd->e.offset - start),
+						nd->e.ref.length, plain))
+					continue;
+			}
+			if (plain->len == nd->c->off[nd->chunk + 1] - nd->c->off[nd->chunk] &&
+			    write_chunk(fs, nd, plain) == 0)
+				nd->state = 2;
 		}
 		i = k;
 	}
 }
 
-/* Fetches the missing chunks of the partial files inos, pack by pack, so
- * that thousands of small files cost a few GETs.  Caller holds lock;
- * it is dropped while fetching.  Returns the chunks fetched. */
-static size_t prefetch_batch(struct fs *fs, const uint64_t *inos, size_t n)
+/* Claims the chunks of needs[i..j) that are still missing (caller holds
+ * lock).  Returns how many. */
+static size_t claim(struct pf_need *needs, size_t i, size_t j)
 {
-	struct pf_need *needs = NULL;
-	struct fs_inode **held = xcalloc(n ? n : 1, sizeof(*held));
-	struct buf range = BUF_INIT, plain = BUF_INIT;
-	size_t nneeds = 0, cap = 0, nheld = 0, fetched = 0;
-	uint64_t bytes = 0, got = 0;
+	size_t n = 0;
 
-	pthread_rwlock_rdlock(&fs->idx_lock);
-	for (size_t f = 0; f < n && bytes < BATCH_BYTES; f++) {
-		int rc;
-		struct fs_inode *in = fs_inode_get(fs, inos[f], &rc);
-		struct fs_content *c;
-		struct stat st;
-		int fd;
+	for (; i < j; i++) {
+		struct pf_need *nd = &needs[i];
 
-		if (!in || !(in->state & FS_ST_PARTIAL) || fs_content_load(fs, in))
+		nd->state = 0;
+		if (!(nd->in->state & FS_ST_PARTIAL) || nd->in->content != nd->c ||
+		    nd->c->present[nd->chunk] != 0)
 			continue;
-		fd = fs_fd_acquire(fs, in, 1);
-		if (fd < 0)
-			continue;
-		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < in->size &&
-		    ftruncate(fd, (off_t)in->size)) {
-			fs_fd_release(fs, in);
-			continue;
-		}
-		held[nheld++] = in;
-		c = in->content;
-		for (size_t i = 0; i < c->n; i++) {
-			struct index_entry ent;
+		nd->c->present[nd->chunk] = 1;
+		nd->state = 1;
+		n++;
+	}
+	return n;
+}
 
-			if (c->present[i] != 0 || index_lookup(fs->idx, c->ids[i], &ent))
-				continue;
-			if (nneeds == cap) {
-				cap = cap ? cap * 2 : 256;
-				needs = xrealloc(needs, cap * sizeof(*needs));
-			}
-			memset(&needs[nneeds], 0, sizeof(needs[nneeds]));
-			needs[nneeds].in = in;
-			needs[nneeds].chunk = i;
-			snprintf(needs[nneeds].pack, PACK_NAME_SIZE, "%s", ent.pack);
-			needs[nneeds].e = ent.e;
-			nneeds++;
-			c->present[i] = 1;
-			bytes += c->off[i + 1] - c->off[i];
+/* Marks what one pack brought (caller holds lock); returns its bytes. */
+static uint64_t settle(struct fs *fs, struct pf_need *needs, size_t i, size_t j)
+{
+	uint64_t got = 0;
+
+	for (size_t n = i; n < j; n++) {
+		struct pf_need *nd = &needs[n];
+
+		if (!nd->state)
+			continue;
+		nd->c->present[nd->chunk] = nd->state == 2 ? 2 : 0;
+		if (nd->state == 2) {
+			nd->c->missing--;
+			got += nd->c->off[nd->chunk + 1] - nd->c->off[nd->chunk];
 		}
 	}
-	pthread_rwlock_unlock(&fs->idx_lock);
-	pthread_mutex_unlock(&fs->lock);
+	for (size_t n = i; n < j; n++) {
+		struct fs_inode *in = needs[n].in;
 
-	if (nneeds > 1)
-		qsort(needs, nneeds, sizeof(*needs), cmp_need);
-	for (size_t i = 0; i < nneeds && !__atomic_load_n(&fs->stopping, __ATOMIC_RELAXED);) {
-		size_t j = i + 1;
-
-		while (j < nneeds && !strcmp(needs[j].pack, needs[i].pack))
-			j++;
-		fetch_run(fs, needs, i, j, &range, &plain);
-		i = j;
-	}
-
-	pthread_mutex_lock(&fs->lock);
-	for (size_t i = 0; i < nneeds; i++) {
-		struct fs_content *c = needs[i].in->content;
-
-		c->present[needs[i].chunk] = needs[i].ok ? 2 : 0;
-		if (needs[i].ok) {
-			c->missing--;
-			fetched++;
-			got += c->off[needs[i].chunk + 1] - c->off[needs[i].chunk];
-		}
-	}
-	for (size_t f = 0; f < nheld; f++) {
-		struct fs_inode *in = held[f];
-
+		if (!needs[n].state || in->content != needs[n].c)
+			continue;	/* not claimed, or settled already */
 		if (!in->content->missing) {
 			in->state &= ~(uint32_t)FS_ST_PARTIAL;
 			in->blocks_stale = 1;
 		}
+		in->used = now_sec();
 		if (fs_content_save_present(fs, in))
 			log_error("%s", err_msg());
 		if (!in->content->missing) {
@@ -513,12 +532,83 @@ static size_t prefetch_batch(struct fs *fs, const uint64_t *inos, size_t n)
 			in->content = NULL;
 		}
 		fs_inode_dirty(fs, in);
-		fs_fd_release(fs, in);
 	}
-	fs->cache_used += got;
-	__atomic_add_fetch(&fs->fetched_bytes, got, __ATOMIC_RELAXED);
-	pthread_cond_broadcast(&fs->fetch_cond);
+	return got;
+}
+
+/* One plan (see above).  Caller holds lock; it is dropped while fetching.
+ * Returns the chunks fetched. */
+static size_t prefetch_plan(struct fs *fs, const uint64_t *inos, size_t n)
+{
+	struct pf_need *needs = NULL;
+	struct pf_pack *packs = NULL;
+	struct fs_inode **held = xcalloc(n ? n : 1, sizeof(*held));
+	struct buf range = BUF_INIT, plain = BUF_INIT;
+	size_t nneeds = 0, cap = 0, nheld = 0, npacks = 0, fetched = 0;
+	uint64_t bytes = 0;
+
+	pthread_rwlock_rdlock(&fs->idx_lock);
+	for (size_t f = 0; f < n && bytes < PLAN_BYTES; f++) {
+		int rc;
+		struct fs_inode *in = fs_inode_get(fs, inos[f], &rc);
+
+		if (!in || !(in->state & FS_ST_PARTIAL) || fs_content_load(fs, in))
+			continue;
+		in->nlookup++;		/* held in the table until the plan ends */
+		held[nheld++] = in;
+		for (size_t i = 0; i < in->content->n; i++) {
+			struct index_entry ent;
+
+			if (in->content->present[i] != 0 || index_lookup(fs->idx, in->content->ids[i], &ent))
+				continue;
+			if (nneeds == cap) {
+				cap = cap ? cap * 2 : 1024;
+				needs = xrealloc(needs, cap * sizeof(*needs));
+			}
+			needs[nneeds] = (struct pf_need){ .in = in, .c = in->content, .chunk = i,
+							  .prio = in->size, .e = ent.e };
+			snprintf(needs[nneeds].pack, PACK_NAME_SIZE, "%s", ent.pack);
+			nneeds++;
+			bytes += in->content->off[i + 1] - in->content->off[i];
+		}
+	}
+	pthread_rwlock_unlock(&fs->idx_lock);
+	if (nneeds > 1)
+		qsort(needs, nneeds, sizeof(*needs), cmp_pack);
+	for (size_t i = 0; i < nneeds;) {
+		size_t j = i;
+		uint64_t prio = UINT64_MAX;
+
+		for (; j < nneeds && !strcmp(needs[j].pack, needs[i].pack); j++)
+			prio = needs[j].prio < prio ? needs[j].prio : prio;
+		packs = xrealloc(packs, (npacks + 1) * sizeof(*packs));
+		packs[npacks++] = (struct pf_pack){ i, j, prio };
+		i = j;
+	}
+	if (npacks > 1)
+		qsort(packs, npacks, sizeof(*packs), cmp_prio);
+
+	for (size_t p = 0; p < npacks && !fs->stopping; p++) {
+		uint64_t got;
+
+		if (!claim(needs, packs[p].first, packs[p].end))
+			continue;
+		pthread_mutex_unlock(&fs->lock);
+		fetch_pack(fs, needs, packs[p].first, packs[p].end, &range, &plain);
+		pthread_mutex_lock(&fs->lock);
+		got = settle(fs, needs, packs[p].first, packs[p].end);
+		for (size_t k = packs[p].first; k < packs[p].end; k++)
+			fetched += needs[k].state == 2;
+		fs->cache_used += got;
+		__atomic_add_fetch(&fs->fetched_bytes, got, __ATOMIC_RELAXED);
+		pthread_cond_broadcast(&fs->fetch_cond);
+	}
+	for (size_t f = 0; f < nheld; f++) {
+		held[f]->nlookup--;
+		fs_inode_maybe_drop(fs, held[f]);
+	}
 	free(needs);
+	free(packs);
 	free(held);
 	buf_free(&range);
 	buf_free(&plain);
@@ -545,7 +635,7 @@ static size_t next_partial(struct fs *fs, uint64_t *inos, size_t max)
 static void *lazy_main(void *arg)
 {
 	struct fs *fs = arg;
-	uint64_t inos[128];
+	uint64_t *inos = xmalloc(PLAN_FILES * sizeof(*inos));
 	unsigned ticks = 0;
 
 	pthread_mutex_lock(&fs->lock);
@@ -556,8 +646,8 @@ static void *lazy_main(void *arg)
 		if (++ticks % 10 == 0)
 			check_disk(fs);
 		if (fs->prefetch && (!fs->cache_limit || fs->cache_used < fs->cache_limit / 10 * 8))
-			n = next_partial(fs, inos, sizeof(inos) / sizeof(inos[0]));
-		if (n && !fs->cache_limit && prefetch_batch(fs, inos, n))
+			n = next_partial(fs, inos, PLAN_FILES);
+		if (n && !fs->cache_limit && prefetch_plan(fs, inos, n))
 			continue;	/* and the next batch; what it missed goes one by one */
 		for (size_t i = 0; i < n && !fs->stopping; i++) {
 			int rc;
@@ -573,10 +663,11 @@ static void *lazy_main(void *arg)
 			pthread_mutex_lock(&fs->lock);
 			in->nlookup--;
 			fs_inode_maybe_drop(fs, in);
-			if (rc)
+			if (rc) {
 				failed++;
-			else
-				fetched++;
+				break;	/* the store fails: not thousands of times */
+			}
+			fetched++;
 		}
 		if (n && !failed)
 			continue;	/* more to do, at once */
@@ -594,6 +685,7 @@ static void *lazy_main(void *arg)
 		(void)fetched;
 	}
 	pthread_mutex_unlock(&fs->lock);
+	free(inos);
 	return NULL;
 }
 
