@@ -420,9 +420,14 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 out:
 	if (rc)
 		fprintf(stderr, "cairnfs: %s\n", err_msg());
+	/* The mount goes first: closing /dev/fuse aborts the connection, so a
+	 * snapshot under way that waits on the kernel (a flush through the
+	 * mountpoint) gets ENOTCONN instead of waiting for workers that are
+	 * gone; it then finishes from the cache files. */
 	if (fs_opened) {
-		fs_ctl_stop(&fs);	/* a snapshot under way ends first */
-		fs_lazy_stop(&fs);
+		pthread_mutex_lock(&fs.lock);
+		fs.mountpoint = NULL;
+		pthread_mutex_unlock(&fs.lock);
 	}
 	if (se) {
 		if (mounted)
@@ -431,6 +436,8 @@ out:
 		fuse_session_destroy(se);
 	}
 	if (fs_opened) {
+		fs_ctl_stop(&fs);	/* a snapshot under way ends first */
+		fs_lazy_stop(&fs);
 		fs_close(&fs);
 		index_free(fs.idx);
 	}

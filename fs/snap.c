@@ -123,14 +123,25 @@ static int view_content(struct snapwalk *w, uint64_t ino, struct tree_entry *e)
 
 /* Has the kernel write back its cached writes of the file being walked
  * (through the mount, from this thread, which serves no FUSE request). */
+static const char *mountpoint_of(struct fs *fs)
+{
+	const char *m;
+
+	pthread_mutex_lock(&fs->lock);
+	m = fs->mountpoint;	/* NULL once unmounting: no more flushes */
+	pthread_mutex_unlock(&fs->lock);
+	return m;
+}
+
 static void flush_file(struct snapwalk *w)
 {
+	const char *m = mountpoint_of(w->fs);
 	char *path;
 	int fd;
 
-	if (!w->fs->mountpoint)
+	if (!m)
 		return;
-	path = xasprintf("%s%s", w->fs->mountpoint, buf_str(&w->path));
+	path = xasprintf("%s%s", m, buf_str(&w->path));
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd >= 0) {
 		if (sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
@@ -455,14 +466,14 @@ static void close_view(struct snapwalk *w)
  * is not serving FUSE requests, so the workers answer them). */
 static void flush_kernel(struct fs *fs)
 {
+	const char *m = mountpoint_of(fs);
 	int fd;
 
-	if (!fs->mountpoint)
+	if (!m)
 		return;
-	fd = open(fs->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(m, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || syncfs(fd))
-		log_warn("snapshot: cannot flush the kernel's cache of %s: %s", fs->mountpoint,
-			 strerror(errno));
+		log_warn("snapshot: cannot flush the kernel's cache of %s: %s", m, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 }

@@ -181,7 +181,23 @@ check "the next snapshot completes" "$CAIRN" snapshot --mount "$D/mnt" -q
 rm -rf "$D/rk9"
 "$CAIRN" restore -q latest "$D/rk9"
 check "and restores it" test "$(md5sum <"$D/rk9/bulk")" = "$md5_bulk"
-rm "$D/mnt/bulk"
+# SIGTERM while a snapshot runs: the daemon exits, the snapshot ends whole
+head -c 40000000 /dev/urandom >"$D/mnt/bulk2"
+pid=$(fs_pid "$D/mnt")
+"$CAIRN" snapshot --mount "$D/mnt" -q >/dev/null 2>&1 & snap=$!; bg_track $snap
+i=0
+while [ $i -lt 50 ] && [ "$(status_field "$D/mnt" snapshot_running)" != true ]; do
+	sleep 0.02; i=$((i + 1))
+done
+kill -TERM "$pid"
+i=0
+while [ $i -lt 300 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+check "SIGTERM during a snapshot: cairnfs exits" sh -c '! kill -0 "$1" 2>/dev/null' _ "$pid"
+bg_wait $snap
+fs_force_umount "$D/mnt"
+check "and the repository is clean" "$CAIRN" check -q
+check "the cache mounts again after it" fs_mount "$D/mnt" "$D/c1" noprefetch
+rm "$D/mnt/bulk" "$D/mnt/bulk2"
 "$CAIRN" snapshot --mount "$D/mnt" -q
 fs_tree_sum "$D/mnt" >"$D/want3"
 check "unmount after the kill" fs_umount "$D/mnt"

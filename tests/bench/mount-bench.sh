@@ -78,11 +78,11 @@ fi
 files=$(find "$ws" -type f | wc -l)
 dirs=$(find "$ws" -type d | wc -l)
 bytes=$(du -sb "$ws" | cut -f1)
-small_file=$(find "$ws" -type f -size +20k -size -100k -path '*src*' | LC_ALL=C sort | head -1)
-big_file=$(find "$ws" -type f -size +1M -size -8M | LC_ALL=C sort | head -1)
-[ -n "$small_file" ] || small_file=$(find "$ws" -type f -size +1k | LC_ALL=C sort | head -1)
-[ -n "$big_file" ] || big_file=$(find "$ws" -type f | LC_ALL=C sort | tail -1)
-mapfile -t touch_files < <(find "$ws" -type f -name '*.js' -path '*src*' | LC_ALL=C sort | head -20)
+small_file=$(find "$ws" -type f -size +20k -size -100k -path '*src*' | LC_ALL=C sort | sed -n 1p)
+big_file=$(find "$ws" -type f -size +1M -size -8M | LC_ALL=C sort | sed -n 1p)
+[ -n "$small_file" ] || small_file=$(find "$ws" -type f -size +1k | LC_ALL=C sort | sed -n 1p)
+[ -n "$big_file" ] || big_file=$(find "$ws" -type f | LC_ALL=C sort | sed -n '$p')
+mapfile -t touch_files < <(find "$ws" -type f -name '*.js' -path '*src*' | LC_ALL=C sort | sed -n 1,20p)
 s3tls_cert "$work/cert"
 
 # step NAME SECONDS REQUESTS BYTES: one figure of one run
