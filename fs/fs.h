@@ -110,6 +110,8 @@ struct fs {
 	unsigned fg_fetches;		/* reads waiting on the store (atomic) */
 	uint64_t fetch_errors;		/* (atomic) */
 	uint64_t fetched_bytes;		/* (atomic) */
+	pid_t snap_tid;			/* the thread of a live snapshot's flushes:
+					 * its fsyncs only write back (atomic) */
 	int changed;			/* local changes since the base snapshot */
 	uint64_t change_seq;		/* bumped by every change (with lock) */
 	/* the prefetcher (lazy.c) and the evictor */

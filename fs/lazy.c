@@ -87,53 +87,24 @@ static int fetch_chunk(struct fs *fs, const struct fs_content *c, size_t i, int 
 	return rc;
 }
 
-int fs_lazy_ensure(struct fs *fs, struct fs_inode *in, uint64_t off, uint64_t len, int background)
+/* Fetches the chunks mine[0..n) of in, which the caller claimed (present
+ * = 1), and marks them.  Called and returns with fs->lock held; drops it
+ * while fetching.  Returns 0 or -EIO (logged, with the object). */
+static int fetch_claimed(struct fs *fs, struct fs_inode *in, struct fs_content *c,
+			 const size_t *mine, size_t n, int background)
 {
 	struct buf plain = BUF_INIT;
-	struct fs_content *c;
-	size_t lo, hi, *mine = NULL, nmine = 0, done = 0;
-	uint64_t end, got = 0;
-	int fd = -1, rc = 0, waited;
+	uint64_t got = 0;
+	size_t done = 0;
+	int fd, rc = 0;
 
-	pthread_mutex_lock(&fs->lock);
-	for (;;) {
-		if (!(in->state & FS_ST_PARTIAL))
-			goto unlock;
-		rc = fs_content_load(fs, in);
-		if (rc)
-			goto unlock;
-		c = in->content;
-		end = in->size;
-		if (len != UINT64_MAX && len <= UINT64_MAX - off && off + len < end)
-			end = off + len;
-		if (off >= end)
-			goto unlock;
-		chunk_range(c, off, end, &lo, &hi);
-		waited = 0;
-		mine = xrealloc(mine, (hi - lo + 1) * sizeof(*mine));
-		nmine = 0;
-		for (size_t i = lo; i < hi; i++) {
-			if (c->present[i] == 1)
-				waited = 1;
-			else if (c->present[i] == 0) {
-				c->present[i] = 1;
-				mine[nmine++] = i;
-			}
-		}
-		if (nmine || !waited)
-			break;
-		/* another request is fetching what this one needs */
-		pthread_cond_wait(&fs->fetch_cond, &fs->lock);
-	}
-	if (!nmine)
-		goto unlock;
 	fd = fs_fd_acquire(fs, in, 1);	/* which also keeps it from eviction */
 	if (fd < 0)
 		rc = err_set(fd, "cannot open the cache file of inode %llu in %s/data: %s",
 			     (unsigned long long)in->ino, fs->cache_dir, strerror(-fd));
 	else	/* room, evicting others; a read goes on past the limit when
 		 * nothing is left to evict (the limit binds changes, not reads) */
-		fs_cache_reserve(fs, (c->off[hi] - c->off[lo]));
+		fs_cache_reserve(fs, c->off[mine[n - 1] + 1] - c->off[mine[0]]);
 	pthread_mutex_unlock(&fs->lock);
 
 	if (!rc) {
@@ -147,14 +118,14 @@ int fs_lazy_ensure(struct fs *fs, struct fs_inode *in, uint64_t off, uint64_t le
 	}
 	if (!background)
 		__atomic_add_fetch(&fs->fg_fetches, 1, __ATOMIC_RELAXED);
-	while (!rc && done < nmine) {
+	while (!rc && done < n) {
 		while (background && __atomic_load_n(&fs->fg_fetches, __ATOMIC_RELAXED) &&
 		       !__atomic_load_n(&fs->stopping, __ATOMIC_RELAXED))
 			usleep(2000);	/* reads first */
 		rc = fetch_chunk(fs, c, mine[done], fd, &plain);
 		if (!rc) {
 			got += plain.len;
-			done++;		/* chunks [0, done) of mine are local */
+			done++;		/* chunks mine[0..done) are local */
 		}
 	}
 	if (!background)
@@ -162,20 +133,17 @@ int fs_lazy_ensure(struct fs *fs, struct fs_inode *in, uint64_t off, uint64_t le
 	if (rc) {
 		__atomic_add_fetch(&fs->fetch_errors, 1, __ATOMIC_RELAXED);
 		log_error("cannot fetch data of inode %llu (bytes %llu..%llu): %s",
-			  (unsigned long long)in->ino, (unsigned long long)off,
-			  (unsigned long long)end, err_msg());
+			  (unsigned long long)in->ino, (unsigned long long)c->off[mine[0]],
+			  (unsigned long long)c->off[mine[n - 1] + 1], err_msg());
 		rc = -EIO;
 	}
 	__atomic_add_fetch(&fs->fetched_bytes, got, __ATOMIC_RELAXED);
+	buf_free(&plain);
 
 	pthread_mutex_lock(&fs->lock);
-	for (size_t k = 0; k < nmine; k++) {
-		if (k < done) {
-			c->present[mine[k]] = 2;
-			c->missing--;
-		} else {
-			c->present[mine[k]] = 0;
-		}
+	for (size_t k = 0; k < n; k++) {
+		c->present[mine[k]] = k < done ? 2 : 0;
+		c->missing -= k < done;
 	}
 	fs->cache_used += got;
 	if (done) {
@@ -195,10 +163,52 @@ int fs_lazy_ensure(struct fs *fs, struct fs_inode *in, uint64_t off, uint64_t le
 	if (fd >= 0)
 		fs_fd_release(fs, in);
 	pthread_cond_broadcast(&fs->fetch_cond);
-unlock:
+	return rc;
+}
+
+int fs_lazy_ensure(struct fs *fs, struct fs_inode *in, uint64_t off, uint64_t len, int background)
+{
+	size_t *mine = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	/* until every chunk of the range is local: fetch what nobody is
+	 * fetching, wait for the rest (another request's fetch may also fail,
+	 * which leaves its chunks absent for this one to try) */
+	while (!rc && (in->state & FS_ST_PARTIAL)) {
+		struct fs_content *c;
+		size_t lo, hi, nmine = 0;
+		uint64_t end;
+		int waiting = 0;
+
+		rc = fs_content_load(fs, in);
+		if (rc)
+			break;
+		c = in->content;
+		end = in->size;
+		if (len != UINT64_MAX && len <= UINT64_MAX - off && off + len < end)
+			end = off + len;
+		if (off >= end)
+			break;
+		chunk_range(c, off, end, &lo, &hi);
+		mine = xrealloc(mine, (hi - lo + 1) * sizeof(*mine));
+		for (size_t i = lo; i < hi; i++) {
+			if (c->present[i] == 1) {
+				waiting = 1;
+			} else if (c->present[i] == 0) {
+				c->present[i] = 1;
+				mine[nmine++] = i;
+			}
+		}
+		if (nmine)
+			rc = fetch_claimed(fs, in, c, mine, nmine, background);
+		else if (waiting)
+			pthread_cond_wait(&fs->fetch_cond, &fs->lock);
+		else
+			break;	/* all local */
+	}
 	pthread_mutex_unlock(&fs->lock);
 	free(mine);
-	buf_free(&plain);
 	return rc;
 }
 

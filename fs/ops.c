@@ -1056,8 +1056,13 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	struct fs *fs = req_fs(req);
 	struct io io;
-	int rc = io_begin(fs, ino, fi, IO_SYNC, 0, 0, &io);
+	int rc;
 
+	if (fuse_req_ctx(req)->pid == __atomic_load_n(&fs->snap_tid, __ATOMIC_RELAXED)) {
+		fuse_reply_err(req, 0);	/* a live snapshot's flush (snap.c) */
+		return;
+	}
+	rc = io_begin(fs, ino, fi, IO_SYNC, 0, 0, &io);
 	if (rc) {
 		reply_sqlite_err(req, rc);
 		return;

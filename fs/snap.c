@@ -17,8 +17,9 @@
  * every write or truncate of it from then on lowers in->wmin to the first
  * byte below S it really changes (a write under way when reading began
  * counts as byte 0).  The kernel is then made to write back what it still
- * caches of the file, so those writes are seen too, and bytes [0, S) are
- * read.  When no change reached below S, what was read is the file as it
+ * caches of the file, under the file's inode lock, so those writes are
+ * seen too and a write(2) the kernel had written back only in part is
+ * finished and seen, and bytes [0, S) are read.  When no change reached below S, what was read is the file as it
  * was when armed (an append since then is left for the next snapshot);
  * otherwise it is read again, and after three tries it keeps the content
  * of its previous snapshot (or, new, is left out) and stays dirty for the
@@ -133,6 +134,11 @@ static const char *mountpoint_of(struct fs *fs)
 	return m;
 }
 
+/* Makes the kernel write back what it caches of the file being read.  An
+ * fsync, not sync_file_range: it holds the inode lock, so it waits for a
+ * write(2) under way to be wholly in the page cache and then writes it
+ * back, and no write is ever seen half; op_fsync knows this thread and
+ * spends no disk flush on it. */
 static void flush_file(struct snapwalk *w)
 {
 	const char *m = mountpoint_of(w->fs);
@@ -144,8 +150,8 @@ static void flush_file(struct snapwalk *w)
 	path = xasprintf("%s%s", m, buf_str(&w->path));
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd >= 0) {
-		if (sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-				    SYNC_FILE_RANGE_WAIT_AFTER))
+		__atomic_store_n(&w->fs->snap_tid, gettid(), __ATOMIC_RELAXED);
+		if (fsync(fd))
 			log_info("snapshot: cannot flush %s: %s", path, strerror(errno));
 		close(fd);
 	}

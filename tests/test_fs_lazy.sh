@@ -44,6 +44,26 @@ check "a snapshot of a plain dir" "$CAIRN" snapshot -q "$D/src"
 fs_tree_sum "$D/src" >"$D/want"
 meta_sum "$D/src" >"$D/want-meta"
 
+# two first reads of one lazy file: one fetches chunk 0 (its GET held back
+# 1.5 s by the proxy); the other reads the page across the end of chunk 0,
+# so it needs chunk 0 too and must wait for it rather than serve a hole
+fs_mount "$D/mnt2" "$D/cpar" noprefetch
+ino=$(stat -c %i "$D/mnt2/big")
+le=$(sqlite3 "$D/cpar/meta.db" "SELECT hex(substr(sizes, 1, 4)) FROM content WHERE ino = $ino")
+be=$(echo "$le" | sed 's/\(..\)\(..\)\(..\)\(..\)/\4\3\2\1/')
+pg=$((0x$be / 4096))	# the page holding the end of chunk 0 (sizes: LE32 each)
+s3_ctl POST "/__proxy/fault?kind=delay:1500&count=1&method=GET&key=data/" >/dev/null
+dd if="$D/mnt2/big" of=/dev/null bs=4096 count=1 2>/dev/null &
+first=$!
+sleep 0.4
+dd if="$D/mnt2/big" of="$D/page-got" bs=4096 skip=$pg count=1 2>/dev/null
+dd if="$D/src/big" of="$D/page-want" bs=4096 skip=$pg count=1 2>/dev/null
+wait $first	# by pid: the S3 server is a background job too
+check "a read across a chunk another read is fetching waits for it" cmp -s "$D/page-got" "$D/page-want"
+check "then the whole file reads right" cmp -s "$D/mnt2/big" "$D/src/big"
+fs_umount "$D/mnt2"
+s3_ctl POST /__proxy/reset >/dev/null
+
 # --- lazy mount: the tree first, data on read ------------------------------
 s3_ctl POST /__proxy/reset >/dev/null
 check "an empty cache mounts lazily" fs_mount "$D/mnt" "$D/c1" noprefetch
