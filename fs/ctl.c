@@ -138,19 +138,23 @@ static json_t *do_snapshot(struct fs *fs, json_t *req)
 {
 	struct fs_snap_opts o = { 0 };
 	struct fs_snap_result res;
-	const char **paths = NULL, **tags = NULL;
+	const char **paths = NULL, **tags = NULL, **excl = NULL;
 	ssize_t np = strings(json_object_get(req, "agent_config"), &paths);
 	ssize_t nt = strings(json_object_get(req, "tags"), &tags);
+	ssize_t nx = strings(json_object_get(req, "agent_config_exclude"), &excl);
 	json_t *r;
 	int rc;
 
-	if (np < 0 || nt < 0) {
+	if (np < 0 || nt < 0 || nx < 0) {
 		free(paths);
 		free(tags);
-		return fail("snapshot: agent_config and tags must be arrays of strings");
+		free(excl);
+		return fail("snapshot: agent_config, agent_config_exclude and tags must be arrays of strings");
 	}
 	o.agent_config = paths;
 	o.n_agent_config = (size_t)np;
+	o.agent_exclude = excl;
+	o.n_agent_exclude = (size_t)nx;
 	o.tags = tags;
 	o.ntags = (size_t)nt;
 	rc = fs_snapshot(fs, &o, &res);
@@ -177,6 +181,7 @@ static json_t *do_snapshot(struct fs *fs, json_t *req)
 	}
 	free(paths);
 	free(tags);
+	free(excl);
 	return r;
 }
 

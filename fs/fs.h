@@ -255,6 +255,8 @@ int fs_cache_reserve(struct fs *fs, uint64_t want);
 struct fs_snap_opts {
 	const char *const *agent_config;	/* paths: the agent-config root; NULL: the parent's */
 	size_t n_agent_config;
+	const char *const *agent_exclude;	/* patterns (snapshot.h) */
+	size_t n_agent_exclude;
 	const char *const *tags;
 	size_t ntags;
 	int no_head;		/* keep-local-as-snapshot: parent = base, head untouched */

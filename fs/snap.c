@@ -528,6 +528,10 @@ static int mark_clean(struct snapwalk *w, const struct snapshot_result *sr, uint
 int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_result *res)
 {
 	struct snapwalk w = { .fs = fs, .res = res };
+	struct snapshot_opts so = {
+		.tags = o->tags, .ntags = o->ntags,
+		.exclude = o->agent_exclude, .nexclude = o->n_agent_exclude,
+	};
 	struct snapshot_result sr;
 	uint8_t ws_root[TREE_ID_LEN], agent_root[TREE_ID_LEN];
 	const uint8_t *parent_agent;
@@ -538,7 +542,7 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
 	memset(res, 0, sizeof(*res));
 	memset(&sr, 0, sizeof(sr));
 	pthread_mutex_lock(&fs->snap_mutex);
-	rc = snapshot_job_begin(fs->repo, NULL, &w.job);
+	rc = snapshot_job_begin(fs->repo, &so, &w.job);
 	if (rc)
 		goto out;
 	w.st = snapshot_job_stats(w.job);

@@ -35,14 +35,17 @@ static void show_progress(const struct snapshot_progress *p, void *arg)
 
 /* `cairn snapshot --mount MOUNTPOINT`: asked of the mount's cairnfs. */
 static int snapshot_mount(struct cmd_common *c, const char *mount, const char **tags, size_t ntags,
-			  const char **agent, size_t nagent)
+			  const char **agent, size_t nagent, const char **excl, size_t nexcl)
 {
-	json_t *req = json_pack("{s:s, s:[], s:[]}", "op", "snapshot", "tags", "agent_config"), *r = NULL;
+	json_t *req = json_pack("{s:s, s:[], s:[], s:[]}", "op", "snapshot", "tags", "agent_config",
+				"agent_config_exclude"), *r = NULL;
 	char *ws = NULL, b1[32], b2[32];
 	int rc;
 
 	for (size_t i = 0; i < ntags; i++)
 		json_array_append_new(json_object_get(req, "tags"), json_string(tags[i]));
+	for (size_t i = 0; i < nexcl; i++)
+		json_array_append_new(json_object_get(req, "agent_config_exclude"), json_string(excl[i]));
 	for (size_t i = 0; i < nagent; i++) {
 		char *abs = realpath(agent[i], NULL);
 
@@ -83,7 +86,7 @@ static int snapshot_mount(struct cmd_common *c, const char *mount, const char **
 	return CMD_EXIT_OK;
 }
 
-enum { OPT_MOUNT = OPT_COMMON_LAST };
+enum { OPT_MOUNT = OPT_COMMON_LAST, OPT_EXCLUDE };
 
 static int cmd_snapshot_exec(int argc, char **argv)
 {
@@ -91,11 +94,12 @@ static int cmd_snapshot_exec(int argc, char **argv)
 		CMD_COMMON_LONGOPTS,
 		{ "tag", required_argument, NULL, 't' },
 		{ "agent-config", required_argument, NULL, 'a' },
+		{ "agent-config-exclude", required_argument, NULL, OPT_EXCLUDE },
 		{ "mount", required_argument, NULL, OPT_MOUNT },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *mount = NULL, **agent = NULL;
-	size_t nagent = 0;
+	const char *mount = NULL, **agent = NULL, **excl = NULL;
+	size_t nagent = 0, nexcl = 0;
 	struct cmd_common c = { 0 };
 	struct snapshot_opts so = { 0 };
 	struct snapshot_result res;
@@ -116,28 +120,39 @@ static int cmd_snapshot_exec(int argc, char **argv)
 			so.agent_config_dir = optarg;
 			agent = xrealloc(agent, (nagent + 1) * sizeof(*agent));
 			agent[nagent++] = optarg;
+		} else if (opt == OPT_EXCLUDE) {
+			excl = xrealloc(excl, (nexcl + 1) * sizeof(*excl));
+			excl[nexcl++] = optarg;
 		} else if (opt == OPT_MOUNT) {
 			mount = optarg;
 		} else {
 			free(tags);
 			free(agent);
+			free(excl);
 			return cmd_usage(&cmd_snapshot_entry);
 		}
 	}
 	so.tags = tags;
+	so.exclude = excl;
+	so.nexclude = nexcl;
 	if (mount && optind == argc) {
-		rc = snapshot_mount(&c, mount, tags, so.ntags, agent, nagent);
+		rc = snapshot_mount(&c, mount, tags, so.ntags, agent, nagent, excl, nexcl);
 		free(tags);
 		free(agent);
+		free(excl);
 		cmd_common_free(&c);
 		return rc;
 	}
-	if (optind + 1 != argc || mount || nagent > 1) {
+	if (optind + 1 != argc || mount || nagent > 1 || nexcl) {
 		free(tags);
 		free(agent);
+		free(excl);
 		return cmd_usage(&cmd_snapshot_entry);
 	}
 	free(agent);
+	free(excl);
+	so.exclude = NULL;
+	so.nexclude = 0;
 	rc = cmd_open_repo(&cmd_snapshot_entry, &c, &r);
 	if (rc) {
 		free(tags);
@@ -181,7 +196,8 @@ static int cmd_snapshot_exec(int argc, char **argv)
 const struct cmd_entry cmd_snapshot_entry = {
 	.name = "snapshot",
 	.usage = "DIR [--tag TAG]... [--agent-config DIR] " CMD_COMMON_USAGE
-		 " | --mount MOUNTPOINT [--tag TAG]... [--agent-config PATH]... [--json] [-q]",
+		 " | --mount MOUNTPOINT [--tag TAG]... [--agent-config PATH]..."
+		 " [--agent-config-exclude PATTERN]... [--json] [-q]",
 	.summary = "take an encrypted, deduplicated snapshot of a directory or of a live mount",
 	.exec = cmd_snapshot_exec,
 };

@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ struct walk {
 	struct record_stats st;
 	struct snapshot_progress prog;
 	const struct snapshot_opts *o;
+	size_t rel;			/* 0, or excludes apply: path + rel - 1 is "NAME/..." */
 	struct timespec last_progress;
 };
 
@@ -443,6 +445,17 @@ static int walk_entry(struct walk *w, int dirfd, const char *name, const struct 
 	return read_xattrs(w, -1, buf_str(&w->path), e);
 }
 
+/* Whether the entry at w->path is one the caller left out. */
+static int excluded(const struct walk *w)
+{
+	if (!w->rel)
+		return 0;
+	for (size_t i = 0; i < w->o->nexclude; i++)
+		if (fnmatch(w->o->exclude[i], buf_str(&w->path) + w->rel - 1, FNM_PATHNAME) == 0)
+			return 1;
+	return 0;
+}
+
 static int walk_dir(struct walk *w, int dirfd, const struct tree *parent,
 		    uint8_t id_out[KEYS_BLOB_ID_LEN])
 {
@@ -458,7 +471,7 @@ static int walk_dir(struct walk *w, int dirfd, const struct tree *parent,
 		memset(&e, 0, sizeof(e));
 		buf_setlen(&w->path, base);
 		buf_printf(&w->path, "/%s", names[i]);
-		rc = walk_entry(w, dirfd, names[i], parent, &e);
+		rc = excluded(w) ? -ENOENT : walk_entry(w, dirfd, names[i], parent, &e);
 		if (rc == -ENOENT) {
 			rc = 0;		/* vanished while we looked: it is not part of this snapshot */
 			err_clear();
@@ -744,6 +757,7 @@ int snapshot_job_paths(struct snapshot_job *j, const char *const *paths, size_t 
 		memset(&e, 0, sizeof(e));
 		buf_reset(&w->path);
 		buf_adds(&w->path, paths[i]);
+		w->rel = (size_t)(name - copy) + 1;	/* "NAME/..." */
 		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0) {
 			rc = err_set(-errno, "%s: cannot open: %s", dir, strerror(errno));
@@ -767,6 +781,7 @@ int snapshot_job_paths(struct snapshot_job *j, const char *const *paths, size_t 
 		rc = tree_encode(&t, &enc);
 	if (!rc)
 		rc = uploader_add(w->up, KEYS_BLOB_TREE, enc.data, enc.len, id_out);
+	w->rel = 0;
 	tree_free(&parent);
 	tree_free(&t);
 	buf_free(&enc);

@@ -21,6 +21,10 @@ struct snapshot_opts {
 	const char *agent_config_dir;	/* the agent-config root; NULL: empty */
 	const char *const *tags;
 	size_t ntags;
+	/* left out of the agent-config root: fnmatch(3) patterns (FNM_PATHNAME)
+	 * on "NAME/sub/path" under each path snapshot_job_paths walks */
+	const char *const *exclude;
+	size_t nexclude;
 	/* called from the walking thread, at most every few ms */
 	void (*progress)(const struct snapshot_progress *p, void *arg);
 	void *progress_arg;
@@ -63,8 +67,8 @@ int snapshot_job_add(struct snapshot_job *j, enum keys_blob_type type, const voi
 int snapshot_job_content(struct snapshot_job *j, int fd, uint64_t size, const char *what,
 			 uint8_t (**ids)[KEYS_BLOB_ID_LEN], uint32_t **sizes, size_t *n);
 /* A root tree of local paths, each an entry named by its last component
- * (a directory is walked whole; files unchanged since parent_root are not
- * read; a missing path is left out). */
+ * (a directory is walked whole but for the opts' exclude patterns; files
+ * unchanged since parent_root are not read; a missing path is left out). */
 int snapshot_job_paths(struct snapshot_job *j, const char *const *paths, size_t n,
 		       const uint8_t *parent_root, uint8_t id_out[KEYS_BLOB_ID_LEN]);
 /* Stores what is queued, the index delta and the record (parent: NULL for
