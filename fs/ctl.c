@@ -6,6 +6,7 @@
  *   {"op":"status"}
  *   {"op":"snapshot", "agent_config":[PATH...], "tags":[TAG...]}
  *   {"op":"hydrate"}
+ *   {"op":"activity"}   (cheap: what cairnd polls every second)
  * A reply is {"ok":true, ...} or {"ok":false, "error":"one line"}.
  * Each connection has a thread of its own, so status answers while a
  * snapshot runs; fs_ctl_stop waits for them all.
@@ -194,6 +195,18 @@ static json_t *do_hydrate(struct fs *fs)
 	return json_pack("{s:b}", "ok", 1);
 }
 
+/* Whether anything changed: the change counter, no scan of the tree. */
+static json_t *do_activity(struct fs *fs)
+{
+	json_t *r;
+
+	pthread_mutex_lock(&fs->lock);
+	r = json_pack("{s:b, s:I, s:b, s:b}", "ok", 1, "change_seq", (json_int_t)fs->change_seq,
+		      "changed", fs->changed, "snapshot_running", fs->snapshotting);
+	pthread_mutex_unlock(&fs->lock);
+	return r ? r : fail("cannot build the activity reply");
+}
+
 static json_t *handle(struct fs *fs, const char *line, size_t len)
 {
 	json_error_t je;
@@ -208,8 +221,10 @@ static json_t *handle(struct fs *fs, const char *line, size_t len)
 		r = do_snapshot(fs, req);
 	else if (!strcmp(op, "hydrate"))
 		r = do_hydrate(fs);
+	else if (!strcmp(op, "activity"))
+		r = do_activity(fs);
 	else
-		r = fail("unknown op: status, snapshot and hydrate are known");
+		r = fail("unknown op: status, snapshot, hydrate and activity are known");
 	json_decref(req);
 	return r;
 }

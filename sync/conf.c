@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "err.h"
+#include "fsutil.h"
 
 struct conf_parse {
 	struct conf *c;
@@ -46,6 +47,17 @@ int conf_parse_duration(const char *s, long *out)
 	if (v > LONG_MAX / mult)
 		return -EINVAL;
 	*out = v * mult;
+	return 0;
+}
+
+int conf_parse_bool(const char *s, int *out)
+{
+	if (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "1"))
+		*out = 1;
+	else if (!strcmp(s, "no") || !strcmp(s, "false") || !strcmp(s, "0"))
+		*out = 0;
+	else
+		return -EINVAL;
 	return 0;
 }
 
@@ -90,6 +102,7 @@ static int conf_handler(void *user, const char *section, const char *name, const
 		{ "key", offsetof(struct conf_workspace, key) },
 		{ "mountpoint", offsetof(struct conf_workspace, mountpoint) },
 		{ "cache_dir", offsetof(struct conf_workspace, cache_dir) },
+		{ "cache_size", offsetof(struct conf_workspace, cache_size) },
 	}, durations[] = {
 		{ "interval", offsetof(struct conf_workspace, interval) },
 		{ "idle_after", offsetof(struct conf_workspace, idle_after) },
@@ -125,10 +138,21 @@ static int conf_handler(void *user, const char *section, const char *name, const
 			snprintf(p->why, sizeof(p->why), "'%s' needs a value", name);
 			return 0;
 		}
+		if (!strcmp(name, "cache_size")) {
+			uint64_t size;
+
+			if (fsu_parse_size(value, &size)) {
+				snprintf(p->why, sizeof(p->why),
+					 "'cache_size = %s' is not a size: use bytes or a number with K, M, G or T (e.g. 20G)",
+					 value);
+				return 0;
+			}
+		}
 		free(*(char **)(base + strings[i].off));
 		*(char **)(base + strings[i].off) = xstrdup(value);
 		return 1;
 	}
+
 	for (size_t i = 0; i < sizeof(durations) / sizeof(*durations); i++) {
 		if (strcmp(name, durations[i].key))
 			continue;
@@ -196,6 +220,7 @@ void conf_free(struct conf *c)
 		free(w->key);
 		free(w->mountpoint);
 		free(w->cache_dir);
+		free(w->cache_size);
 	}
 	free(c->ws);
 	free(c->path);

@@ -16,6 +16,7 @@ struct conf_workspace {
 	char *name;		/* the section's NAME */
 	char *store, *tenant, *workspace, *key;
 	char *mountpoint, *cache_dir;
+	char *cache_size;	/* cairnfs -o cache_size=, checked as a size */
 	/* snapshot policy, seconds; -1 when not set */
 	long interval, idle_after, shutdown_after, shutdown_deadline;
 	/* keep rules; -1 when not set */
@@ -35,6 +36,8 @@ int conf_load(const char *path, struct conf *out);
 const struct conf_workspace *conf_find(const struct conf *c, const char *name);
 void conf_free(struct conf *c);
 
+/* Parses yes/true/1 and no/false/0.  0 or -EINVAL. */
+int conf_parse_bool(const char *s, int *out);
 /* Parses "90", "90s", "5m", "2h", "1d" into seconds.  0 or -EINVAL. */
 int conf_parse_duration(const char *s, long *out);
 
