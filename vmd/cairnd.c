@@ -207,8 +207,10 @@ static int shutdown_step(struct vmd *d, double now)
 		for (size_t k = 0; k < d->nagents; k++)
 			live |= d->agents[k]->ws == w && agent_live(d->agents[k]);
 		if (!live && !w->final_asked) {
-			if (kill_strays(d, SIGKILL))
+			if (kill_strays(d, SIGKILL)) {
+				all_off = 0;
 				continue;	/* their ends come first */
+			}
 			w->final_asked = 1;
 			ws_shutdown(w);
 		}

@@ -162,10 +162,10 @@ static int acfg_key(struct parse *p, struct vconf_agentcfg *g, const char *name,
 			return bad(p, "'credentials = %s' is not yes or no", value);
 	} else if (!strcmp(name, "user")) {
 		set_str(&g->user, value);
-	} else if (!strcmp(name, "dir")) {
+	} else if (!strcmp(name, "dir") || !strcmp(name, "home")) {
 		if (value[0] != '/' || strlen(value) < 2)
-			return bad(p, "'dir = %s' is not an absolute path", value);
-		set_str(&g->dir, value);
+			return bad(p, "'%s = %s' is not an absolute path", name, value);
+		set_str(!strcmp(name, "dir") ? &g->dir : &g->home, value);
 	} else if (!strcmp(name, "exclude")) {
 		if (value[0] == '/' || strstr(value, ".."))
 			return bad(p, "'exclude = %s' must be a pattern under the dir (no leading /, no ..)", value);
@@ -369,6 +369,7 @@ void vconf_free(struct vconf *c)
 		free(g->workspace);
 		free(g->user);
 		free(g->dir);
+		free(g->home);
 		if (g->exclude != (char **)default_excludes)
 			vconf_strv_free(g->exclude);
 	}
@@ -424,16 +425,21 @@ int vconf_agentcfg_paths(const struct vconf *c, size_t i, char ***paths, char **
 		strv_add(paths, &np, d);
 		free(d);
 	} else {
-		if (!user)
-			return -ENOENT;		/* no agent, no user: nothing to keep */
-		pw = getpwnam(user);
-		if (!pw)
-			return err_set(-ENOENT, "user %s does not exist", user);
-		d = xasprintf("%s/.claude", strcmp(pw->pw_dir, "/") ? pw->pw_dir : "");
+		const char *home = g->home;
+
+		if (!home) {
+			if (!user)
+				return -ENOENT;		/* no agent, no user: nothing to keep */
+			pw = getpwnam(user);
+			if (!pw)
+				return err_set(-ENOENT, "user %s does not exist", user);
+			home = pw->pw_dir;
+		}
+		d = xasprintf("%s/.claude", strcmp(home, "/") ? home : "");
 		strv_add(paths, &np, d);
 		free(d);
 		/* onboarding and project trust live beside the dir */
-		d = xasprintf("%s/.claude.json", strcmp(pw->pw_dir, "/") ? pw->pw_dir : "");
+		d = xasprintf("%s/.claude.json", strcmp(home, "/") ? home : "");
 		strv_add(paths, &np, d);
 		free(d);
 	}

@@ -36,8 +36,9 @@ struct vconf_agentcfg {
 	char *workspace;
 	int enabled;
 	char *user;			/* NULL: the user of the workspace's first agent */
-	char *dir;			/* NULL: ~user/.claude (and ~user/.claude.json) or
+	char *dir;			/* NULL: HOME/.claude (and HOME/.claude.json) or
 					 * the agent's CLAUDE_CONFIG_DIR */
+	char *home;			/* NULL: the user's home */
 	char **exclude;			/* patterns under dir, as in the config */
 	size_t nexclude;
 	int credentials;		/* keep .credentials.json (default yes) */

@@ -83,9 +83,10 @@ void ws_start(struct vmd_ws *w)
 {
 	struct vmd *d = w->d;
 	char *opts = w->c->cache_size ?
-		xasprintf("conf=%s,name=%s,cache_size=%s", d->conf_path, w->c->name, w->c->cache_size) :
-		xasprintf("conf=%s,name=%s", d->conf_path, w->c->name);
-	const char *argv[] = { vmd_program(d, "cairnfs"), "-f", w->c->mountpoint, "-o", opts, NULL };
+		xasprintf("conf=%s,cache_size=%s", d->conf_path, w->c->cache_size) :
+		xasprintf("conf=%s", d->conf_path);
+	const char *argv[] = { vmd_program(d, "cairnfs"), w->c->name, w->c->mountpoint, "-f", "-o", opts,
+			       NULL };
 	char **env = vmd_child_env(d, w->c->name);
 	struct vmd_spawn s = { .argv = argv, .envp = env, .new_session = 1 };
 	pid_t pid;
