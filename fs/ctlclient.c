@@ -121,9 +121,9 @@ static int send_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-int ctl_call(const char *ws_id, json_t *req, json_t **reply, int timeout)
+int ctl_call_path(const char *path, const char *who, json_t *req, json_t **reply, int timeout)
 {
-	char *path = fs_ctl_path(ws_id), *text = json_dumps(req, JSON_COMPACT);
+	char *text = json_dumps(req, JSON_COMPACT);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct buf in = BUF_INIT;
 	json_error_t je;
@@ -137,7 +137,7 @@ int ctl_call(const char *ws_id, json_t *req, json_t **reply, int timeout)
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		rc = err_set(-errno, "cannot reach cairnfs of workspace %s at %s: %s%s", ws_id, path,
+		rc = err_set(-errno, "cannot reach %s at %s: %s%s", who, path,
 			     strerror(errno), errno == EACCES ? " (it is root's: run as root)" : "");
 		goto out;
 	}
@@ -154,8 +154,8 @@ int ctl_call(const char *ws_id, json_t *req, json_t **reply, int timeout)
 		ssize_t n;
 
 		if (deadline && wait <= 0) {
-			rc = err_set(-ETIMEDOUT, "cairnfs of workspace %s did not answer within %d s",
-				     ws_id, timeout);
+			rc = err_set(-ETIMEDOUT, "%s did not answer within %d s",
+				     who, timeout);
 			goto out;
 		}
 		if (poll(&p, 1, wait) < 0 && errno != EINTR) {
@@ -176,14 +176,23 @@ int ctl_call(const char *ws_id, json_t *req, json_t **reply, int timeout)
 	if (!*reply || !json_is_object(*reply)) {
 		json_decref(*reply);
 		*reply = NULL;
-		rc = err_set(-EBADMSG, "cairnfs of workspace %s gave no valid reply on %s (did it stop?)",
-			     ws_id, path);
+		rc = err_set(-EBADMSG, "%s gave no valid reply on %s (did it stop?)",
+			     who, path);
 	}
 out:
 	if (fd >= 0)
 		close(fd);
-	free(path);
 	free(text);
 	buf_free(&in);
+	return rc;
+}
+
+int ctl_call(const char *ws_id, json_t *req, json_t **reply, int timeout)
+{
+	char *path = fs_ctl_path(ws_id), *who = xasprintf("cairnfs of workspace %s", ws_id);
+	int rc = ctl_call_path(path, who, req, reply, timeout);
+
+	free(path);
+	free(who);
 	return rc;
 }

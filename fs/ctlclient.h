@@ -23,5 +23,7 @@ int ctl_foreach_mount(ctl_mount_fn fn, void *arg);
  * caller decrefs; {"ok": false, "error": ...} is a reply too), or a
  * negative code with the error set. */
 int ctl_call(const char *ws_id, json_t *req, json_t **reply, int timeout);
+/* The same with the socket at path, whose server who names ("cairnd"). */
+int ctl_call_path(const char *path, const char *who, json_t *req, json_t **reply, int timeout);
 
 #endif

@@ -18,6 +18,7 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_mount_entry,
 	&cmd_status_entry,
 	&cmd_hydrate_entry,
+	&cmd_agents_entry,
 	&cmd_ls_entry,
 	&cmd_diff_entry,
 	&cmd_check_entry,

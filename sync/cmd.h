@@ -26,6 +26,7 @@ extern const struct cmd_entry cmd_restore_entry;
 extern const struct cmd_entry cmd_mount_entry;
 extern const struct cmd_entry cmd_status_entry;
 extern const struct cmd_entry cmd_hydrate_entry;
+extern const struct cmd_entry cmd_agents_entry;
 extern const struct cmd_entry cmd_ls_entry;
 extern const struct cmd_entry cmd_diff_entry;
 extern const struct cmd_entry cmd_check_entry;

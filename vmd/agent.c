@@ -54,7 +54,7 @@ static int open_log(struct vmd_agent *a)
 
 	if (a->log_fd >= 0)
 		return 0;
-	if (fsu_mkdir_parents(a->log_path) && errno != EEXIST)
+	if (fsu_mkdir_parents(a->log_path))
 		log_warn("agent %s: cannot make the directory of %s: %s", a->c->name, a->log_path,
 			 strerror(errno));
 	a->log_fd = open(a->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -154,6 +154,67 @@ static char **agent_env(const struct vmd_agent *a, const struct passwd *pw)
 	return env;
 }
 
+/* The sessions of the running agents, in a file beside the control
+ * socket, so that a cairnd that starts after one was killed stops the
+ * agents it left behind (they would write into a mount that is gone). */
+static char *pids_path(const struct vmd *d)
+{
+	return xasprintf("%s.agents", d->conf.control_socket);
+}
+
+void agent_save_pids(struct vmd *d)
+{
+	char *path = pids_path(d), *tmp = xasprintf("%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+
+	if (f) {
+		for (size_t i = 0; i < d->nagents; i++)
+			if (agent_live(d->agents[i]))
+				fprintf(f, "%d\n", (int)d->agents[i]->pid);
+		if (fclose(f) == 0)
+			rename(tmp, path);
+	}
+	free(tmp);
+	free(path);
+}
+
+void agent_kill_leftovers(struct vmd *d)
+{
+	char *path = pids_path(d);
+	FILE *f = fopen(path, "r");
+	struct proc_info *p;
+	size_t n;
+	int pid, found = 0;
+
+	if (!f || proc_scan(&p, &n)) {
+		if (f)
+			fclose(f);
+		free(path);
+		return;
+	}
+	for (int round = 0; round < 2; round++) {
+		rewind(f);
+		while (fscanf(f, "%d", &pid) == 1) {
+			for (size_t i = 0; i < n; i++) {
+				if (p[i].sid != pid)
+					continue;	/* not that agent's session (any more) */
+				if (!round)
+					log_warn("agent session %d was left by an earlier cairnd: stopping it", pid);
+				kill(-pid, round ? SIGKILL : SIGTERM);
+				found = 1;
+				break;
+			}
+		}
+		if (!found)
+			break;
+		sleep(2);
+	}
+	fclose(f);
+	free(p);
+	unlink(path);
+	free(path);
+}
+
 void agent_start(struct vmd_agent *a)
 {
 	const char *argv[] = { "/bin/sh", "-c", a->c->command, NULL };
@@ -200,10 +261,14 @@ void agent_start(struct vmd_agent *a)
 	fcntl(a->log_pipe, F_SETFL, O_NONBLOCK);
 	a->pid = pid;
 	a->state = AG_RUNNING;
+	if (a->started > 0)
+		a->restarts++;	/* not its first start */
 	a->started = vmd_now();
 	a->ticks = 0;
 	a->cpu = 0;
 	a->restart_after_stop = 0;
+
+	agent_save_pids(a->ws->d);
 	log_info("agent %s: started (pid %d, as %s, in %s)", a->c->name, (int)pid, a->c->user, s.cwd);
 }
 
@@ -292,8 +357,7 @@ int agent_exited(struct vmd *d, pid_t pid, int status)
 			log_warn("agent %s: %s after %.1f s", a->c->name, how, ran);
 			plan_restart(d, a, status, ran);
 		}
-		if (a->state != AG_RUNNING)
-			a->restarts += a->state == AG_BACKOFF;
+		agent_save_pids(d);
 		return 1;
 	}
 	return 0;

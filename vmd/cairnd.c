@@ -396,6 +396,7 @@ static int run(struct vmd *d)
 		d->agents = xrealloc(d->agents, (d->nagents + 1) * sizeof(*d->agents));
 		d->agents[d->nagents++] = agent_new(d, c, w);
 	}
+	agent_kill_leftovers(d);
 	d->last_tick = vmd_now();
 	log_info("starting: %zu workspace(s), %zu agent(s), control socket %s", d->nws, d->nagents,
 		 d->conf.control_socket);

@@ -156,6 +156,8 @@ void agent_sample_cpu(struct vmd *d, double dt);
 int agent_live(const struct vmd_agent *a);	/* has a process */
 json_t *agent_json(const struct vmd_agent *a);
 void agent_free(struct vmd_agent *a);
+void agent_save_pids(struct vmd *d);		/* after every start and exit */
+void agent_kill_leftovers(struct vmd *d);	/* at start: an earlier cairnd's */
 
 /* vctl.c */
 int vctl_listen(struct vmd *d);

@@ -79,6 +79,51 @@ static void lazy_unmount(struct vmd_ws *w)
 	run_wait(argv);
 }
 
+/* A mount left on the mountpoint by an earlier cairnd that was killed: a
+ * live cairnfs is unmounted (it writes everything down and exits), a dead
+ * one detached, so this cairnd's cairnfs starts on a clean mountpoint and
+ * the same cache. */
+static void clear_mountpoint(struct vmd_ws *w)
+{
+	json_t *req, *r = NULL;
+	char *id = NULL;
+	pid_t pid = 0;
+
+	if (ctl_mount_workspace(w->c->mountpoint, &id)) {
+		err_clear();
+		return;
+	}
+	req = json_pack("{s:s}", "op", "status");
+	if (ctl_call(id, req, &r, 5) == 0 && json_is_true(json_object_get(r, "ok")))
+		pid = (pid_t)json_integer_value(json_object_get(r, "pid"));
+	err_clear();
+	json_decref(req);
+	json_decref(r);
+	free(id);
+	if (pid > 0) {
+		const char *argv[] = { "/bin/fusermount3", "-u", w->c->mountpoint, NULL };
+
+		log_warn("workspace %s: a cairnfs of an earlier cairnd (pid %d) serves %s: unmounting it",
+			 w->c->name, (int)pid, w->c->mountpoint);
+		if (access(argv[0], X_OK))
+			argv[0] = "/usr/bin/fusermount3";
+		if (run_wait(argv))
+			lazy_unmount(w);
+		for (int i = 0; i < 600 && kill(pid, 0) == 0; i++)
+			usleep(50 * 1000);	/* until it has let go of the cache */
+		if (kill(pid, 0) == 0) {
+			log_warn("workspace %s: cairnfs %d is still there after 30 s: SIGKILL", w->c->name,
+				 (int)pid);
+			kill(pid, SIGKILL);
+			usleep(200 * 1000);
+		}
+	} else {
+		log_warn("workspace %s: a dead mount is left on %s: detaching it", w->c->name,
+			 w->c->mountpoint);
+		lazy_unmount(w);
+	}
+}
+
 void ws_start(struct vmd_ws *w)
 {
 	struct vmd *d = w->d;
@@ -91,6 +136,7 @@ void ws_start(struct vmd_ws *w)
 	struct vmd_spawn s = { .argv = argv, .envp = env, .new_session = 1 };
 	pid_t pid;
 
+	clear_mountpoint(w);
 	if (mkdir(w->c->mountpoint, 0755) && errno != EEXIST)
 		log_warn("workspace %s: cannot make %s: %s", w->c->name, w->c->mountpoint, strerror(errno));
 	pid = vmd_spawn(&s);
