@@ -174,6 +174,23 @@ static int conf_handler(void *user, const char *section, const char *name, const
 	return 0;
 }
 
+int conf_check_lines(FILE *f, const char *path)
+{
+	char line[CONF_MAX_LINE + 2];
+	int n = 0;
+
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+		if (!strchr(line, '\n') && strlen(line) > CONF_MAX_LINE) {
+			rewind(f);
+			return err_set(-EINVAL, "%s:%d: a line of more than %d bytes: put a long command in"
+				       " a script and name the script", path, n, CONF_MAX_LINE);
+		}
+	}
+	rewind(f);
+	return 0;
+}
+
 int conf_load(const char *path, struct conf *out)
 {
 	struct conf_parse p = { .c = out };
@@ -186,6 +203,10 @@ int conf_load(const char *path, struct conf *out)
 		if (errno == ENOENT)
 			return err_set(-ENOENT, "%s: no such file", path);
 		return err_set(-errno, "%s: %s", path, strerror(errno));
+	}
+	if (conf_check_lines(f, path)) {
+		fclose(f);
+		return -EINVAL;
 	}
 	out->path = xstrdup(path);
 	line = ini_parse_file(f, conf_handler, &p);

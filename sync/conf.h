@@ -29,6 +29,13 @@ struct conf {
 	size_t n;
 };
 
+/* inih's line buffer (INI_MAX_LINE, 200 with the newline) */
+#define CONF_MAX_LINE 198
+#include <stdio.h>
+/* PATH:LINE for the first line longer than CONF_MAX_LINE, which inih
+ * would cut; f is rewound.  0 or -EINVAL with the error set. */
+int conf_check_lines(FILE *f, const char *path);
+
 /* Loads path.  Returns 0, -ENOENT when the file does not exist, or -EINVAL
  * with "PATH:LINE: what is wrong" for the first bad line. */
 int conf_load(const char *path, struct conf *out);

@@ -21,9 +21,11 @@ _s3_pid=
 _bg_pids=
 _fs_mounts=
 _cleanup_files=	# files outside $TMP a test made, removed on exit
+_cleanup_cmd=	# a test's own cleanup, run first
 CAIRNFS=${CAIRN_BUILDDIR:-.}/cairnfs
 
 _cleanup() {
+	[ -n "${_cleanup_cmd:-}" ] && eval "$_cleanup_cmd"
 	for _m in $_fs_mounts; do
 		fs_force_umount "$_m"
 	done
@@ -90,6 +92,40 @@ s3_start() {	# the server exits when its stdin (fd 9) closes, too
 	AWS_ACCESS_KEY_ID=CAIRNTESTACCESSKEY01
 	AWS_SECRET_ACCESS_KEY=cairn/test/secret/key/0123456789abcdefghij
 	export AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+}
+
+# cp_start [ARGS]: the reference control plane (tests/cp/server.js) on
+# HTTPS with a certificate from a private CA made here; sets CP_URL, CP_CA,
+# CP_TOKEN_FILE, CP_LOG, and CP_OTHER_CA (a CA that did not sign it).
+cp_start() {
+	_cp=$TMP/cp
+	mkdir -p "$_cp"
+	for _ca in ca other; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+			-subj "/CN=cairn test $_ca" -keyout "$_cp/$_ca.key" -out "$_cp/$_ca.pem" 2>/dev/null
+	done
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
+		-keyout "$_cp/srv.key" -out "$_cp/srv.csr" 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1\n' >"$_cp/ext"
+	openssl x509 -req -in "$_cp/srv.csr" -CA "$_cp/ca.pem" -CAkey "$_cp/ca.key" -CAcreateserial \
+		-days 2 -extfile "$_cp/ext" -out "$_cp/srv.pem" 2>/dev/null
+	(umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$_cp/token")
+	mkfifo "$_cp/ready" "$_cp/stdin"
+	"${NODE:-node}" "$SRCDIR/tests/cp/server.js" --cert "$_cp/srv.pem" --key "$_cp/srv.key" \
+		--token-file "$_cp/token" --log "$_cp/log" "$@" \
+		<"$_cp/stdin" >"$_cp/ready" 2>"$_cp/server.log" &
+	bg_track $!
+	exec 8>"$_cp/stdin"
+	read -r _word _port _ <"$_cp/ready"
+	if [ "$_word" != READY ]; then
+		echo "Bail out! the control-plane test server did not start: $(cat "$_cp/server.log")"
+		exit 1
+	fi
+	CP_URL=https://127.0.0.1:$_port
+	CP_CA=$_cp/ca.pem
+	CP_OTHER_CA=$_cp/other.pem
+	CP_TOKEN_FILE=$_cp/token
+	CP_LOG=$_cp/log
 }
 
 s3_ctl() {	# s3_ctl METHOD PATH: a control request to the proxy

@@ -195,6 +195,8 @@ void agent_kill_leftovers(struct vmd *d)
 	for (int round = 0; round < 2; round++) {
 		rewind(f);
 		while (fscanf(f, "%d", &pid) == 1) {
+			if (pid <= 1)
+				continue;	/* not an agent's session: never a group kill of 0 or 1 */
 			for (size_t i = 0; i < n; i++) {
 				if (p[i].sid != pid)
 					continue;	/* not that agent's session (any more) */

@@ -48,8 +48,8 @@ pid_t vmd_spawn(const struct vmd_spawn *s)
 			signal(sig, SIG_DFL);
 		if (s->new_session)
 			setsid();
-		dup2(s->in_fd >= 0 ? s->in_fd : devnull, 0);
-		if (s->out_fd >= 0) {
+		dup2(s->in_fd > 0 ? s->in_fd : devnull, 0);
+		if (s->out_fd > 0) {
 			dup2(s->out_fd, 1);
 			dup2(s->out_fd, 2);
 		}

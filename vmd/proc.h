@@ -15,8 +15,8 @@ struct vmd_spawn {
 	char *const *envp;		/* NULL: cairnd's own environment */
 	const char *user;		/* NULL: stay root */
 	const char *cwd;		/* NULL: / */
-	int out_fd;			/* stdout and stderr; -1: cairnd's */
-	int in_fd;			/* stdin; -1: /dev/null */
+	int out_fd;			/* stdout and stderr; 0: cairnd's */
+	int in_fd;			/* stdin; 0: /dev/null */
 	int new_session;		/* setsid(): its own session and group */
 };
 
