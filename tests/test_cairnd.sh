@@ -253,6 +253,9 @@ conf "$D/c2.conf" "$D/cache2" <<EOF
 [agent checker]
 command = exec sh $D/checker.sh
 EOF
+# and a control plane whose certificate is not from the CA it names
+sed -i "s#^ca_file = .*#ca_file = $CP_OTHER_CA#" "$D/c2.conf"
+reports=$(wc -l <"$CP_LOG")
 CAIRN_STATE_DIR=$D/state2	# a new VM has nothing of the old one's
 start_cairnd "$D/c2.conf" "$D/log2"
 check "the next VM: cairnd comes up on an empty cache" wait_for 30 is state running ||
@@ -267,6 +270,10 @@ check "the agent config was in place before the agent started" wait_for 10 sh -c
 (cd "$D/home-was" && find . -mindepth 1 -printf "%p %m %s\n" | LC_ALL=C sort) >"$D/acfg-was"
 check "the agent config: bytes and modes equal" sh -c 'cmp -s "$1" "$2" && diff -r "$3" "$4" >/dev/null' \
 	_ "$D/acfg-now" "$D/acfg-was" "$D/home" "$D/home-was" || diag "$(diff "$D/acfg-now" "$D/acfg-was")"
+
+check "a control plane with a certificate from another CA is refused" \
+	wait_for 20 grep -q "idle report to $CP_URL/v1/idle: .*certificate" "$D/log2"
+check "and hears nothing" test "$(wc -l <"$CP_LOG")" -eq "$reports"
 
 # --- a lease held by a live cairnd ----------------------------------------
 sed -e "s#^mountpoint = .*#mountpoint = $D/mnt3#" -e "s#^control_socket = .*#control_socket = $D/run3/cairnd.sock#" \
