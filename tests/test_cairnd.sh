@@ -101,7 +101,7 @@ n_snaps() { CAIRN_CONFIG=$D/c1.conf "$CAIRN" ls --json -w main 2>/dev/null | gre
 latest_id() { CAIRN_CONFIG=$D/c1.conf "$CAIRN" ls --json -w main | tail -1 | sed 's/.*"id": *"\([0-9a-f]*\)".*/\1/'; }
 
 start_cairnd() {	# start_cairnd CONF LOG: in the background; sets $vmd
-	NOTIFY_SOCKET=$D/notify.sock "$CAIRND" -c "$1" >"$2" 2>&1 &
+	NOTIFY_SOCKET=$D/notify.sock WATCHDOG_USEC=1000000 "$CAIRND" -c "$1" >"$2" 2>&1 &
 	vmd=$!
 	bg_track $vmd
 	case " $_fs_mounts " in *" $MNT "*) ;; *) _fs_mounts="$_fs_mounts $MNT" ;; esac
@@ -151,6 +151,7 @@ start_cairnd "$D/c1.conf" "$D/log1"
 check "cairnd mounts the workspace and tells systemd READY=1" wait_for 30 grep -q '^READY=1' "$D/notify.log"
 check "the agent runs in the mount" wait_for 10 test -f "$MNT/sub/n.txt"
 check "STATUS= lines say what it does" grep -q '^STATUS=.*mounted' "$D/notify.log"
+check "and the watchdog hears from it (WATCHDOG_USEC)" wait_for 5 grep -q '^WATCHDOG=1' "$D/notify.log"
 check "cairn agents lists it running" sh -c \
 	'"$1" agents --socket "$2" | grep -q "^writer .*running"' _ "$CAIRN" "$SOCK"
 
@@ -244,6 +245,7 @@ sys.exit(0 if lines[-1] == "" and all(l == "record %d" % (i + 1) for i, l in enu
 cp -a "$D/home" "$D/home-was"
 rm -rf "$D/home-was/.claude/debug" "$D/home"
 cat >"$D/checker.sh" <<EOF
+env > $D/agent-env
 cat $D/home/.claude/settings.json > $D/seen
 stat -c %a $D/home/.claude/.credentials.json >> $D/seen
 exec sleep 600
@@ -277,6 +279,9 @@ check "the agent config was in place before the agent started" wait_for 10 sh -c
 	'[ "$(cat "$1")" = "$(printf "%s\n600" "$(cat "$2")")" ]' _ "$D/seen" "$D/home-was/.claude/settings.json"
 (cd "$D/home" && find . -mindepth 1 -printf "%p %m %s\n" | LC_ALL=C sort) >"$D/acfg-now"
 (cd "$D/home-was" && find . -mindepth 1 -printf "%p %m %s\n" | LC_ALL=C sort) >"$D/acfg-was"
+check "the agent's environment has none of cairnd's secrets" sh -c \
+	'grep -q "^HOME=" "$1" && grep -q "^CAIRN_AGENT=checker" "$1" && ! grep -Eq "^(AWS_|CAIRN_KEY|CAIRN_STORE|CAIRN_CONFIG|NOTIFY_SOCKET)" "$1"' \
+	_ "$D/agent-env"
 check "the agent config: bytes and modes equal" sh -c 'cmp -s "$1" "$2" && diff -r "$3" "$4" >/dev/null' \
 	_ "$D/acfg-now" "$D/acfg-was" "$D/home" "$D/home-was" || diag "$(diff "$D/acfg-now" "$D/acfg-was")"
 
@@ -294,6 +299,19 @@ check "a second cairnd on the same workspace refuses" test $rc -ne 0 -a $rc -ne 
 check "saying the lease is held, by whom" grep -q "cannot take the lease: workspace .* is in use on this host by pid" "$D/log3" ||
 	diag "$(cat "$D/log3")"
 fusermount3 -uz "$D/mnt3" 2>/dev/null
+
+# --- its cairnfs dies: remounted on the same cache, agents restarted -----
+printf 'before\n' >"$MNT/before-crash.txt"
+sync -f "$MNT/before-crash.txt"
+fspid=$(vmd_get workspaces.0.cairnfs_pid)
+agentpid=$(vmd_get agents.0.pid)
+[ "$fspid" -gt 1 ] 2>/dev/null && kill -9 "$fspid"
+check "cairnfs killed: cairnd mounts the workspace again" wait_for 30 is workspaces.0.cairnfs_restarts 1
+check "and it is up" wait_for 30 is workspaces.0.state up
+check "the agents were stopped and started again" wait_for 20 sh -c \
+	'p=$("$1" agents --socket "$2" --json | sed "s/.*\"name\":\"checker\"[^}]*\"pid\":\([0-9]*\).*/\1/"); [ "$p" -gt 1 ] && [ "$p" != "$3" ] && ! kill -0 "$3"' \
+	_ "$CAIRN" "$SOCK" "$agentpid"
+check "what was fsync'd before is there" sh -c 'printf "before\n" | cmp -s "$1" -' _ "$MNT/before-crash.txt"
 
 # --- kill -9 of cairnd and of its cairnfs ---------------------------------
 printf 'kept\n' >"$MNT/after-kill.txt"
@@ -317,6 +335,23 @@ check "the restarted cairnd stops cleanly" test $bg_rc -eq 0
 rm -rf "$D/r4"
 CAIRN_CONFIG=$D/c2.conf "$CAIRN" restore -q -w main latest "$D/r4"
 check "its last snapshot has the file written before the kill" sh -c 'printf "kept\n" | cmp -s "$1" -' _ "$D/r4/after-kill.txt"
+
+# --- the shutdown deadline passes: the last committed snapshot stands -----
+sed "s#^shutdown_deadline = .*#shutdown_deadline = 2s#" "$D/c2.conf" >"$D/c5.conf"
+start_cairnd "$D/c5.conf" "$D/log5"
+wait_for 30 is state running
+head=$(latest_id)
+head -c 3000000 /dev/urandom >"$MNT/late.bin"
+s3_ctl POST "/__proxy/fault?kind=delay:8000&count=50&method=PUT" >/dev/null
+kill -TERM $vmd
+bg_wait $vmd
+s3_ctl POST /__proxy/reset >/dev/null
+check "past the deadline cairnd exits 2" test $bg_rc -eq 2
+check "and says the last committed snapshot is intact" grep -q "deadline.*last committed snapshot" "$D/log5"
+check "the mount is gone" sh -c '! grep -q " $1 " /proc/self/mountinfo' _ "$MNT"
+sleep 9	# the held-back PUTs land or fail; the head moves only by If-Match
+check "the head is a whole snapshot (check is clean)" sh -c \
+	'CAIRN_CONFIG=$1 "$2" check -q -w main' _ "$D/c5.conf" "$CAIRN"
 check "the unit file is valid (systemd-analyze verify)" sh -c \
 	'command -v systemd-analyze >/dev/null || { echo "# no systemd-analyze"; exit 0; }
 	 sed "s#/usr/sbin/cairnd#$2#" "$1/vmd/cairnd.service" >"$3/cairnd.service" &&

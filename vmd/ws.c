@@ -451,6 +451,8 @@ static void unmount(struct vmd_ws *w)
 	}
 	if (w->fs_pid > 0)
 		kill(w->fs_pid, SIGTERM);	/* it exits once unmounted anyway */
+	else
+		w->state = WS_OFF;
 }
 
 static void snapshot_ended(struct vmd_ws *w, int status)
@@ -499,6 +501,8 @@ static void snapshot_ended(struct vmd_ws *w, int status)
 	json_decref(reply);
 	w->nwaiters = 0;
 	if (d->stopping) {
+		if (w->state != WS_UP)
+			return;		/* past the deadline: already being unmounted */
 		if (w->snap_again) {
 			ws_snapshot(w, "shutdown");
 		} else if (!strcmp(w->snap_reason, "shutdown")) {
