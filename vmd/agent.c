@@ -247,9 +247,7 @@ void agent_start(struct vmd_agent *a)
 	s.out_fd = p[1];
 	pid = vmd_spawn(&s);
 	close(p[1]);
-	for (size_t i = 0; env[i]; i++)
-		free(env[i]);
-	free(env);
+	vconf_strv_free(env);
 	if (pid < 0) {
 		log_error("agent %s: %s", a->c->name, err_msg());
 		close(p[0]);

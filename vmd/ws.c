@@ -140,9 +140,7 @@ void ws_start(struct vmd_ws *w)
 	if (mkdir(w->c->mountpoint, 0755) && errno != EEXIST)
 		log_warn("workspace %s: cannot make %s: %s", w->c->name, w->c->mountpoint, strerror(errno));
 	pid = vmd_spawn(&s);
-	for (size_t i = 0; env[i]; i++)
-		free(env[i]);
-	free(env);
+	vconf_strv_free(env);
 	free(opts);
 	if (pid < 0) {
 		log_error("workspace %s: cannot start cairnfs: %s", w->c->name, err_msg());
@@ -248,9 +246,7 @@ static void mounted(struct vmd_ws *w)
 		struct vmd_spawn s = { .argv = argv, .envp = env };
 
 		w->restore_pid = vmd_spawn(&s);
-		for (size_t i = 0; env[i]; i++)
-			free(env[i]);
-		free(env);
+		vconf_strv_free(env);
 	}
 	if (w->restore_pid < 0) {
 		log_error("workspace %s: cannot restore the agent config: %s", w->c->name, err_msg());
@@ -398,9 +394,7 @@ int ws_snapshot(struct vmd_ws *w, const char *reason)
 	s.out_fd = p[1];
 	w->snap_pid = vmd_spawn(&s);
 	close(p[1]);
-	for (size_t i = 0; env[i]; i++)
-		free(env[i]);
-	free(env);
+	vconf_strv_free(env);
 	free(argv);
 	if (w->snap_pid < 0) {
 		int rc = w->snap_pid;
