@@ -81,16 +81,24 @@ command = exec sh $D/agent.sh
 EOF
 }
 now() { date +%s.%N; }
+wait_for() {	# wait_for CONDITION: polls every 10 ms, gives up after 60 s
+	_n=0
+	until eval "$1"; do
+		sleep 0.01
+		_n=$((_n + 1))
+		[ $_n -lt 6000 ] || { echo "cairnd-bench: timed out waiting for: $1" >&2; exit 1; }
+	done
+}
 conf "$D/cache0"
 CAIRN_CONFIG=$D/c.conf "$CAIRN" init --create-key -q -w main >/dev/null
 CAIRN_CONFIG=$D/c.conf "$CAIRN" snapshot -q -w main "$ws" >/dev/null ||
 	{ echo "the setup snapshot failed" >&2; exit 1; }
 _fs_mounts="$MNT"
 # a first cairnd puts the agent config in the snapshot (its last one)
-timeout 600 "$CAIRND" -c "$D/c.conf" >"$D/log0" 2>&1 &
+"$CAIRND" -c "$D/c.conf" >"$D/log0" 2>&1 &
 vmd=$!
 bg_track $vmd
-until [ -s "$D/agent-started" ]; do sleep 0.05; done
+wait_for '[ -s "$D/agent-started" ]'
 kill -TERM $vmd
 bg_wait $vmd
 [ "$bg_rc" = 0 ] || { echo "the setup cairnd failed: $(cat "$D/log0")" >&2; exit 1; }
@@ -101,16 +109,20 @@ while [ $r -lt "$runs" ]; do
 	r=$((r + 1))
 	rm -rf "$D/home" "$D/agent-started" "$D/notify.log" "$D/state"
 	conf "$D/cache$r"
-	python3 "$top/tests/notify-listen.py" "$D/notify.sock$r" "$D/notify.log" </dev/null >/dev/null &
+	# the listener runs until its stdin (a FIFO held by fd 7) closes
+	mkfifo "$D/nl$r"
+	python3 "$top/tests/notify-listen.py" "$D/notify.sock$r" "$D/notify.log" <"$D/nl$r" >"$D/nl$r.out" &
 	nl=$!
-	sleep 0.3
+	bg_track $nl
+	exec 7>"$D/nl$r"
+	wait_for 'grep -q READY "$D/nl$r.out" 2>/dev/null'
 	t0=$(now)
-	NOTIFY_SOCKET=$D/notify.sock$r timeout 600 "$CAIRND" -c "$D/c.conf" >"$D/log$r" 2>&1 &
+	NOTIFY_SOCKET=$D/notify.sock$r "$CAIRND" -c "$D/c.conf" >"$D/log$r" 2>&1 &
 	vmd=$!
 	bg_track $vmd
-	until grep -q '^READY=1' "$D/notify.log" 2>/dev/null; do sleep 0.01; done
+	wait_for 'grep -q "^READY=1" "$D/notify.log" 2>/dev/null'
 	t1=$(now)
-	until [ -s "$D/agent-started" ]; do sleep 0.01; done
+	wait_for '[ -s "$D/agent-started" ]'
 	t2=$(now)
 	c0=$(awk '{print $14 + $15}' /proc/$vmd/stat)
 	sleep 20
@@ -120,7 +132,8 @@ while [ $r -lt "$runs" ]; do
 	kill -TERM $vmd
 	bg_wait $vmd
 	t4=$(now)
-	kill $nl 2>/dev/null
+	exec 7>&-
+	bg_wait $nl
 	echo "$t0 $t1 $t2 $c0 $c1 $t3 $t4 $bg_rc" >>"$D/results"
 done
 python3 - "$D/results" "$hz" "$size" <<'EOF'
