@@ -180,6 +180,8 @@ int keys_kek_load_file(const char *path, struct keys_kek **out)
 	int fd, rc;
 
 	*out = NULL;
+	if (keys_init())
+		return -EIO;
 	/* O_NONBLOCK so that a FIFO cannot make open() hang before fstat
 	 * refuses it. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);

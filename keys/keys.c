@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -286,12 +287,18 @@ int keys_ring_add_wrapped(struct keys_ring *r, const struct keys_kek *kek,
 int keys_ring_wrap(const struct keys_ring *r, const struct keys_kek *kek,
 		   const char *key_id, struct buf *out)
 {
+	return keys_ring_wrap_at(r, kek, key_id, (uint64_t)time(NULL), out);
+}
+
+int keys_ring_wrap_at(const struct keys_ring *r, const struct keys_kek *kek,
+		      const char *key_id, uint64_t created, struct buf *out)
+{
 	const struct keys_key *k = keys_id_valid(key_id) ? keys_ring_lookup(r, key_id) : NULL;
 
 	if (!k)
 		return err_set(-ENOENT, "key %s is not in the keyring of workspace %s",
 			       key_id, r->ws_id);
-	return keys_wrap(kek, r->ws_id, k->kind, k->id, k->key, out);
+	return keys_wrap_at(kek, r->ws_id, k->kind, k->id, k->key, created, out);
 }
 
 /* Adds a fresh random key of kind; *out gets it. */

@@ -149,9 +149,18 @@ void keys_kek_free(struct keys_kek *kek);
 /* ---- key providers ------------------------------------------------------- */
 
 /* Loads the tenant key named by a provider spec: "file:PATH" (a key file,
- * 0600 enforced) or "env:VAR" (the text form in a variable).  Returns 0 or
- * a negative code; the message names the provider, never the key. */
+ * 0600 enforced), "env:VAR" (the text form in a variable) or "exec:COMMAND"
+ * (the text form printed by `/bin/sh -c COMMAND`, which gets
+ * KEYS_EXEC_TIMEOUT_MS; a non-zero exit, a signal or output that is not a
+ * tenant key is an error).  An "https://" spec yields no tenant key
+ * (keys_provider_remote): -EINVAL.  Returns 0 or a negative code; the
+ * message names the provider, never the key. */
+#define KEYS_EXEC_TIMEOUT_MS 60000
 int keys_provider_load(const char *spec, struct keys_kek **out);
+
+/* 1 when spec names a control plane that unwraps workspace keys itself
+ * ("https://..."), else 0. */
+int keys_provider_remote(const char *spec);
 
 /* The PATH of a "file:PATH" spec, or NULL for any other provider. */
 const char *keys_provider_file(const char *spec);
@@ -183,6 +192,13 @@ int keys_wrapped_name_parse(const char *name, char *key_id, char *kek_id);
  * or key_id). */
 int keys_wrap(const struct keys_kek *kek, const char *ws_id, enum keys_key_kind kind,
 	      const char *key_id, const uint8_t key[KEYS_KEY_LEN], struct buf *out);
+
+/* keys_wrap with the creation time given (unix seconds): a rewrap keeps
+ * the original's, since the newest data key by that time is the current
+ * one. */
+int keys_wrap_at(const struct keys_kek *kek, const char *ws_id, enum keys_key_kind kind,
+		 const char *key_id, const uint8_t key[KEYS_KEY_LEN], uint64_t created,
+		 struct buf *out);
 
 /* Reads the plaintext header of a wrapped key without any key, e.g. to list
  * keys or to hand it to a control plane.  Returns 0, -EBADMSG (not a wrapped
@@ -231,6 +247,10 @@ int keys_ring_add_wrapped(struct keys_ring *r, const struct keys_kek *kek,
  * the object to out.  Returns 0, -ENOENT when the ring has no such key. */
 int keys_ring_wrap(const struct keys_ring *r, const struct keys_kek *kek,
 		   const char *key_id, struct buf *out);
+
+/* keys_ring_wrap with the creation time given (see keys_wrap_at). */
+int keys_ring_wrap_at(const struct keys_ring *r, const struct keys_kek *kek,
+		      const char *key_id, uint64_t created, struct buf *out);
 
 /* Makes a new random data key, adds it and makes it current; *out (if not
  * NULL) gets it.  Returns 0, -EIO or -ENOMEM. */

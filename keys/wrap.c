@@ -70,6 +70,13 @@ bad:
 int keys_wrap(const struct keys_kek *kek, const char *ws_id, enum keys_key_kind kind,
 	      const char *key_id, const uint8_t key[KEYS_KEY_LEN], struct buf *out)
 {
+	return keys_wrap_at(kek, ws_id, kind, key_id, key, (uint64_t)time(NULL), out);
+}
+
+int keys_wrap_at(const struct keys_kek *kek, const char *ws_id, enum keys_key_kind kind,
+		 const char *key_id, const uint8_t key[KEYS_KEY_LEN], uint64_t created,
+		 struct buf *out)
+{
 	size_t n, hlen, total;
 	uint8_t *p;
 
@@ -91,7 +98,7 @@ int keys_wrap(const struct keys_kek *kek, const char *ws_id, enum keys_key_kind 
 	p[W_WSLEN] = (uint8_t)n;
 	keys_id_from_hex(key_id, p + W_KEY_ID);
 	memcpy(p + W_KEK_ID, kek->id_bin, KEYS_ID_BYTES);
-	keys_put_le64(p + W_CREATED, (uint64_t)time(NULL));
+	keys_put_le64(p + W_CREATED, created);
 	memcpy(p + W_KCV, kek->check, KEYS_KCV_LEN);
 	memcpy(p + W_WS_ID, ws_id, n);
 	randombytes_buf(p + hlen, KEYS_NONCE_LEN);

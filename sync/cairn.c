@@ -31,23 +31,6 @@ const struct cmd_entry *const cmd_table[] = {
 	NULL,
 };
 
-int cmd_usage(const struct cmd_entry *e)
-{
-	fprintf(stderr, "usage: cairn %s %s\n", e->name, e->usage);
-	return CMD_EXIT_USAGE;
-}
-
-int cmd_fail(const struct cmd_entry *e, const char *what)
-{
-	const char *msg = err_msg();
-
-	if (what && *msg)
-		fprintf(stderr, "cairn %s: %s: %s\n", e->name, what, msg);
-	else
-		fprintf(stderr, "cairn %s: %s\n", e->name, what ? what : msg);
-	return CMD_EXIT_ERROR;
-}
-
 int main(int argc, char **argv)
 {
 	const char *name;

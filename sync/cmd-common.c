@@ -15,6 +15,25 @@
 #include "fetch.h"
 #include "log.h"
 
+const char *cmd_program = "cairn";
+
+int cmd_usage(const struct cmd_entry *e)
+{
+	fprintf(stderr, "usage: %s %s %s\n", cmd_program, e->name, e->usage);
+	return CMD_EXIT_USAGE;
+}
+
+int cmd_fail(const struct cmd_entry *e, const char *what)
+{
+	const char *msg = err_msg();
+
+	if (what && *msg)
+		fprintf(stderr, "%s %s: %s: %s\n", cmd_program, e->name, what, msg);
+	else
+		fprintf(stderr, "%s %s: %s\n", cmd_program, e->name, what ? what : msg);
+	return CMD_EXIT_ERROR;
+}
+
 int cmd_common_opt(struct cmd_common *c, int opt, const char *arg)
 {
 	switch (opt) {

@@ -39,9 +39,13 @@ extern const struct cmd_entry cmd_selftest_entry;
 /* NULL-terminated, in the order `cairn help` lists them. */
 extern const struct cmd_entry *const cmd_table[];
 
-/* Prints "usage: cairn NAME USAGE" to stderr and returns CMD_EXIT_USAGE. */
+/* The program the commands belong to, for messages: "cairn" unless its
+ * main sets another ("cairn-keyadm"). */
+extern const char *cmd_program;
+
+/* Prints "usage: PROGRAM NAME USAGE" to stderr and returns CMD_EXIT_USAGE. */
 int cmd_usage(const struct cmd_entry *e);
-/* Prints "cairn NAME: message" for the current error and returns CMD_EXIT_ERROR. */
+/* Prints "PROGRAM NAME: message" for the current error and returns CMD_EXIT_ERROR. */
 int cmd_fail(const struct cmd_entry *e, const char *what);
 
 #endif

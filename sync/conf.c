@@ -90,6 +90,18 @@ static struct conf_workspace *ws_section(struct conf *c, const char *name)
 	return w;
 }
 
+/* Keeps what cairn and cairnfs use of [control-plane]. */
+static void control_plane(struct conf *c, const char *name, const char *value)
+{
+	char **f = !strcmp(name, "url") ? &c->cp_url : !strcmp(name, "token_file") ? &c->cp_token_file :
+		   !strcmp(name, "ca_file") ? &c->cp_ca_file : NULL;
+
+	if (f) {
+		free(*f);
+		*f = xstrdup(value);
+	}
+}
+
 static int conf_handler(void *user, const char *section, const char *name, const char *value)
 {
 	static const struct {
@@ -123,6 +135,8 @@ static int conf_handler(void *user, const char *section, const char *name, const
 			snprintf(p->why, sizeof(p->why), "'%s' outside a [workspace NAME] section", name);
 			return 0;
 		}
+		if (!strcmp(section, "control-plane") && name)
+			control_plane(p->c, name, value);
 		return 1;	/* another program's section (cairnd) */
 	}
 	if (!name) {
@@ -245,5 +259,8 @@ void conf_free(struct conf *c)
 	}
 	free(c->ws);
 	free(c->path);
+	free(c->cp_url);
+	free(c->cp_token_file);
+	free(c->cp_ca_file);
 	memset(c, 0, sizeof(*c));
 }

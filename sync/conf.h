@@ -25,6 +25,9 @@ struct conf_workspace {
 
 struct conf {
 	char *path;
+	/* [control-plane]: url, token_file, ca_file (cairnd checks them
+	 * strictly; for cairn they are checked when used); NULL when not set */
+	char *cp_url, *cp_token_file, *cp_ca_file;
 	struct conf_workspace *ws;
 	size_t n;
 };

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "log.h"
 #include "fsutil.h"
 #include "record.h"
 #include "repo.h"
@@ -80,6 +81,8 @@ int repo_state_note_generation(struct repo *r, uint64_t g)
 	return rc;
 }
 
+static int head_check_cp(struct repo *r, const struct repo_head *head);
+
 int repo_head_read(struct repo *r, struct repo_head *head)
 {
 	struct buf plain = BUF_INIT;
@@ -114,7 +117,38 @@ int repo_head_read(struct repo *r, struct repo_head *head)
 		return err_set(-ESTALE, "the store's head is generation %" PRIu64 " but this machine has seen generation %" PRIu64
 			       ": the store was rolled back or replaced; use --allow-rollback to accept it",
 			       head->generation, seen);
+	if (seen > r->gen_floor)
+		r->gen_floor = seen;
+	if (r->cp.url && !r->cp_checked) {
+		rc = head_check_cp(r, head);
+		if (rc)
+			return rc;
+	}
 	return repo_state_note_generation(r, head->generation);
+}
+
+/* Once per repo: reports the head to the control plane and compares with
+ * the highest generation it knows, which protects a VM with no state dir. */
+static int head_check_cp(struct repo *r, const struct repo_head *head)
+{
+	uint64_t highest = 0;
+	int rc = cplane_generation(&r->cp, r->tenant, r->ws_id, head->generation,
+				   head->snapshot_id, &highest);
+
+	if (rc && !r->allow_rollback)
+		return err_prefix(rc, "cannot check the head against the control plane (anti-rollback; --allow-rollback goes on without it)");
+	if (rc) {
+		log_warn("anti-rollback check skipped (--allow-rollback): %s", err_msg());
+		return 0;
+	}
+	if (head->generation < highest && !r->allow_rollback)
+		return err_set(-ESTALE, "the store's head is generation %" PRIu64 " but the control plane has seen generation %" PRIu64
+			       ": the store was rolled back or replaced; use --allow-rollback to accept it",
+			       head->generation, highest);
+	if (highest > r->gen_floor)
+		r->gen_floor = highest;
+	r->cp_checked = 1;
+	return 0;
 }
 
 int repo_head_write(struct repo *r, const struct repo_head *prev,
@@ -140,5 +174,13 @@ int repo_head_write(struct repo *r, const struct repo_head *prev,
 		return err_set(-ECANCELED, "the head moved while this snapshot was written (another writer, or a lost lease); nothing was committed, the previous snapshot is intact");
 	if (rc)
 		return rc;
+	if (r->cp.url) {
+		uint64_t highest;
+
+		/* the head is committed: a report that fails is only logged;
+		 * the next head read reports it again */
+		if (cplane_generation(&r->cp, r->tenant, r->ws_id, generation, snapshot_id, &highest))
+			log_warn("generation %" PRIu64 " committed but not reported: %s", generation, err_msg());
+	}
 	return repo_state_note_generation(r, generation);
 }

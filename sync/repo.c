@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "err.h"
 #include "fetch.h"
@@ -75,6 +76,15 @@ static struct repo *repo_new(const struct repo_opts *opts)
 		 opts->tenant && *opts->tenant ? opts->tenant : "default");
 	r->allow_rollback = opts->allow_rollback;
 	r->force = opts->force;
+	/* an https:// key with no [control-plane] url: that URL is the one */
+	if (opts->cp_url && *opts->cp_url)
+		r->cp.url = xstrdup(opts->cp_url);
+	else if (keys_provider_remote(opts->key))
+		r->cp.url = xstrdup(opts->key);
+	if (opts->cp_token_file && *opts->cp_token_file)
+		r->cp.token_file = xstrdup(opts->cp_token_file);
+	if (opts->cp_ca_file && *opts->cp_ca_file)
+		r->cp.ca_file = xstrdup(opts->cp_ca_file);
 	return r;
 }
 
@@ -188,12 +198,46 @@ static int pick_workspace(struct repo *r, char *out, size_t size)
 
 struct key_load {
 	struct repo *r;
-	const struct keys_kek *kek;
+	const struct keys_kek *kek;	/* NULL: the control plane unwraps */
+	struct cplane cp;		/* ... at cp.url */
 	int mine, others, loaded;
 	char other_kek[KEYS_ID_SIZE];
 	char newest[KEYS_ID_SIZE];
 	uint64_t newest_created;
+	int refused;			/* wraps the control plane would not open */
+	char *why;			/* the last reason it gave */
 };
+
+static int ring_has(const struct keys_ring *ring, const char *key_id)
+{
+	for (size_t i = 0; i < keys_ring_count(ring); i++)
+		if (!strcmp(keys_key_id(keys_ring_key(ring, i)), key_id))
+			return 1;
+	return 0;
+}
+
+/* Asks the control plane to unwrap obj and adds the key.  A wrap it will
+ * not open (another tenant key, say, during a rotation) is skipped: 0. */
+static int key_unwrap_remote(struct key_load *k, const struct buf *obj, const char *key_id,
+			     const char *kek_id, struct keys_wrap_info *info)
+{
+	uint8_t *key = sodium_malloc(KEYS_KEY_LEN);
+	int rc = key ? keys_wrap_peek(obj->data, obj->len, info) : -ENOMEM;
+
+	if (!rc)
+		rc = cplane_unwrap(&k->cp, k->r->tenant, k->r->ws_id, key_id, kek_id, obj->data,
+				   obj->len, key);
+	if (rc == -EACCES || rc == -ENOENT) {
+		free(k->why);
+		k->why = xstrdup(err_msg());
+		k->refused++;
+		rc = 1;
+	} else if (!rc) {
+		rc = keys_ring_add(k->r->ring, info->kind, key_id, key);
+	}
+	sodium_free(key);
+	return rc;
+}
 
 static int key_load_one(const char *name, uint64_t size, void *arg)
 {
@@ -206,15 +250,19 @@ static int key_load_one(const char *name, uint64_t size, void *arg)
 	(void)size;
 	if (keys_wrapped_name_parse(name, key_id, kek_id))
 		return 0;	/* not a key object: ignore */
-	if (strcmp(kek_id, keys_kek_id(k->kek)) != 0) {
+	if (k->kek && strcmp(kek_id, keys_kek_id(k->kek)) != 0) {
 		k->others++;
 		memcpy(k->other_kek, kek_id, sizeof(kek_id));
 		return 0;
 	}
+	if (!k->kek && ring_has(k->r->ring, key_id))
+		return 0;	/* opened through another wrap */
 	k->mine++;
 	rc = store_get(k->r->store, name, 0, STORE_TO_END, &obj, NULL);
-	if (!rc)
+	if (!rc && k->kek)
 		rc = keys_ring_add_wrapped(k->r->ring, k->kek, obj.data, obj.len, key_id, kek_id);
+	else if (!rc)
+		rc = key_unwrap_remote(k, &obj, key_id, kek_id, &info);
 	if (!rc && keys_wrap_peek(obj.data, obj.len, &info) == 0 && info.kind == KEYS_KEY_DATA &&
 	    (!k->newest[0] || info.created > k->newest_created ||
 	     (info.created == k->newest_created && strcmp(key_id, k->newest) > 0))) {
@@ -223,28 +271,35 @@ static int key_load_one(const char *name, uint64_t size, void *arg)
 	}
 	buf_free(&obj);
 	k->loaded += rc == 0;
-	return rc;
+	return rc > 0 ? 0 : rc;
 }
 
-/* Unwraps every key of the workspace that kek wraps; the newest data key
- * (by its authenticated creation time) becomes current. */
-static int load_keys(struct repo *r, const struct keys_kek *kek)
+/* Unwraps every key of the workspace that kek wraps (or, kek NULL, that
+ * the control plane at url unwraps); the newest data key (by its
+ * authenticated creation time) becomes current. */
+static int load_keys(struct repo *r, const struct keys_kek *kek, const char *url)
 {
-	struct key_load k = { .r = r, .kek = kek };
+	struct key_load k = { .r = r, .kek = kek, .cp = { url, r->cp.token_file, r->cp.ca_file } };
 	const struct keys_key *id;
 	int rc = keys_ring_empty(r->ws_id, &r->ring);
 
 	if (!rc)
 		rc = store_list(r->store, "keys/", key_load_one, &k);
-	if (rc)
-		return rc;
-	if (k.mine == 0 && k.others > 0)
-		return err_set(-EACCES, "no key of workspace %s is wrapped by tenant key %s (found tenant key %s): wrong tenant key?",
-			       r->ws_id, keys_kek_id(kek), k.other_kek);
-	if (keys_ring_identity(r->ring, &id) != 0 || !k.newest[0])
-		return err_set(-EBADMSG, "workspace %s: keys/ lacks its identity or data key: the repository is damaged",
-			       r->ws_id);
-	return keys_ring_set_current(r->ring, k.newest);
+	if (!rc && k.mine == 0 && k.others > 0)
+		rc = err_set(-EACCES, "no key of workspace %s is wrapped by tenant key %s (found tenant key %s): wrong tenant key?",
+			     r->ws_id, keys_kek_id(kek), k.other_kek);
+	else if (!rc && k.refused && (keys_ring_identity(r->ring, &id) != 0 || !k.newest[0]))
+		rc = err_set(-EACCES, "the control plane unwrapped no usable key of workspace %s: %s",
+			     r->ws_id, k.why);
+	else if (!rc && k.others && (keys_ring_identity(r->ring, &id) != 0 || !k.newest[0]))
+		rc = err_set(-EACCES, "workspace %s: tenant key %s wraps only some of its keys, the others are wrapped by tenant key %s: a rewrap (cairn-keyadm rewrap) is under way or was interrupted; run it again",
+			     r->ws_id, keys_kek_id(kek), k.other_kek);
+	else if (!rc && (keys_ring_identity(r->ring, &id) != 0 || !k.newest[0]))
+		rc = err_set(-EBADMSG, "workspace %s: keys/ lacks its identity or data key: the repository is damaged",
+			     r->ws_id);
+	free(k.why);
+	r->current_created = k.newest_created;
+	return rc ? rc : keys_ring_set_current(r->ring, k.newest);
 }
 
 static int open_base(struct repo *r, const struct repo_opts *opts)
@@ -276,10 +331,10 @@ int repo_open(const struct repo_opts *opts, struct repo **out)
 		rc = repo_attach(r, ws);
 	if (!rc)
 		rc = config_check(r);
-	if (!rc)
-		rc = keys_provider_load(opts->key, &kek);
-	if (!rc)
-		rc = load_keys(r, kek);
+	if (!rc && keys_provider_remote(opts->key))
+		rc = load_keys(r, NULL, opts->key);
+	else if (!rc && !(rc = keys_provider_load(opts->key, &kek)))
+		rc = load_keys(r, kek, NULL);
 	if (!rc)
 		rc = state_dir_make(r, opts);
 	keys_kek_free(kek);
@@ -289,6 +344,74 @@ int repo_open(const struct repo_opts *opts, struct repo **out)
 	}
 	*out = r;
 	return 0;
+}
+
+int repo_tenant_workspaces(const struct repo_opts *opts, char ***ids, size_t *n)
+{
+	struct repo *r = repo_new(opts);
+	char *prefix = xasprintf(CATALOG_FMT, r->tenant);
+	struct catalog c = { .skip = strlen(prefix) };
+	int rc = open_base(r, opts);
+
+	if (!rc)
+		rc = store_list(r->base, prefix, catalog_add, &c);
+	free(prefix);
+	repo_close(r);
+	if (rc) {
+		catalog_free(&c);
+		c.ids = NULL;
+		c.n = 0;
+	}
+	*ids = c.ids;
+	*n = c.n;
+	return rc;
+}
+
+int repo_open_bare(const struct repo_opts *opts, const char *ws_id, struct repo **out)
+{
+	struct repo *r = repo_new(opts);
+	int rc = open_base(r, opts);
+
+	*out = NULL;
+	if (!rc && !keys_ws_id_valid(ws_id))
+		rc = err_set(-EINVAL, "bad workspace id '%s'", ws_id);
+	if (!rc)
+		rc = repo_attach(r, ws_id);
+	if (!rc)
+		rc = config_check(r);
+	if (rc) {
+		repo_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+int repo_add_data_key(struct repo *r, const struct keys_kek *kek, char key_id[KEYS_ID_SIZE])
+{
+	char name[KEYS_WRAPPED_NAME_SIZE];
+	const struct keys_key *k;
+	struct buf b = BUF_INIT;
+	uint64_t now = (uint64_t)time(NULL);
+	int rc = keys_ring_rotate(r->ring, &k);
+
+	/* the newest by creation time is the current one: be newer than it
+	 * even within the same second */
+	if (now <= r->current_created)
+		now = r->current_created + 1;
+	if (!rc)
+		rc = keys_ring_wrap_at(r->ring, kek, keys_key_id(k), now, &b);
+	if (!rc)
+		rc = keys_wrapped_name(keys_key_id(k), keys_kek_id(kek), name, sizeof(name));
+	if (!rc)
+		rc = store_put(r->store, name, b.data, b.len, STORE_IF_NONE_MATCH, NULL, NULL);
+	if (!rc) {
+		snprintf(key_id, KEYS_ID_SIZE, "%s", keys_key_id(k));
+		r->current_created = now;
+	}
+	sodium_memzero(b.data, b.len);
+	buf_free(&b);
+	return rc;
 }
 
 /* Loads the tenant key, or makes it when asked and the file is missing. */
@@ -383,6 +506,9 @@ void repo_close(struct repo *r)
 	store_close(r->base);
 	keys_ring_free(r->ring);
 	free(r->state_dir);
+	free((char *)r->cp.url);
+	free((char *)r->cp.token_file);
+	free((char *)r->cp.ca_file);
 	free(r);
 }
 

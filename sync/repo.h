@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cplane.h"
 #include "keys.h"
 #include "store.h"
 
@@ -39,6 +40,11 @@ struct repo_opts {
 				 * $XDG_STATE_HOME/cairn */
 	const char *cache_dir;	/* config `cache_dir`: this workspace's own dir,
 				 * used instead of <state_dir>/<id> */
+	/* the control plane ([control-plane] of cairn.conf, or
+	 * CAIRN_CONTROL_PLANE, CAIRN_CONTROL_PLANE_TOKEN_FILE,
+	 * CAIRN_CONTROL_PLANE_CA_FILE): it unwraps keys for an https:// key
+	 * and keeps the highest head generation (anti-rollback) */
+	const char *cp_url, *cp_token_file, *cp_ca_file;
 	int allow_rollback;	/* accept a head older than the highest seen */
 	int force;		/* take over another holder's lease */
 	void *conf;		/* the loaded cairn.conf, owned (repo_opts_free) */
@@ -59,6 +65,13 @@ struct repo {
 	char *state_dir;	/* local state of this workspace (0700) */
 	int allow_rollback;
 	int force;
+	struct cplane cp;	/* cp.url NULL: no control plane */
+	int cp_checked;		/* the head was checked against it once */
+	/* the highest generation this repo knows was ever committed (state
+	 * dir, control plane): with --allow-rollback a head below it is
+	 * accepted, and the next head is numbered above it */
+	uint64_t gen_floor;
+	uint64_t current_created; /* the current data key's creation time */
 	/* the lease, while held (repo_lease_acquire) */
 	struct repo_lease *lease;
 	/* whole tree packs read so far (fetch.c), so that walking a snapshot
@@ -78,6 +91,20 @@ int repo_init(const struct repo_opts *opts, int create_key, struct repo **out);
  * -ENOENT no such workspace (the message lists what the tenant has),
  * -EACCES wrong tenant key, -ENOTSUP unknown format version. */
 int repo_open(const struct repo_opts *opts, struct repo **out);
+
+/* The ids of the tenant's workspaces (opts->tenant, default "default"),
+ * from its catalog: *ids (n of them) to free one by one, then the array. */
+int repo_tenant_workspaces(const struct repo_opts *opts, char ***ids, size_t *n);
+
+/* Opens workspace ws_id without unwrapping its keys (r->ring is NULL, no
+ * state dir): for cairn-keyadm, which handles the wrapped keys itself. */
+int repo_open_bare(const struct repo_opts *opts, const char *ws_id, struct repo **out);
+
+/* Makes a new data key, wraps it under kek as keys/<id>.<kek-id> (created
+ * after the current one, so every later open makes it current) and makes
+ * it current in r's keyring.  Old data keys stay: what they sealed stays
+ * readable.  Returns 0 or a negative code; key_id gets the new id. */
+int repo_add_data_key(struct repo *r, const struct keys_kek *kek, char key_id[KEYS_ID_SIZE]);
 
 /* Releases the lease if held, and everything else. */
 void repo_close(struct repo *r);

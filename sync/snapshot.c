@@ -558,7 +558,9 @@ static int commit(struct walk *w, const struct repo_head *head, const uint8_t ws
 		  int no_head, struct snapshot_result *res)
 {
 	struct record_snapshot rec;
-	struct record_head cur = { .generation = head->generation }, next;
+	/* above every generation ever seen, even past an accepted rollback */
+	struct record_head cur = { .generation = head->generation > w->r->gen_floor ?
+				   head->generation : w->r->gen_floor }, next;
 	struct buf plain = BUF_INIT;
 	char name[16 + RECORD_ID_SIZE];
 	struct timespec now;
@@ -568,7 +570,7 @@ static int commit(struct walk *w, const struct repo_head *head, const uint8_t ws
 	clock_gettime(CLOCK_REALTIME, &now);
 	rc = record_id_new(res->id);
 	if (!rc)
-		rc = record_head_next(head->generation ? &cur : NULL, res->id, &next);
+		rc = record_head_next(cur.generation ? &cur : NULL, res->id, &next);
 	if (!rc)
 		rc = record_snapshot_set_root(&rec, RECORD_ROOT_WORKSPACE, ws_root);
 	if (!rc)

@@ -1,0 +1,309 @@
+#!/bin/sh
+# test_keymgmt.sh - key management end to end: the exec: and https:// key
+# providers (the reference control plane unwrapping over TLS with a private
+# CA, and refusing a wrong token, a server that is down, a malformed answer,
+# a certificate from another CA), anti-rollback through the control plane
+# for a VM with no state dir, and cairn-keyadm: kek create/list, rewrap of
+# 50 workspaces killed half way and run again, verify, dek rotate,
+# reencrypt killed half way, then --retire.  Stores: file:// and s3rver
+# through the verifying proxy.  Prints TAP.
+set -u
+
+. "${CAIRN_SRCDIR:-.}/tests/lib.sh"
+KEYADM=${CAIRN_BUILDDIR:-.}/cairn-keyadm
+
+unset CAIRN_WORKSPACE CAIRN_TENANT CAIRN_WORKSPACE_NAME CAIRN_HOST_ID CAIRN_STORE CAIRN_KEY \
+	CAIRN_CONTROL_PLANE CAIRN_CONTROL_PLANE_TOKEN_FILE CAIRN_CONTROL_PLANE_CA_FILE
+CAIRN_CONFIG=$TMP/no-cairn.conf
+CAIRN_STATE_DIR=$TMP/state
+export CAIRN_CONFIG CAIRN_STATE_DIR
+
+start=$(date +%s)
+section() { diag "--- $1 ($(($(date +%s) - start)) s)"; }
+
+run() {	# run CMD...: output kept in $TMP/out and $TMP/err; sets $rc
+	"$@" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	return $rc
+}
+show() { cat "$TMP/out" "$TMP/err" | head -n 20 | sed 's/^/# /'; }
+rc_is() { [ "$rc" -eq "$1" ] || { diag "exit status $rc, expected $1"; show; false; }; }
+err_has() { grep -q -- "$1" "$TMP/err" || { diag "stderr lacks '$1':"; show; false; }; }
+err_lacks() { ! grep -q -- "$1" "$TMP/err" || { diag "stderr holds '$1':"; show; false; }; }
+out_has() { grep -q -- "$1" "$TMP/out" || { diag "stdout lacks '$1':"; show; false; }; }
+one_line() { [ "$(wc -l <"$TMP/err")" -eq 1 ] || { diag "stderr is not one line:"; show; false; }; }
+eq() { [ "$1" = "$2" ] || { diag "'$1' != '$2'"; false; }; }
+jget() { python3 -c 'import json,sys; d=json.load(sys.stdin)
+for k in sys.argv[1].split("."): d=d[k]
+print(d)' "$1" <"$TMP/out"; }
+
+# same A B: the two trees have the same names, bytes and modes
+same() {
+	diff -r "$1" "$2" >/dev/null &&
+		[ "$(cd "$1" && find . -mindepth 1 -printf '%p %m %y\n' | sort)" = "$(cd "$2" && find . -mindepth 1 -printf '%p %m %y\n' | sort)" ] ||
+		{ diag "$1 and $2 differ"; false; }
+}
+
+# killed_after SECONDS FAULT KEY CMD...: runs CMD with every store request
+# for a key containing KEY slowed by FAULT (delay:MS), kill -9s it after
+# SECONDS, then lifts the fault; $bg_rc is its status (137: killed)
+killed_after() {
+	_secs=$1 _fault=$2 _key=$3
+	shift 3
+	s3_ctl POST "/__proxy/fault?kind=$_fault&count=100000&key=$_key" >/dev/null
+	"$@" >"$TMP/killed.out" 2>&1 &
+	_pid=$!
+	bg_track $_pid
+	sleep "$_secs"
+	[ "$_pid" -gt 1 ] && kill -9 "$_pid"
+	bg_wait $_pid
+	s3_ctl POST /__proxy/reset >/dev/null
+}
+
+WS=$TMP/ws
+mkdir -p "$WS/sub/deeper"
+head -c 3000000 /dev/urandom >"$WS/big.bin"
+head -c 70000 /dev/urandom >"$WS/sub/mid.bin"
+echo "hello keys" >"$WS/sub/deeper/note.txt"
+chmod 640 "$WS/sub/deeper/note.txt"
+
+# ---- providers on a file:// store ---------------------------------------
+section "exec: provider"
+FS=file://$TMP/store
+run "$CAIRN" init --store "$FS" --key "file:$TMP/k1" --create-key --tenant t1 --json
+check "init a workspace with a new tenant key" rc_is 0
+W1=$(jget workspace)
+set -- --store "$FS" --tenant t1 --workspace "$W1"
+run "$CAIRN" snapshot "$WS" "$@" --key "file:$TMP/k1" -q
+check "a snapshot with the file: provider" rc_is 0
+
+run "$CAIRN" restore latest "$TMP/r-exec" "$@" --key "exec:echo fetching >&2; cat $TMP/k1"
+check "exec: a command that prints the tenant key: restore exits 0" rc_is 0
+check "exec: the restored tree is bit for bit the snapshot's" same "$WS" "$TMP/r-exec"
+
+run "$CAIRN" restore latest "$TMP/r-exec2" "$@" --key "exec:exit 3"
+check "exec: a command that exits 3 fails the restore" rc_is 1
+check "exec: the error names the provider and the status" err_has "key provider exec:exit 3: the command exited with status 3"
+check "exec: one line" one_line
+check "exec: nothing was restored" test ! -e "$TMP/r-exec2/big.bin"
+
+printf 'echo cairn-kek-v1:SECRETSECRETSECRET\n' >"$TMP/printbad.sh"
+run "$CAIRN" restore latest "$TMP/r-exec3" "$@" --key "exec:sh $TMP/printbad.sh"
+check "exec: output that is not a tenant key fails" rc_is 1
+check "exec: the error says so" err_has "its output is not a tenant key"
+check "exec: and does not repeat the output" err_lacks SECRETSECRET
+
+run "$CAIRN" restore latest "$TMP/r-exec4" "$@" --key "exec:"
+check "exec: an empty command is a usage error of the provider" err_has "needs a command"
+
+# ---- the https:// provider: the control plane unwraps -------------------
+section "https:// provider"
+"$KEYADM" kek create --out "$TMP/kbad" -q
+cp_start --keks "$TMP/k1,$TMP/kbad" --bad-reply-tenant tbad --record-keys "$TMP/handed-out"
+CAIRN_CONTROL_PLANE_TOKEN_FILE=$CP_TOKEN_FILE
+CAIRN_CONTROL_PLANE_CA_FILE=$CP_CA
+export CAIRN_CONTROL_PLANE_TOKEN_FILE CAIRN_CONTROL_PLANE_CA_FILE
+
+run "$CAIRN" restore latest "$TMP/r-https" "$@" --key "$CP_URL" --state-dir "$TMP/state-https"
+check "https: restore with the control plane unwrapping exits 0" rc_is 0
+check "https: the restored tree is bit for bit the snapshot's" same "$WS" "$TMP/r-https"
+check "https: the control plane unwrapped both workspace keys" \
+	eq "$(grep -c '"path":"/v1/unwrap"' "$CP_LOG")" 2
+check "https: and was told the head's generation (anti-rollback)" \
+	grep -q '"path":"/v1/generation".*"generation":1' "$CP_LOG"
+
+# a mount with the https provider: the VM's disk (cache, state dir) must
+# hold no workspace key, in any encoding, and there is no tenant key on it
+MNT=$TMP/mnt
+mkdir -p "$MNT"
+_fs_mounts=$MNT
+run "$CAIRN" mount "$MNT" "$@" --key "$CP_URL" --cache "$TMP/vm-cache" --state-dir "$TMP/vm-state"
+check "https: cairn mount with the control plane unwrapping" rc_is 0
+check "https: the mounted tree reads bit for bit" same "$WS" "$MNT"
+echo "written on the mount" >"$MNT/sub/mounted.txt"
+run "$CAIRN" snapshot --mount "$MNT" -q
+check "https: a live snapshot of that mount" rc_is 0
+fs_umount "$MNT" >/dev/null 2>&1 || fusermount3 -uz "$MNT"
+check "https: the control plane handed out the workspace keys" test -s "$TMP/handed-out"
+check "https: no workspace key is on the VM's disk (raw, hex or base64)" python3 - "$TMP/handed-out" "$TMP/vm-cache" "$TMP/vm-state" <<'EOF2'
+import base64, os, sys
+keys = [bytes.fromhex(l.strip()) for l in open(sys.argv[1]) if l.strip()]
+needles = []
+for k in keys:
+    needles += [k, k.hex().encode(), base64.b64encode(k), base64.b64encode(k).rstrip(b"=")]
+files = 0
+for top in sys.argv[2:]:
+    for d, _, names in os.walk(top):
+        for n in names:
+            p = os.path.join(d, n)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue
+            data = open(p, "rb").read()
+            files += 1
+            for x in needles:
+                if x in data:
+                    sys.exit("a workspace key is in " + p)
+if files == 0:
+    sys.exit("no file was searched")
+EOF2
+
+(umask 077 && echo wrong-token-value >"$TMP/badtoken")
+run env CAIRN_CONTROL_PLANE_TOKEN_FILE="$TMP/badtoken" "$CAIRN" restore latest "$TMP/r-h2" "$@" --key "$CP_URL"
+check "https: a wrong token fails" rc_is 1
+check "https: with HTTP 401 named" err_has "HTTP 401"
+check "https: and without the token in the message" err_lacks wrong-token-value
+check "https: nothing was restored" test ! -e "$TMP/r-h2/big.bin"
+
+chmod 644 "$TMP/badtoken"
+run env CAIRN_CONTROL_PLANE_TOKEN_FILE="$TMP/badtoken" "$CAIRN" restore latest "$TMP/r-h3" "$@" --key "$CP_URL"
+check "https: a token file others can read is refused" err_has "readable by others: chmod 600"
+
+run env CAIRN_CONTROL_PLANE_CA_FILE="$CP_OTHER_CA" "$CAIRN" restore latest "$TMP/r-h4" "$@" --key "$CP_URL"
+check "https: a server whose certificate is not from the configured CA is refused" rc_is 1
+check "https: the error is about the certificate" err_has "certificate"
+check "https: one line" one_line
+
+run "$CAIRN" restore latest "$TMP/r-h5" "$@" --key "https://127.0.0.1:1"
+check "https: a control plane that is down fails" rc_is 1
+check "https: the error names it" err_has "control plane https://127.0.0.1:1"
+
+run "$CAIRN" init --store "$FS" --key "file:$TMP/kbad" --tenant tbad --json
+WB=$(jget workspace)
+run "$CAIRN" ls latest --store "$FS" --tenant tbad --workspace "$WB" --key "$CP_URL"
+check "https: an answer without a key fails" rc_is 1
+check "https: the error says the answer had no key" err_has "answered without a key"
+run "$CAIRN" init --store "$FS" --key "file:$TMP/kother" --create-key --tenant tother --json
+WO=$(jget workspace)
+run "$CAIRN" ls latest --store "$FS" --tenant tother --workspace "$WO" --key "$CP_URL"
+check "https: a tenant key the control plane lacks fails" rc_is 1
+check "https: naming the HTTP 404 and the key" err_has "HTTP 404: no tenant key"
+run "$CAIRN" init --store "$FS" --key "$CP_URL" --tenant t9
+check "https: init refuses (it needs the tenant key itself)" err_has "yields no tenant key"
+
+# ---- anti-rollback through the control plane ------------------------------
+section "anti-rollback"
+CAIRN_CONTROL_PLANE=$CP_URL
+export CAIRN_CONTROL_PLANE
+HEAD=$TMP/store/tenants/t1/workspaces/$W1/head
+echo "two" >"$WS/sub/two.txt"
+run "$CAIRN" snapshot "$WS" "$@" --key "file:$TMP/k1" --json
+check "a snapshot with the control plane told" rc_is 0
+G1=$(jget generation)
+cp "$HEAD" "$TMP/head.old"
+echo "three" >"$WS/sub/three.txt"
+run "$CAIRN" snapshot "$WS" "$@" --key "file:$TMP/k1" --json
+check "and the next one" rc_is 0
+G2=$(jget generation)
+check "the control plane was told of its generation" grep -q "\"generation\":$G2" "$CP_LOG"
+cp "$TMP/head.old" "$HEAD"
+run "$CAIRN" restore latest "$TMP/r-rb" "$@" --key "file:$TMP/k1" --state-dir "$TMP/state-new-vm"
+check "a new VM (no state dir) refuses the rolled-back head" rc_is 1
+check "naming both generations" err_has "head is generation $G1 but the control plane has seen generation $G2"
+check "and the way on" err_has "allow-rollback"
+check "nothing was restored" test ! -e "$TMP/r-rb/big.bin"
+run "$CAIRN" restore latest "$TMP/r-rb2" "$@" --key "file:$TMP/k1" --state-dir "$TMP/state-new-vm2" --allow-rollback
+check "--allow-rollback restores the older head" rc_is 0
+check "which is the older tree" test -e "$TMP/r-rb2/sub/two.txt" -a ! -e "$TMP/r-rb2/sub/three.txt"
+run env -u CAIRN_CONTROL_PLANE "$CAIRN" restore latest "$TMP/r-rb3" "$@" --key "file:$TMP/k1" --state-dir "$TMP/state-new-vm3"
+check "without a control plane a new VM cannot tell (what the control plane is for)" rc_is 0
+run env CAIRN_CONTROL_PLANE=https://127.0.0.1:1 "$CAIRN" restore latest "$TMP/r-rb4" "$@" --key "file:$TMP/k1" --state-dir "$TMP/state-new-vm4"
+check "a configured control plane that is down: the check fails closed" rc_is 1
+check "saying why and the way on" err_has "cannot check the head against the control plane"
+unset CAIRN_CONTROL_PLANE
+
+# ---- cairn-keyadm on S3 ---------------------------------------------------
+section "cairn-keyadm: kek create, 50 workspaces"
+s3_start
+S3=s3://cairn-test/keyadm
+WSROOT=$TMP/s3/cairn-test/keyadm/tenants/acme/workspaces
+run "$KEYADM" kek create --tenant acme --out "$TMP/acme1.key"
+check "kek create exits 0" rc_is 0
+check "kek create names the new id" out_has "tenant key [0-9a-f]\{16\} for tenant acme"
+check "the key file is 0600" eq "$(stat -c %a "$TMP/acme1.key")" 600
+K1=$(cut -d: -f2 "$TMP/acme1.key")
+cp "$TMP/acme1.key" "$TMP/acme1.copy"
+run "$KEYADM" kek create --tenant acme --out "$TMP/acme1.key"
+check "kek create never overwrites a key file" rc_is 1
+check "the old key file is intact" cmp -s "$TMP/acme1.key" "$TMP/acme1.copy"
+run "$KEYADM" kek create --tenant acme --out "$TMP/acme2.key" --json
+K2=$(jget kek_id)
+
+i=0
+ok=1
+while [ $i -lt 50 ]; do
+	i=$((i + 1))
+	"$CAIRN" init --store "$S3" --key "file:$TMP/acme1.key" --tenant acme --json >"$TMP/out" 2>"$TMP/err" || ok=0
+	[ $i -eq 1 ] && A1=$(jget workspace)
+done
+check "50 workspaces of tenant acme" eq "$ok" 1
+A=--store\ $S3\ --tenant\ acme
+run "$CAIRN" snapshot "$WS" $A --workspace "$A1" --key "file:$TMP/acme1.key" -q
+check "workspace 1 has a snapshot" rc_is 0
+run "$KEYADM" kek list $A
+check "kek list: one tenant key wraps 100 keys of 50 workspaces" eq "$(cat "$TMP/out")" "$K1  50 workspaces  100 wrapped keys"
+
+section "rewrap, killed half way"
+killed_after 3 delay:40 /keys/ "$KEYADM" rewrap $A --from "$TMP/acme1.key" --to "file:$TMP/acme2.key"
+check "the first rewrap was killed" eq "$bg_rc" 137
+run "$KEYADM" kek list $A
+check "half way, both tenant keys wrap keys" eq "$(cut -c1-16 "$TMP/out" | sort | tr '\n' ' ')" "$(printf '%s\n%s\n' "$K1" "$K2" | sort | tr '\n' ' ')"
+run "$KEYADM" rewrap $A --from "$TMP/acme1.key" --to "file:$TMP/acme2.key" --json
+check "the rewrap run again exits 0" rc_is 0
+check "it saw 50 workspaces and 100 keys" eq "$(jget workspaces) $(jget keys)" "50 100"
+check "none failed" eq "$(jget failed)" 0
+check "what the killed run did is skipped, the rest rewrapped" \
+	test "$(jget skipped)" -gt 0 -a "$(($(jget rewrapped) + $(jget skipped)))" -eq 100
+run "$KEYADM" kek list $A
+check "afterwards only the new tenant key wraps anything" eq "$(cat "$TMP/out")" "$K2  50 workspaces  100 wrapped keys"
+run "$KEYADM" rewrap $A --from "$TMP/acme1.key" --to "$TMP/acme2.key" --json
+check "a third run changes nothing" eq "$(jget rewrapped) $(jget failed)" "0 0"
+run "$KEYADM" verify $A --key "$TMP/acme2.key"
+check "verify: the new tenant key opens all 100 keys" out_has "verify: 50 workspaces, 100 keys: 100 open, 0 skipped, 0 failed"
+check "verify exits 0" rc_is 0
+run "$KEYADM" verify $A --key "$TMP/acme1.key"
+check "verify: the old tenant key opens none (exit 1)" rc_is 1
+check "verify names the workspaces it does not open" out_has "workspace $A1: NOT opened by tenant key $K1"
+run "$CAIRN" restore latest "$TMP/r-old" $A --workspace "$A1" --key "file:$TMP/acme1.key"
+check "the old tenant key is refused by restore" err_has "wrong tenant key"
+run "$CAIRN" restore latest "$TMP/r-new" $A --workspace "$A1" --key "file:$TMP/acme2.key"
+check "the new tenant key restores workspace 1" rc_is 0
+check "bit for bit" same "$WS" "$TMP/r-new"
+
+section "dek rotate, reencrypt"
+AK="$A --workspace $A1 --key file:$TMP/acme2.key"
+run "$KEYADM" dek rotate $AK --json
+check "dek rotate exits 0" rc_is 0
+NEWDEK=$(jget data_key)
+echo "after rotation" >"$WS/sub/rotated.txt"
+head -c 500000 /dev/urandom >"$WS/new.bin"
+run "$CAIRN" snapshot "$WS" $AK --json
+check "a snapshot after dek rotate" rc_is 0
+run "$CAIRN" check --read-data $AK
+check "check --read-data is clean with two data keys" rc_is 0
+# each data pack request takes 1.5 s: at 3.5 s the first pack has been
+# read and its copy written, the second is being read
+killed_after 3.5 delay:1500 /data/ "$KEYADM" reencrypt $AK
+check "the first reencrypt was killed" eq "$bg_rc" 137
+run "$CAIRN" check --read-data $AK
+check "after the kill, check --read-data is clean" rc_is 0
+run "$KEYADM" reencrypt $AK --retire --json
+check "reencrypt --retire run again exits 0" rc_is 0
+check "it rewrote packs" test "$(jget packs_rewritten)" -gt 0
+check "it retired the old data key's wrap" test "$(jget keys_retired)" -ge 1
+left=$(ls "$WSROOT/$A1/keys/" | sed -n 's/^\([0-9a-f]\{16\}\)\.[0-9a-f]\{16\}.*/\1/p' | sort -u | tr '\n' ' ')
+check "keys/ now holds the identity key and the new data key only" \
+	eq "$(echo $left | wc -w)" 2
+check "and the new data key is one of them" eval 'echo "$left" | grep -q "$NEWDEK"'
+run "$CAIRN" check --read-data $AK
+check "check --read-data is clean without the old data key" rc_is 0
+run "$CAIRN" restore latest "$TMP/r-re" $AK
+check "the latest snapshot restores bit for bit" same "$WS" "$TMP/r-re"
+run "$KEYADM" reencrypt $AK --retire --json
+check "a second reencrypt finds nothing to do" eq "$(jget packs_rewritten) $(jget keys_retired)" "0 0"
+
+run "$KEYADM" rewrap $A --from "$TMP/acme2.key" --to "$TMP/acme2.key"
+check "rewrap to the same tenant key is refused" err_has "are the same tenant key"
+run "$KEYADM" frobnicate
+check "an unknown command: exit 2" rc_is 2
+
+finish
