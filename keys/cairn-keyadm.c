@@ -26,19 +26,41 @@
 static const struct cmd_entry kek_create_entry, kek_list_entry, rewrap_entry, dek_rotate_entry,
 	reencrypt_entry, verify_entry;
 
+/* A provider spec as given, or "file:" + a plain path (a new string to
+ * free in *owned). */
+static const char *key_spec(const char *spec, char **owned)
+{
+	*owned = NULL;
+	if (!spec || !*spec || !strncmp(spec, "file:", 5) || !strncmp(spec, "env:", 4) ||
+	    !strncmp(spec, "exec:", 5) || keys_provider_remote(spec))
+		return spec;
+	*owned = xasprintf("file:%s", spec);
+	return *owned;
+}
+
 /* A tenant key from a provider spec, or from a plain path (file:). */
 static int load_kek(const char *spec, struct keys_kek **out)
 {
-	char *s;
-	int rc;
+	char *owned;
+	int rc = keys_provider_load(key_spec(spec, &owned), out);
 
-	if (!strncmp(spec, "file:", 5) || !strncmp(spec, "env:", 4) || !strncmp(spec, "exec:", 5) ||
-	    keys_provider_remote(spec))
-		return keys_provider_load(spec, out);
-	s = xasprintf("file:%s", spec);
-	rc = keys_provider_load(s, out);
-	free(s);
+	free(owned);
 	return rc;
+}
+
+/* Opens the workspace of c, with a plain path as --key taken as file:
+ * (*owned, which the caller frees after its last use of c->ro.key). */
+static int open_repo(const struct cmd_entry *e, struct cmd_common *c, struct repo **r,
+		     char **owned)
+{
+	*owned = NULL;
+	c->progress = !c->quiet && !c->json && isatty(STDERR_FILENO);
+	if (repo_opts_resolve(&c->ro, c->config, c->name))
+		return cmd_fail(e, NULL);
+	c->ro.key = key_spec(c->ro.key, owned);
+	if (repo_open(&c->ro, r))
+		return cmd_fail(e, NULL);
+	return CMD_EXIT_OK;
 }
 
 /* Parses the options every command takes; extra (may be NULL) handles the
@@ -383,12 +405,12 @@ static int dek_rotate(int argc, char **argv)
 	struct cmd_common c = { 0 };
 	struct keys_kek *kek = NULL;
 	struct repo *r = NULL;
-	char key_id[KEYS_ID_SIZE];
+	char key_id[KEYS_ID_SIZE], *owned = NULL;
 	int rc = parse(&dek_rotate_entry, argc, argv, NULL, CMD_COMMON_SHORTOPTS, &c, NULL, NULL);
 
 	if (rc)
 		return rc;
-	rc = cmd_open_repo(&dek_rotate_entry, &c, &r);
+	rc = open_repo(&dek_rotate_entry, &c, &r, &owned);
 	if (!rc && load_kek(c.ro.key, &kek))
 		rc = cmd_fail(&dek_rotate_entry, NULL);
 	if (!rc && repo_add_data_key(r, kek, key_id))
@@ -402,6 +424,7 @@ static int dek_rotate(int argc, char **argv)
 	keys_kek_free(kek);
 	repo_close(r);
 	cmd_common_free(&c);
+	free(owned);
 	return rc;
 }
 
@@ -437,11 +460,11 @@ static int reencrypt(int argc, char **argv)
 	struct reencrypt_stats st;
 	struct repo *r = NULL;
 	int rc = parse(&reencrypt_entry, argc, argv, own, CMD_COMMON_SHORTOPTS, &c, reencrypt_opt, &a);
-	char b[32];
+	char b[32], *owned = NULL;
 
 	if (rc)
 		return rc;
-	rc = cmd_open_repo(&reencrypt_entry, &c, &r);
+	rc = open_repo(&reencrypt_entry, &c, &r, &owned);
 	if (!rc && repo_lease_acquire_as(r, "cairn-keyadm reencrypt"))
 		rc = cmd_fail(&reencrypt_entry, NULL);
 	if (!rc) {
@@ -469,6 +492,7 @@ static int reencrypt(int argc, char **argv)
 		       (unsigned long long)st.keys_retired);
 	repo_close(r);
 	cmd_common_free(&c);
+	free(owned);
 	return rc;
 }
 

@@ -301,6 +301,33 @@ check "the latest snapshot restores bit for bit" same "$WS" "$TMP/r-re"
 run "$KEYADM" reencrypt $AK --retire --json
 check "a second reencrypt finds nothing to do" eq "$(jget packs_rewritten) $(jget keys_retired)" "0 0"
 
+section "cairn-keyadm on a file:// store"
+F="--store $FS --tenant t2"
+run "$CAIRN" init $F --key "file:$TMP/t2a.key" --create-key --json
+F2=$(jget workspace)
+run "$CAIRN" snapshot "$WS" $F --workspace "$F2" --key "file:$TMP/t2a.key" -q
+check "file: a workspace with a snapshot" rc_is 0
+"$KEYADM" kek create --out "$TMP/t2b.key" -q
+run "$KEYADM" rewrap $F --from "$TMP/t2a.key" --to "$TMP/t2b.key" --json
+check "file: rewrap exits 0, both keys rewrapped" eq "$rc $(jget rewrapped) $(jget failed)" "0 2 0"
+run "$KEYADM" verify $F --key "$TMP/t2b.key"
+check "file: verify with the new tenant key" rc_is 0
+run "$CAIRN" ls $F --workspace "$F2" --key "file:$TMP/t2a.key"
+check "file: the old tenant key is refused" err_has "wrong tenant key"
+FK="$F --workspace $F2 --key $TMP/t2b.key"
+run "$KEYADM" dek rotate $FK
+check "file: dek rotate" rc_is 0
+echo "file store, new key" >"$WS/sub/file-store.txt"
+run "$CAIRN" snapshot "$WS" $F --workspace "$F2" --key "file:$TMP/t2b.key" -q
+check "file: a snapshot under the new data key" rc_is 0
+run "$KEYADM" reencrypt $FK --retire --json
+check "file: reencrypt --retire rewrites packs and retires the old data key" \
+	eq "$rc $(test "$(jget packs_rewritten)" -gt 0 && echo some) $(jget keys_retired)" "0 some 1"
+run "$CAIRN" check --read-data $F --workspace "$F2" --key "file:$TMP/t2b.key"
+check "file: check --read-data is clean" rc_is 0
+run "$CAIRN" restore latest "$TMP/r-file" $F --workspace "$F2" --key "file:$TMP/t2b.key"
+check "file: the latest snapshot restores bit for bit" same "$WS" "$TMP/r-file"
+
 run "$KEYADM" rewrap $A --from "$TMP/acme2.key" --to "$TMP/acme2.key"
 check "rewrap to the same tenant key is refused" err_has "are the same tenant key"
 run "$KEYADM" frobnicate
