@@ -37,7 +37,7 @@
 struct cfs_opts {
 	char *key, *workspace, *tenant, *cache, *state_dir, *conf, *name;
 	char *snapshot, *cache_size;
-	int force, discard_local, keep_local, noprefetch;
+	int force, discard_local, keep_local, noprefetch, allow_rollback;
 	int foreground, debug, help, version;
 	char *source, *mountpoint;
 };
@@ -54,6 +54,7 @@ static const struct fuse_opt cfs_opt_spec[] = {
 	CFS_OPT("conf=%s", conf),
 	CFS_OPT("name=%s", name),
 	CFS_OPT("force", force),
+	CFS_OPT("allow_rollback", allow_rollback),
 	CFS_OPT("snapshot=%s", snapshot),
 	CFS_OPT("cache_size=%s", cache_size),
 	CFS_OPT("discard_local", discard_local),
@@ -83,8 +84,8 @@ static const char usage[] =
 	"             [workspace NAME] section of cairn.conf\n"
 	"  -f         stay in the foreground      -d  FUSE debug output (implies -f)\n"
 	"  -o key=PROVIDER,workspace=ID,tenant=T,cache=DIR,state_dir=DIR,conf=FILE,\n"
-	"     name=NAME,force,snapshot=ID,cache_size=SIZE,noprefetch,discard_local,\n"
-	"     keep_local_as_snapshot\n"
+	"     name=NAME,force,allow_rollback,snapshot=ID,cache_size=SIZE,noprefetch,\n"
+	"     discard_local,keep_local_as_snapshot\n"
 	"See cairnfs(8).\n";
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -320,6 +321,7 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	ro.state_dir = o->state_dir;
 	ro.cache_dir = o->cache;
 	ro.force = o->force;
+	ro.allow_rollback = o->allow_rollback;
 	/* FUSE's own options are checked now, not after a long fill */
 	{
 		struct fuse_args probe = FUSE_ARGS_INIT(0, NULL);

@@ -155,6 +155,8 @@ static int mount_exec(int argc, char **argv)
 	}
 	if (c.ro.force)
 		buf_adds(&opts, opts.len ? ",force" : "force");
+	if (c.ro.allow_rollback)
+		buf_adds(&opts, opts.len ? ",allow_rollback" : "allow_rollback");
 	if (discard)
 		buf_adds(&opts, opts.len ? ",discard_local" : "discard_local");
 	if (keep)
@@ -189,7 +191,7 @@ static int mount_exec(int argc, char **argv)
 const struct cmd_entry cmd_mount_entry = {
 	.name = "mount",
 	.usage = "MOUNTPOINT [--cache DIR] [--snapshot ID] [--cache-size SIZE] [--no-prefetch]"
-		 " [--discard-local | --keep-local-as-snapshot] [--foreground] [-o FUSEOPTS] [--force] "
+		 " [--discard-local | --keep-local-as-snapshot] [--foreground] [-o FUSEOPTS] [--force] [--allow-rollback] "
 		 CMD_COMMON_USAGE,
 	.summary = "mount the workspace with cairnfs (daemonizes once mounted)",
 	.exec = mount_exec,

@@ -204,6 +204,16 @@ check "nothing was restored" test ! -e "$TMP/r-rb/big.bin"
 run "$CAIRN" restore latest "$TMP/r-rb2" "$@" --key "file:$TMP/k1" --state-dir "$TMP/state-new-vm2" --allow-rollback
 check "--allow-rollback restores the older head" rc_is 0
 check "which is the older tree" test -e "$TMP/r-rb2/sub/two.txt" -a ! -e "$TMP/r-rb2/sub/three.txt"
+run "$CAIRN" mount "$MNT" "$@" --key "file:$TMP/k1" --cache "$TMP/rb-cache" --state-dir "$TMP/state-new-vm5"
+check "a mount on a new VM refuses the rolled-back head too" err_has "head is generation $G1 but the control plane has seen generation $G2"
+check "and nothing is mounted" sh -c '! mountpoint -q "$1"' _ "$MNT"
+run "$CAIRN" mount "$MNT" "$@" --key "file:$TMP/k1" --cache "$TMP/rb-cache2" --state-dir "$TMP/state-new-vm6" --allow-rollback
+check "cairn mount --allow-rollback mounts it" rc_is 0
+check "the older tree" test -e "$MNT/sub/two.txt" -a ! -e "$MNT/sub/three.txt"
+echo "after the rollback" >"$MNT/sub/after.txt"
+run "$CAIRN" snapshot --mount "$MNT" --json
+check "the next snapshot is numbered above every generation seen" test "$(jget generation)" -gt "$G2"
+fs_umount "$MNT" >/dev/null 2>&1 || fusermount3 -uz "$MNT"
 run env -u CAIRN_CONTROL_PLANE "$CAIRN" restore latest "$TMP/r-rb3" "$@" --key "file:$TMP/k1" --state-dir "$TMP/state-new-vm3"
 check "without a control plane a new VM cannot tell (what the control plane is for)" rc_is 0
 run env CAIRN_CONTROL_PLANE=https://127.0.0.1:1 "$CAIRN" restore latest "$TMP/r-rb4" "$@" --key "file:$TMP/k1" --state-dir "$TMP/state-new-vm4"
