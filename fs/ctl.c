@@ -135,29 +135,56 @@ static ssize_t strings(json_t *a, const char ***out)
 	return (ssize_t)json_array_size(a);
 }
 
-static json_t *do_snapshot(struct fs *fs, json_t *req)
+int fs_ctl_parse(const char *line, size_t len, struct fs_ctl_req *out)
+{
+	json_error_t je;
+	const char *op;
+	ssize_t np, nt, nx;
+
+	memset(out, 0, sizeof(*out));
+	out->json = json_loadb(line, len, 0, &je);
+	op = json_string_value(json_object_get(out->json, "op"));
+	if (!out->json || !json_is_object(out->json) || !op)
+		return err_set(-EINVAL, "bad request: one JSON object with \"op\" per line");
+	out->op = !strcmp(op, "status") ? FS_CTL_STATUS : !strcmp(op, "snapshot") ? FS_CTL_SNAPSHOT :
+		  !strcmp(op, "hydrate") ? FS_CTL_HYDRATE : !strcmp(op, "activity") ? FS_CTL_ACTIVITY : 0;
+	if (!out->op)
+		return err_set(-EINVAL, "unknown op: status, snapshot, hydrate and activity are known");
+	if (out->op != FS_CTL_SNAPSHOT)
+		return 0;
+	np = strings(json_object_get(out->json, "agent_config"), &out->agent_config);
+	nt = strings(json_object_get(out->json, "tags"), &out->tags);
+	nx = strings(json_object_get(out->json, "agent_config_exclude"), &out->agent_exclude);
+	if (np < 0 || nt < 0 || nx < 0)
+		return err_set(-EINVAL, "snapshot: agent_config, agent_config_exclude and tags must be arrays of strings");
+	out->n_agent_config = (size_t)np;
+	out->ntags = (size_t)nt;
+	out->n_agent_exclude = (size_t)nx;
+	return 0;
+}
+
+void fs_ctl_req_free(struct fs_ctl_req *r)
+{
+	free(r->agent_config);
+	free(r->tags);
+	free(r->agent_exclude);
+	json_decref(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
+static json_t *do_snapshot(struct fs *fs, const struct fs_ctl_req *req)
 {
 	struct fs_snap_opts o = { 0 };
 	struct fs_snap_result res;
-	const char **paths = NULL, **tags = NULL, **excl = NULL;
-	ssize_t np = strings(json_object_get(req, "agent_config"), &paths);
-	ssize_t nt = strings(json_object_get(req, "tags"), &tags);
-	ssize_t nx = strings(json_object_get(req, "agent_config_exclude"), &excl);
 	json_t *r;
 	int rc;
 
-	if (np < 0 || nt < 0 || nx < 0) {
-		free(paths);
-		free(tags);
-		free(excl);
-		return fail("snapshot: agent_config, agent_config_exclude and tags must be arrays of strings");
-	}
-	o.agent_config = paths;
-	o.n_agent_config = (size_t)np;
-	o.agent_exclude = excl;
-	o.n_agent_exclude = (size_t)nx;
-	o.tags = tags;
-	o.ntags = (size_t)nt;
+	o.agent_config = req->agent_config;
+	o.n_agent_config = req->n_agent_config;
+	o.agent_exclude = req->agent_exclude;
+	o.n_agent_exclude = req->n_agent_exclude;
+	o.tags = req->tags;
+	o.ntags = req->ntags;
 	rc = fs_snapshot(fs, &o, &res);
 	pthread_mutex_lock(&fs->lock);
 	if (rc)
@@ -180,9 +207,6 @@ static json_t *do_snapshot(struct fs *fs, json_t *req)
 			      "left_dirty", (json_int_t)res.left_dirty,
 			      "pause_ms", res.pause_ms, "seconds", res.duration_ms / 1000.0);
 	}
-	free(paths);
-	free(tags);
-	free(excl);
 	return r;
 }
 
@@ -209,23 +233,20 @@ static json_t *do_activity(struct fs *fs)
 
 static json_t *handle(struct fs *fs, const char *line, size_t len)
 {
-	json_error_t je;
-	json_t *req = json_loadb(line, len, 0, &je), *r;
-	const char *op = json_string_value(json_object_get(req, "op"));
+	struct fs_ctl_req req;
+	json_t *r;
 
-	if (!req || !op)
-		r = fail("bad request: one JSON object with \"op\" per line");
-	else if (!strcmp(op, "status"))
+	if (fs_ctl_parse(line, len, &req))
+		r = fail(err_msg());
+	else if (req.op == FS_CTL_STATUS)
 		r = do_status(fs);
-	else if (!strcmp(op, "snapshot"))
-		r = do_snapshot(fs, req);
-	else if (!strcmp(op, "hydrate"))
+	else if (req.op == FS_CTL_SNAPSHOT)
+		r = do_snapshot(fs, &req);
+	else if (req.op == FS_CTL_HYDRATE)
 		r = do_hydrate(fs);
-	else if (!strcmp(op, "activity"))
-		r = do_activity(fs);
 	else
-		r = fail("unknown op: status, snapshot, hydrate and activity are known");
-	json_decref(req);
+		r = do_activity(fs);
+	fs_ctl_req_free(&req);
 	return r;
 }
 

@@ -280,6 +280,20 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
 /* The socket of workspace ws_id: $CAIRN_RUN_DIR/<ws_id>.sock, by default
  * /run/cairn for root and $XDG_RUNTIME_DIR/cairn (or /tmp/cairn-UID) for
  * another user; malloc'd. */
+/* One control-socket request, parsed (the op, and a snapshot's options,
+ * which point into json). */
+enum fs_ctl_op { FS_CTL_STATUS = 1, FS_CTL_SNAPSHOT, FS_CTL_HYDRATE, FS_CTL_ACTIVITY };
+struct fs_ctl_req {
+	enum fs_ctl_op op;
+	const char **agent_config, **agent_exclude, **tags;
+	size_t n_agent_config, n_agent_exclude, ntags;
+	struct json_t *json;	/* jansson's json_t */
+};
+/* Parses one request line (a JSON object with "op").  0, or -EINVAL with
+ * the reason the client gets; free with fs_ctl_req_free either way. */
+int fs_ctl_parse(const char *line, size_t len, struct fs_ctl_req *out);
+void fs_ctl_req_free(struct fs_ctl_req *r);
+
 char *fs_ctl_path(const char *ws_id);
 int fs_ctl_start(struct fs *fs, const char *ws_id);
 void fs_ctl_stop(struct fs *fs);

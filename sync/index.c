@@ -743,6 +743,21 @@ static int decode_object(struct dobj *d)
 	return rc;
 }
 
+int index_object_check(const char *name, const uint8_t *plain, size_t len)
+{
+	struct dobj d;
+	int rc;
+
+	memset(&d, 0, sizeof(d));
+	if (!index_name_valid(name))
+		return err_set(-EINVAL, "'%s' is not an index object name", name);
+	snprintf(d.name, sizeof(d.name), "%s", name);
+	buf_add(&d.plain, plain, len);
+	rc = decode_object(&d);
+	dobj_free(&d);
+	return rc;
+}
+
 /* Seals the plaintext, puts it under a fresh name, records the object as
  * live with packs[] (clearing their pending marks) and, when sup is given,
  * the objects sup[] as superseded. */

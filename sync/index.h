@@ -185,4 +185,9 @@ int index_restore_object(struct index *idx, const char *obj_name, enum index_obj
 /* 1 when name is "index/" + 32 lowercase hex digits, else 0. */
 int index_name_valid(const char *name);
 
+/* Decodes and checks the plaintext of index object `name` (what the
+ * loader does after opening it) and throws the result away.  Returns 0,
+ * -EBADMSG or -ENOTSUP.  Exposed for the fuzz target. */
+int index_object_check(const char *name, const uint8_t *plain, size_t len);
+
 #endif

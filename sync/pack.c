@@ -295,9 +295,9 @@ int pack_writer_finish(struct pack_writer *w, const struct keys_key *dk,
 
 /* ---- reader ------------------------------------------------------------- */
 
-static int parse_header(const char *name, enum keys_blob_type type,
-			const uint8_t *p, size_t len, uint64_t blobs_end,
-			struct pack_header *out)
+int pack_header_parse(const char *name, enum keys_blob_type type,
+		      const uint8_t *p, size_t len, uint64_t blobs_end,
+		      struct pack_header *out)
 {
 	struct pack_entry *entries;
 	uint64_t end = 0;
@@ -394,7 +394,7 @@ int pack_read_header(const struct keys_ring *ring, const char *ws_id,
 		buf_free(&plain);
 		return err_prefix(rc, "pack %s: header", pack_name);
 	}
-	rc = parse_header(pack_name, type, plain.data, plain.len, blobs_end, out);
+	rc = pack_header_parse(pack_name, type, plain.data, plain.len, blobs_end, out);
 	buf_free(&plain);
 	return rc;
 }

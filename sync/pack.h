@@ -157,6 +157,14 @@ int pack_read_header(const struct keys_ring *ring, const char *ws_id,
 		     const char *pack_name, const uint8_t *tail, size_t tail_len,
 		     uint64_t pack_size, struct pack_header *out, size_t *need);
 
+/* Parses the plaintext of a pack header (what pack_read_header has opened)
+ * of pack `name` of type type, whose blobs end at blobs_end, into *out.
+ * Returns 0, -EBADMSG or -ENOTSUP, naming the pack.  Exposed for the fuzz
+ * target. */
+int pack_header_parse(const char *name, enum keys_blob_type type,
+		      const uint8_t *plain, size_t len, uint64_t blobs_end,
+		      struct pack_header *out);
+
 /* Fetches and reads a pack's header from store s (keys relative to the
  * workspace): one range GET of the last PACK_TAIL_GUESS bytes, a second one
  * for the rest when the header is longer.  pack_size is the pack's size
