@@ -180,6 +180,8 @@ int fetch_blob_elsewhere(struct repo *r, const struct index *idx, const struct i
 	return 0;
 }
 
+#define FETCH_BADMSG_TRIES 3	/* reads of a blob that does not verify */
+
 int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type,
 	       const uint8_t id[KEYS_BLOB_ID_LEN], struct buf *out)
 {
@@ -195,18 +197,31 @@ int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type
 	if (ent.e.ref.type != type)
 		return err_set(-EBADMSG, "blob %.16s in %s is a %s blob, expected %s", hex, ent.pack,
 			       keys_blob_type_name(ent.e.ref.type), keys_blob_type_name(type));
-	rc = read_sealed(r, &ent, &sealed);
-	if (rc == -ENOENT) {
-		/* an index written late by a killed writer may name a pack that a
-		 * prune has deleted since; the blob has another copy then */
-		buf_free(&sealed);
-		return fetch_blob_elsewhere(r, idx, &ent, out);
+	for (int attempt = 1;; attempt++) {
+		size_t old = out->len;
+
+		buf_reset(&sealed);
+		rc = read_sealed(r, &ent, &sealed);
+		if (rc == -ENOENT) {
+			/* an index written late by a killed writer may name a pack
+			 * that a prune has deleted since; the blob has another copy */
+			buf_free(&sealed);
+			return fetch_blob_elsewhere(r, idx, &ent, out);
+		}
+		if (!rc && sealed.len != ent.e.ref.length)
+			rc = err_set(-EBADMSG, "%s: pack is shorter than its header says (blob %.16s)",
+				     ent.pack, hex);
+		if (!rc)
+			rc = blob_decode(r->ring, &ent.e.ref, sealed.data, sealed.len, out);
+		/* A range read has no checksum to compare: a body damaged on the
+		 * way fails authentication like a damaged object.  Read it again
+		 * before calling the object damaged. */
+		if (rc != -EBADMSG || attempt == FETCH_BADMSG_TRIES)
+			break;
+		buf_setlen(out, old);
+		log_warn("%s: blob %.16s did not verify (%s); reading it again", ent.pack, hex, err_msg());
+		store_count_retry();
 	}
-	if (!rc && sealed.len != ent.e.ref.length)
-		rc = err_set(-EBADMSG, "%s: pack is shorter than its header says (blob %.16s)",
-			     ent.pack, hex);
-	if (!rc)
-		rc = blob_decode(r->ring, &ent.e.ref, sealed.data, sealed.len, out);
 	if (rc && rc != -ENOENT)
 		err_prefix(rc, "%s", ent.pack);
 	buf_free(&sealed);

@@ -16,7 +16,8 @@
 /* Appends the plaintext of blob id (which must be of type type) to out.
  * Returns 0, -ENOENT when the index has no such blob ("blob <id> is
  * missing from the index: run 'cairn check'"), -EBADMSG when it does not
- * verify, or a store error.  Thread-safe when idx is not being changed. */
+ * verify in three reads (one bad read is taken for damage on the way, and
+ * read again), or a store error.  Thread-safe when idx is not being changed. */
 int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type,
 	       const uint8_t id[KEYS_BLOB_ID_LEN], struct buf *out);
 

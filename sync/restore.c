@@ -352,7 +352,43 @@ static int fetch_elsewhere(struct restore *rs, size_t i, size_t k)
 	return rc;
 }
 
-/* Fetches needs[i..j) (one pack, sorted by offset) in coalesced ranges. */
+#define RANGE_BADMSG_TRIES 3	/* reads of a range whose blobs do not verify */
+
+/* Decodes the blobs of needs[i..k) from range (which starts at pack offset
+ * start) and writes them to their files; *bytes gets what was written. */
+static int range_to_files(struct restore *rs, size_t i, size_t k, uint64_t start,
+			  const struct buf *range, struct buf *plain, uint64_t *bytes)
+{
+	int rc = 0;
+
+	*bytes = 0;
+	for (size_t n = i; !rc && n < k; n++) {
+		const struct need *nd = &rs->needs[n];
+		struct rfile *f = &rs->files[nd->file];
+
+		/* the same blob at several places is decoded once */
+		if (n == i || memcmp(nd->e.ref.id, rs->needs[n - 1].e.ref.id, KEYS_BLOB_ID_LEN)) {
+			buf_reset(plain);
+			rc = blob_decode(rs->r->ring, &nd->e.ref, range->data + (nd->e.offset - start),
+					 nd->e.ref.length, plain);
+			if (rc) {
+				err_prefix(rc, "%s (for %s)", nd->pack, f->path);
+				break;
+			}
+		}
+		rc = write_at(f->tmp, plain->data, plain->len, nd->file_off);
+		if (rc)
+			err_set(rc, "%s: cannot write: %s", f->path, strerror(-rc));
+		*bytes += plain->len;
+	}
+	return rc;
+}
+
+/* Fetches needs[i..j) (one pack, sorted by offset) in coalesced ranges.  A
+ * range read has no checksum to compare, so a body damaged on the way fails
+ * like a damaged object: the range is read again (RANGE_BADMSG_TRIES in
+ * all) before the object is called damaged; rewriting what was written
+ * from the first read is harmless. */
 static int fetch_run(struct restore *rs, size_t i, size_t j)
 {
 	struct buf range = BUF_INIT, plain = BUF_INIT;
@@ -360,7 +396,7 @@ static int fetch_run(struct restore *rs, size_t i, size_t j)
 
 	while (!rc && i < j) {
 		uint64_t start = rs->needs[i].e.offset;
-		uint64_t end = start + rs->needs[i].e.ref.length;
+		uint64_t end = start + rs->needs[i].e.ref.length, bytes = 0;
 		size_t k = i + 1;
 
 		while (k < j && rs->needs[k].e.offset <= end + COALESCE_GAP) {
@@ -370,37 +406,27 @@ static int fetch_run(struct restore *rs, size_t i, size_t j)
 				end = e;
 			k++;
 		}
-		buf_reset(&range);
-		rc = store_get(rs->r->store, rs->needs[i].pack, start, end - start, &range, NULL);
+		for (int attempt = 1;; attempt++) {
+			buf_reset(&range);
+			rc = store_get(rs->r->store, rs->needs[i].pack, start, end - start, &range, NULL);
+			if (!rc && range.len != end - start)
+				rc = err_set(-EBADMSG, "%s: pack is shorter than its index entries say",
+					     rs->needs[i].pack);
+			if (!rc)
+				rc = range_to_files(rs, i, k, start, &range, &plain, &bytes);
+			if (rc != -EBADMSG || attempt == RANGE_BADMSG_TRIES)
+				break;
+			log_warn("%s; reading it again", err_msg());
+			store_count_retry();
+		}
 		if (rc == -ENOENT) {
 			rc = fetch_elsewhere(rs, i, k);
 			i = k;
 			continue;
 		}
-		if (!rc && range.len != end - start)
-			rc = err_set(-EBADMSG, "%s: pack is shorter than its index entries say",
-				     rs->needs[i].pack);
-		for (size_t n = i; !rc && n < k; n++) {
-			const struct need *nd = &rs->needs[n];
-			struct rfile *f = &rs->files[nd->file];
-
-			/* the same blob at several places is decoded once */
-			if (n == i || memcmp(nd->e.ref.id, rs->needs[n - 1].e.ref.id, KEYS_BLOB_ID_LEN)) {
-				buf_reset(&plain);
-				rc = blob_decode(rs->r->ring, &nd->e.ref, range.data + (nd->e.offset - start),
-						 nd->e.ref.length, &plain);
-				if (rc) {
-					err_prefix(rc, "%s (for %s)", nd->pack, f->path);
-					break;
-				}
-			}
-			rc = write_at(f->tmp, plain.data, plain.len, nd->file_off);
-			if (rc)
-				err_set(rc, "%s: cannot write: %s", f->path, strerror(-rc));
-			pthread_mutex_lock(&rs->lock);
-			rs->prog.bytes += plain.len;
-			pthread_mutex_unlock(&rs->lock);
-		}
+		pthread_mutex_lock(&rs->lock);
+		rs->prog.bytes += bytes;
+		pthread_mutex_unlock(&rs->lock);
 		i = k;
 	}
 	buf_free(&range);

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +131,34 @@ static int count(int rc, uint64_t *bytes, uint64_t n)
 	return rc;
 }
 
+/*
+ * Crash points for tests: with CAIRN_CRASH_AFTER_WRITES=N in its
+ * environment, a process kills itself (SIGKILL, no cleanup) right after its
+ * N-th write to a store (a put or a delete, whatever its outcome) returns.
+ * tests/test_crash.sh runs an operation with N = 1, 2, ... to stop it at
+ * every write it makes.  Unset (the normal case), this is one load.
+ */
+static long crash_after = -2;	/* -2: not read yet; -1: off */
+static long writes_done;
+
+static void crash_point_read(void)
+{
+	if (__atomic_load_n(&crash_after, __ATOMIC_RELAXED) == -2) {
+		const char *v = getenv("CAIRN_CRASH_AFTER_WRITES");
+		char *end = NULL;
+		long n = v && *v ? strtol(v, &end, 10) : -1;
+
+		__atomic_store_n(&crash_after, n >= 1 && end && !*end ? n : -1, __ATOMIC_RELAXED);
+	}
+}
+
+static void crash_point(void)
+{
+	crash_point_read();
+	if (crash_after > 0 && __atomic_add_fetch(&writes_done, 1, __ATOMIC_SEQ_CST) == crash_after)
+		raise(SIGKILL);
+}
+
 int store_put(struct store *s, const char *key, const void *data, size_t len,
 	      enum store_cond cond, const char *etag, struct store_info *info)
 {
@@ -140,6 +169,7 @@ int store_put(struct store *s, const char *key, const void *data, size_t len,
 	if (cond == STORE_IF_MATCH && (!etag || !*etag))
 		return err_set(-EINVAL, "%s: put %s: If-Match needs an ETag", s->url, key);
 	rc = count(s->ops->put(s, key, data, len, cond, etag, info), &counters.bytes_out, len);
+	crash_point();
 	return rc ? err_prefix(rc, "%s: put %s", s->url, key) : 0;
 }
 
@@ -188,6 +218,7 @@ int store_del(struct store *s, const char *key)
 	if (!store_key_valid(key))
 		return store_bad_key(s, key);
 	rc = s->ops->del(s, key);
+	crash_point();
 	return rc ? err_prefix(rc, "%s: delete %s", s->url, key) : 0;
 }
 
@@ -200,6 +231,17 @@ int store_del_many(struct store *s, const char *const *keys, size_t n)
 			return store_bad_key(s, keys[i]);
 	if (n == 0)
 		return 0;
+	crash_point_read();
+	if (crash_after > 0) {
+		/* crash points between the deletes, as a store may stop half way */
+		for (size_t i = 0; i < n; i++) {
+			rc = store_del(s, keys[i]);
+			if (rc && rc != -ENOENT)
+				return rc;
+		}
+		return 0;
+	}
 	rc = s->ops->del_many(s, keys, n);
+	crash_point();
 	return rc ? err_prefix(rc, "%s: delete %zu objects", s->url, n) : 0;
 }

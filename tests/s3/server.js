@@ -204,6 +204,7 @@ function newStats() {
     rejected: 0,
     last_rejection: '',
     faults: 0,
+    fault_kinds: {},
     ops: {},
     status: {},
     objects: {},
@@ -259,25 +260,53 @@ function countRejection(fail) {
 
 let faultRules = [];
 
-/* Parses "status:503", "reset", "reset-after", "short", "delay:250". */
+/* Parses "status:503", "reset", "reset-after", "short", "delay:250",
+ * "stall", "stall:MS", "corrupt". */
 function parseFaultKind(kind) {
-  const m = /^(status|delay):(\d+)$/.exec(kind || '');
+  const m = /^(status|delay|stall):(\d+)$/.exec(kind || '');
   if (m && m[1] === 'status' && Number(m[2]) >= 400 && Number(m[2]) <= 599) {
     return { type: 'status', code: Number(m[2]) };
   }
   if (m && m[1] === 'delay') return { type: 'delay', ms: Number(m[2]) };
-  if (['reset', 'reset-after', 'short'].includes(kind)) return { type: kind };
+  if (m && m[1] === 'stall') return { type: 'stall', ms: Number(m[2]) };
+  if (kind === 'stall') return { type: 'stall', ms: 120000 };
+  /* "any" or "any:MS": each time one of the kinds above, at random (a
+   * stall among them is reset after MS ms, default 3000) */
+  const a = /^any(?::(\d+))?$/.exec(kind || '');
+  if (a) return { type: 'any', stallMs: a[1] === undefined ? 3000 : Number(a[1]) };
+  if (['reset', 'reset-after', 'short', 'corrupt'].includes(kind)) return { type: kind };
   return null;
+}
+
+/* A small seeded generator (xorshift32), so a run with prob= faults can be
+ * repeated with the same seed. */
+let faultSeed = 1;
+function faultRandom() {
+  faultSeed ^= faultSeed << 13;
+  faultSeed >>>= 0;
+  faultSeed ^= faultSeed >>> 17;
+  faultSeed ^= faultSeed << 5;
+  faultSeed >>>= 0;
+  return faultSeed / 4294967296;
 }
 
 function addFaultRule(query) {
   const fault = parseFaultKind(query.kind);
   if (!fault) throw new Error(`bad fault kind ${JSON.stringify(query.kind)}`);
-  const count = query.count === undefined ? 1 : Number(query.count);
-  if (!Number.isInteger(count) || count < 1) throw new Error('count must be an integer >= 1');
+  const prob = query.prob === undefined ? 1 : Number(query.prob);
+  if (!(prob > 0 && prob <= 1)) throw new Error('prob must be a number in (0, 1]');
+  /* with a probability and no count, the rule stays until a reset */
+  const count = query.count === undefined ? (query.prob === undefined ? 1 : Infinity) : Number(query.count);
+  if (!(Number.isInteger(count) || count === Infinity) || count < 1) throw new Error('count must be an integer >= 1');
+  if (query.seed !== undefined) {
+    const seed = Number(query.seed);
+    if (!Number.isInteger(seed) || seed < 1 || seed > 0xffffffff) throw new Error('seed must be an integer in [1, 2^32)');
+    faultSeed = seed;
+  }
   const rule = {
     kind: query.kind,
     fault,
+    prob,
     remaining: count,
     method: query.method ? query.method.toUpperCase() : null,
     key: query.key === undefined ? null : query.key,
@@ -292,11 +321,21 @@ function takeFault(r) {
     if (rule.remaining <= 0) continue;
     if (rule.method && rule.method !== r.method) continue;
     if (rule.key !== null && !r.key.includes(rule.key)) continue;
+    if (rule.prob < 1 && faultRandom() >= rule.prob) continue;
     rule.remaining--;
     faultRules = faultRules.filter(x => x.remaining > 0);
     stats.faults++;
-    log('fault', rule.kind, r.method, r.key);
-    return rule.fault;
+    let fault = rule.fault;
+    if (fault.type === 'any') {
+      const kinds = [{ type: 'status', code: 500 }, { type: 'status', code: 503 }, { type: 'reset' },
+        { type: 'reset-after' }, { type: 'short' }, { type: 'delay', ms: 300 }, { type: 'corrupt' },
+        { type: 'stall', ms: fault.stallMs }];
+      fault = kinds[Math.floor(faultRandom() * kinds.length)];
+    }
+    const name = fault.type + (fault.code ? `:${fault.code}` : '');
+    stats.fault_kinds[name] = (stats.fault_kinds[name] || 0) + 1;
+    log('fault', name, r.method, r.key);
+    return fault;
   }
   return null;
 }
@@ -783,6 +822,15 @@ function send(res, r, status, headers, body = Buffer.alloc(0)) {
     const half = out.subarray(0, Math.floor(out.length / 2));
     countResponse(r, status, half.length);
     res.write(half, () => killSocket(res.socket));
+    return;
+  }
+  if (fault === 'corrupt' && out.length > 0 && status >= 200 && status < 300) {
+    /* one byte of the body flipped, headers (length, ETag) untouched */
+    const bad = Buffer.from(out);
+    const at = Math.floor(faultRandom() * bad.length);
+    bad[at] ^= 1 << Math.floor(faultRandom() * 8);
+    countResponse(r, status, bad.length);
+    res.end(bad);
     return;
   }
   countResponse(r, status, out.length);
@@ -1300,6 +1348,14 @@ async function applyEarlyFault(res, r) {
   if (f.type === 'reset') {
     countResponse(r, 'reset', 0);
     killSocket(res.socket);
+    return true;
+  }
+  if (f.type === 'stall') {
+    /* the request was read; no answer until the client gives up (or the
+     * stall's bound passes, then a reset) */
+    countResponse(r, 'stall', 0);
+    const t = setTimeout(() => killSocket(res.socket), f.ms);
+    res.socket.once('close', () => clearTimeout(t));
     return true;
   }
   if (f.type === 'status') {
