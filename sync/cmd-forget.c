@@ -80,6 +80,10 @@ static int cmd_forget_exec(int argc, char **argv)
 			continue;
 		if (slot && parse_keep(optarg, slot) == 0)
 			continue;
+		if (slot) {
+			fprintf(stderr, "cairn forget: '%s' is not a count: give 0 or more\n", optarg);
+			return CMD_EXIT_USAGE;
+		}
 		if (opt == 'p')
 			prune = 1;
 		else if (opt == 'n')

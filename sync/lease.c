@@ -82,12 +82,27 @@ static void holder_identity(struct record_lease *l, const char *program)
 	snprintf(l->program, sizeof(l->program), "%s", program);
 }
 
-static uint64_t lease_ttl_ns(void)
+/* The lease's time to live: CAIRN_LEASE_TTL seconds (1 .. 1 day), or the
+ * default.  0, or -EINVAL for a value that is not such a number. */
+static int lease_ttl(uint64_t *ns)
 {
 	const char *v = getenv("CAIRN_LEASE_TTL");
-	long s = v ? strtol(v, NULL, 10) : 0;
+	char *end = NULL;
+	long s = v && *v ? strtol(v, &end, 10) : LEASE_TTL_DEFAULT;
 
-	return (uint64_t)(s > 0 ? s : LEASE_TTL_DEFAULT) * 1000000000ull;
+	if (v && *v && (*end || s < 1 || s > 86400))
+		return err_set(-EINVAL, "CAIRN_LEASE_TTL='%s' is not a number of seconds from 1 to 86400", v);
+	*ns = (uint64_t)s * 1000000000ull;
+	return 0;
+}
+
+static uint64_t lease_ttl_ns(void)
+{
+	uint64_t ns = (uint64_t)LEASE_TTL_DEFAULT * 1000000000ull;
+
+	lease_ttl(&ns);		/* checked when the lease was taken */
+	err_clear();
+	return ns;
 }
 
 static int lease_write(struct repo *r, const struct record_lease *l, enum store_cond cond,
@@ -230,6 +245,9 @@ int repo_lease_acquire_as(struct repo *r, const char *program)
 
 	if (r->lease)
 		return 0;
+	rc = lease_ttl(&(uint64_t){ 0 });
+	if (rc)
+		return err_prefix(rc, "cannot take the lease");
 	l = xcalloc(1, sizeof(*l));
 	l->r = r;
 	l->ttl_ns = lease_ttl_ns();

@@ -306,9 +306,11 @@ static int open_base(struct repo *r, const struct repo_opts *opts)
 {
 	if (!opts->store_url || !*opts->store_url)
 		return err_set(-EINVAL, "no store given: use --store URL (or CAIRN_STORE, or `store` in cairn.conf)");
-	if (!tenant_valid(r->tenant))
-		return err_set(-EINVAL, "bad tenant name '%s': use letters, digits, '.', '_' and '-'",
-			       r->tenant);
+	if (!tenant_valid(r->tenant) || (opts->tenant && strlen(opts->tenant) > REPO_TENANT_MAX))
+		return err_set(-EINVAL, "bad tenant name '%.*s%s': use 1 to %d letters, digits, '.', '_' and '-'",
+			       REPO_TENANT_MAX, opts->tenant && *opts->tenant ? opts->tenant : r->tenant,
+			       opts->tenant && strlen(opts->tenant) > REPO_TENANT_MAX ? "..." : "",
+			       REPO_TENANT_MAX);
 	if (opts->workspace && *opts->workspace && !keys_ws_id_valid(opts->workspace))
 		return err_set(-EINVAL, "bad workspace id '%s'", opts->workspace);
 	return store_open(opts->store_url, NULL, &r->base);

@@ -605,25 +605,26 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 
 	rs.owners = rs.o->owners || geteuid() == 0;
 	pthread_mutex_init(&rs.lock, NULL);
-	if (!root_id) {
-		rc = err_set(-ENOENT, "the snapshot has no root named %s", root_name);
-	} else {
-		rc = fsu_mkdir_parents(mk);
-		if (rc)
-			rc = err_set(rc, "%s: cannot create: %s", target, strerror(-rc));
-	}
-	if (!rc)
-		rc = fetch_tree(r, idx, root_id, &root);
+	rc = root_id ? fetch_tree(r, idx, root_id, &root) :
+		       err_set(-ENOENT, "the snapshot has no root named %s", root_name);
+	/* the target is made once the snapshot is known to hold what is asked
+	 * for: a restore refused at once leaves no directory behind */
 	if (!rc && rs.o->include && *rs.o->include) {
 		const struct tree_entry *e;
 		char *dir = NULL;
 
 		rc = find_include(&rs, &root, rs.o->include, target, &holder, &dir, &e);
+		if (!rc && (rc = fsu_mkdir_parents(mk)) != 0)
+			rc = err_set(rc, "%s: cannot create: %s", target, strerror(-rc));
 		if (!rc)
 			rc = plan_entry(&rs, dir, e, 0);
 		free(dir);
 	} else if (!rc) {
-		rc = plan_dir(&rs, target, &root, 0);
+		rc = fsu_mkdir_parents(mk);
+		if (rc)
+			rc = err_set(rc, "%s: cannot create: %s", target, strerror(-rc));
+		else
+			rc = plan_dir(&rs, target, &root, 0);
 	}
 	if (!rc && rs.o->progress)
 		rs.o->progress(&rs.prog, rs.o->progress_arg);
