@@ -144,6 +144,15 @@ crash_points() {
 			_bad=$((_bad + 1))
 			continue
 		fi
+		# a lost VM: a machine with no state dir sees the same
+		rm -rf "$TMP/fresh-state"
+		# shellcheck disable=SC2086
+		if [ -z "${MIDCHECK_SKIP:-}" ] &&
+			! (CAIRN_STATE_DIR=$TMP/fresh-state && export CAIRN_STATE_DIR && restores_to $_after); then
+			diag "$_name, killed after write $_k: a machine with no state dir restores something else"
+			_bad=$((_bad + 1))
+			continue
+		fi
 		# the same operation again finishes
 		rm -rf "$TMP/rf"
 		if ! "$@" >"$TMP/op.out" 2>&1; then
@@ -160,7 +169,7 @@ crash_points() {
 		fi
 	done
 	check "$_name: a run with no kill gets through (after $((_k - 1)) writes)" test $_rc -eq 0
-	check "$_name: killed after each of its $_rounds writes, then run again: check clean, committed trees only, the rerun finishes right" \
+	check "$_name: killed after each of its $_rounds writes, then run again: check clean, committed trees only (with and without the state dir), the rerun finishes right" \
 		test $_bad -eq 0 -a $_rounds -gt 0
 	total_rounds=$((total_rounds + _rounds))
 }
