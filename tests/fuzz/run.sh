@@ -9,7 +9,8 @@
 # snapshot head lease pack index wrapped sealed conf ctl s3xml.
 # Each starts from the seeds the replay driver writes and the committed
 # corpus tests/fuzz/NAME/, and grows a working copy in $FUZZ_WORK (default
-# $TMPDIR/cairn-fuzz), so the committed corpus stays small.  A crash leaves
+# $TMPDIR/cairn-fuzz), so the committed corpus stays small (the seeds, and a
+# few inputs libFuzzer found, found-*).  A crash leaves
 # $FUZZ_WORK/NAME/crash-*: minimise it (-minimize_crash=1), fix the bug, and
 # commit the input to tests/fuzz/NAME/ so that `make check` replays it.
 # Prints one line per target, "fuzz NAME: ok (N runs)" or "fuzz NAME:
