@@ -1,9 +1,12 @@
 /*
- * cmd-status.c - `cairn status [--mount MOUNTPOINT] [--json]`: what a
- * mounted workspace is doing, from its cairnfs's control socket: the last
- * snapshot and its age, local changes not in a snapshot yet, how much is
- * local (hydration), the cache, and the store's errors and retries.
- * Without --mount: every cairnfs mount of this machine.
+ * cmd-status.c - `cairn status [--mount MOUNTPOINT] [--json | --prometheus |
+ * --textfile FILE]`: what a mounted workspace is doing, from its cairnfs's
+ * control socket: the last snapshot and its age, local changes not in a
+ * snapshot yet, how much is local (hydration), the cache, and the store's
+ * errors and retries.  Without --mount: every cairnfs mount of this
+ * machine.  --prometheus prints the same as metrics in Prometheus's text
+ * format; --textfile writes them atomically for node_exporter's textfile
+ * collector.
  */
 #include "config.h"
 
@@ -11,12 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd-common.h"
 #include "ctlclient.h"
 #include "err.h"
 
-enum { OPT_MOUNT = OPT_COMMON_LAST };
+enum { OPT_MOUNT = OPT_COMMON_LAST, OPT_PROMETHEUS, OPT_TEXTFILE };
 
 static json_int_t geti(json_t *o, const char *a, const char *b)
 {
@@ -82,11 +86,105 @@ static void print_text(json_t *r)
 	       (long long)geti(r, "snapshots", "taken"), (long long)geti(r, "snapshots", "failed"));
 }
 
-struct all {
-	int json, failed, count;
+/* ---- metrics ----------------------------------------------------------- */
+
+struct metric {
+	const char *name, *type, *help;
+	const char *a, *b;	/* where in the status reply */
 };
 
-static int show(const char *mnt, const char *ws, int json)
+static const struct metric metrics[] = {
+	{ "cairn_up", "gauge", "1 while the mount answers its control socket", NULL, NULL },
+	{ "cairn_snapshot_age_seconds", "gauge", "seconds since the mount's last snapshot (absent: none yet)", "snapshot_time", NULL },
+	{ "cairn_snapshot_generation", "gauge", "head generation of the last snapshot", "generation", NULL },
+	{ "cairn_dirty_files", "gauge", "files changed since the last snapshot", "dirty", "files" },
+	{ "cairn_dirty_bytes", "gauge", "bytes of the files changed since the last snapshot", "dirty", "bytes" },
+	{ "cairn_files", "gauge", "regular files in the workspace", "files", "total" },
+	{ "cairn_files_local", "gauge", "regular files whose data is local (hydration)", "files", "local" },
+	{ "cairn_bytes", "gauge", "bytes of regular files in the workspace", "files", "bytes" },
+	{ "cairn_bytes_local", "gauge", "bytes of file data that are local (hydration)", "files", "local_bytes" },
+	{ "cairn_cache_used_bytes", "gauge", "bytes the cache uses on disk", "cache", "used_bytes" },
+	{ "cairn_cache_limit_bytes", "gauge", "the cache limit (0: the disk)", "cache", "limit_bytes" },
+	{ "cairn_store_requests_total", "counter", "requests to the store", "store", "requests" },
+	{ "cairn_store_errors_total", "counter", "store requests that failed", "store", "errors" },
+	{ "cairn_store_retries_total", "counter", "store requests tried again", "store", "retries" },
+	{ "cairn_store_download_bytes_total", "counter", "bytes read from the store", "store", "bytes_in" },
+	{ "cairn_store_upload_bytes_total", "counter", "bytes written to the store", "store", "bytes_out" },
+	{ "cairn_fetch_errors_total", "counter", "reads that could not fetch their data (EIO)", "fetch_errors", NULL },
+	{ "cairn_snapshots_total", "counter", "snapshots taken by this mount", "snapshots", "taken" },
+	{ "cairn_snapshot_failures_total", "counter", "snapshots that failed", "snapshots", "failed" },
+};
+
+/* A label value with \, " and newline escaped. */
+static void label(struct buf *out, const char *v)
+{
+	for (; v && *v; v++) {
+		if (*v == '\\' || *v == '"')
+			buf_addc(out, '\\');
+		if (*v == '\n')
+			buf_adds(out, "\\n");
+		else
+			buf_addc(out, *v);
+	}
+}
+
+/* Every metric of every reply (a JSON array), grouped by metric. */
+static void prometheus(json_t *replies, struct buf *out)
+{
+	size_t i;
+	json_t *r;
+
+	for (size_t m = 0; m < sizeof(metrics) / sizeof(*metrics); m++) {
+		const struct metric *x = &metrics[m];
+
+		buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name, x->type);
+		json_array_foreach(replies, i, r) {
+			json_t *v = x->a ? json_object_get(r, x->a) : NULL;
+			long long val;
+
+			if (x->b)
+				v = json_object_get(v, x->b);
+			if (x->a && !json_is_integer(v))
+				continue;	/* e.g. no snapshot yet */
+			val = x->a ? (long long)json_integer_value(v) :
+				     !json_is_true(json_object_get(r, "down"));
+			if (!strcmp(x->name, "cairn_snapshot_age_seconds"))
+				val = (long long)time(NULL) - val;
+			buf_printf(out, "%s{workspace=\"", x->name);
+			label(out, json_string_value(json_object_get(r, "workspace")));
+			buf_adds(out, "\",mountpoint=\"");
+			label(out, json_string_value(json_object_get(r, "mountpoint")));
+			buf_printf(out, "\"} %lld\n", val);
+		}
+	}
+}
+
+/* Writes text to path through path.tmp and a rename, so that a collector
+ * never reads half a file. */
+static int write_textfile(const char *path, const struct buf *text)
+{
+	char *tmp = xasprintf("%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	int rc = 0;
+
+	if (!f || fwrite(text->data, 1, text->len, f) != text->len || fflush(f) || fsync(fileno(f)))
+		rc = err_set(-errno, "cannot write %s: %s", tmp, strerror(errno));
+	if (f && fclose(f) && !rc)
+		rc = err_set(-errno, "cannot write %s: %s", tmp, strerror(errno));
+	if (!rc && rename(tmp, path))
+		rc = err_set(-errno, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+	if (rc)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+struct all {
+	int json, failed, count;
+	json_t *collect;	/* --prometheus, --textfile: the replies */
+};
+
+static int show(const char *mnt, const char *ws, int json, json_t *collect)
 {
 	json_t *req = json_pack("{s:s}", "op", "status"), *r = NULL;
 	int rc = ctl_call(ws, req, &r, 30);
@@ -94,6 +192,9 @@ static int show(const char *mnt, const char *ws, int json)
 	json_decref(req);
 	if (rc) {
 		fprintf(stderr, "cairn status: %s: %s\n", mnt, err_msg());
+		if (collect)	/* cairn_up 0 for it */
+			json_array_append_new(collect, json_pack("{s:s, s:s, s:b}", "workspace", ws,
+								 "mountpoint", mnt, "down", 1));
 		return rc;
 	}
 	if (!json_is_true(json_object_get(r, "ok"))) {
@@ -103,7 +204,9 @@ static int show(const char *mnt, const char *ws, int json)
 		return -1;
 	}
 	json_object_del(r, "ok");
-	if (json)
+	if (collect)
+		json_array_append_new(collect, r);
+	else if (json)
 		cmd_json_line(r);
 	else {
 		print_text(r);
@@ -117,7 +220,7 @@ static void show_each(const char *mnt, const char *ws, void *arg)
 	struct all *a = arg;
 
 	a->count++;
-	if (show(mnt, ws, a->json))
+	if (show(mnt, ws, a->json, a->collect))
 		a->failed = 1;
 }
 
@@ -126,11 +229,13 @@ static int status_exec(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "mount", required_argument, NULL, OPT_MOUNT },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
+		{ "textfile", required_argument, NULL, OPT_TEXTFILE },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *mount = NULL;
+	const char *mount = NULL, *textfile = NULL;
 	struct all a = { 0 };
-	int opt;
+	int opt, prom = 0, rc = 0;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -138,30 +243,56 @@ static int status_exec(int argc, char **argv)
 			mount = optarg;
 		else if (opt == OPT_JSON)
 			a.json = 1;
+		else if (opt == OPT_PROMETHEUS)
+			prom = 1;
+		else if (opt == OPT_TEXTFILE)
+			textfile = optarg;
 		else
 			return cmd_usage(&cmd_status_entry);
 	}
-	if (optind != argc)
+	if (optind != argc || a.json + prom + !!textfile > 1)
 		return cmd_usage(&cmd_status_entry);
+	if (textfile && (strlen(textfile) < 6 || strcmp(textfile + strlen(textfile) - 5, ".prom"))) {
+		fprintf(stderr, "cairn status: --textfile %s: node_exporter reads only files named *.prom\n", textfile);
+		return CMD_EXIT_USAGE;
+	}
+	if (prom || textfile)
+		a.collect = json_array();
 	if (mount) {
 		char *ws = NULL;
-		int rc = ctl_mount_workspace(mount, &ws);
 
+		rc = ctl_mount_workspace(mount, &ws);
+		if (rc) {
+			json_decref(a.collect);
+			return cmd_fail(&cmd_status_entry, NULL);
+		}
+		a.failed = show(mount, ws, a.json, a.collect) != 0;
+		a.count = 1;
+		free(ws);
+	} else {
+		ctl_foreach_mount(show_each, &a);
+		if (!a.count && !a.json && !a.collect)
+			printf("no cairnfs is mounted on this machine\n");
+	}
+	if (a.collect) {
+		struct buf text = BUF_INIT;
+
+		prometheus(a.collect, &text);
+		if (textfile)
+			rc = write_textfile(textfile, &text);
+		else
+			fwrite(text.data, 1, text.len, stdout);
+		buf_free(&text);
+		json_decref(a.collect);
 		if (rc)
 			return cmd_fail(&cmd_status_entry, NULL);
-		rc = show(mount, ws, a.json);
-		free(ws);
-		return rc ? CMD_EXIT_ERROR : CMD_EXIT_OK;
 	}
-	ctl_foreach_mount(show_each, &a);
-	if (!a.count && !a.json)
-		printf("no cairnfs is mounted on this machine\n");
 	return a.failed ? CMD_EXIT_ERROR : CMD_EXIT_OK;
 }
 
 const struct cmd_entry cmd_status_entry = {
 	.name = "status",
-	.usage = "[--mount MOUNTPOINT] [--json]",
+	.usage = "[--mount MOUNTPOINT] [--json | --prometheus | --textfile FILE.prom]",
 	.summary = "show a mounted workspace: last snapshot, changes, hydration, cache, store errors",
 	.exec = status_exec,
 };

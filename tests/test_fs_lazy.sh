@@ -111,6 +111,22 @@ check "status: nothing dirty after it" test "$(status_field "$D/mnt" dirty.files
 check "a snapshot with no change reads nothing" grep -q '"files_read": *0' "$D/snap2"
 check "cairn status without --mount lists the mount" sh -c '"$1" status | grep -q "^$2: workspace"' \
 	_ "$CAIRN" "$D/mnt"
+echo "dirty again" >"$D/mnt/dirty-for-metrics.txt"
+"$CAIRN" status --mount "$D/mnt" --prometheus >"$D/metrics"
+check "status --prometheus: the mount is up, with its labels" \
+	grep -q "^cairn_up{workspace=\"[0-9a-f]*\",mountpoint=\"$D/mnt\"} 1\$" "$D/metrics"
+check "status --prometheus: one dirty file, its bytes, the generation of the last snapshot" sh -c '
+	grep -q "^cairn_dirty_files{.*} 1\$" "$1" && grep -q "^cairn_dirty_bytes{.*} 12\$" "$1" &&
+	grep -q "^cairn_snapshot_generation{.*} $2\$" "$1"' _ "$D/metrics" "$(status_field "$D/mnt" generation)"
+check "status --prometheus: counters and help for each metric" sh -c '
+	grep -q "^# TYPE cairn_store_upload_bytes_total counter\$" "$1" &&
+	test "$(grep -c "^# HELP" "$1")" -eq 19 && grep -q "^cairn_store_upload_bytes_total{.*} [1-9]" "$1"' _ "$D/metrics"
+"$CAIRN" status --textfile "$D/cairn.prom"
+check "status --textfile writes the same metrics, and no temporary file is left" sh -c '
+	grep -q "^cairn_up{.*} 1\$" "$1/cairn.prom" && ! test -e "$1/cairn.prom.tmp"' _ "$D"
+"$CAIRN" status --textfile "$D/cairn.txt" 2>"$D/err"
+check "status --textfile refuses a name node_exporter would not read" grep -q "only files named \*.prom" "$D/err"
+rm "$D/mnt/dirty-for-metrics.txt"
 mkfifo "$D/mnt/made/fifo"
 mknod "$D/mnt/made/null" c 1 3
 ln "$D/mnt/new.txt" "$D/mnt/made/new.link"
