@@ -533,6 +533,34 @@ static int finish(struct restore *rs)
 }
 
 /* Finds o->include in the root tree: its entry and the directory it is in. */
+/* Makes target and, below it, every directory of include but its last
+ * component (each through make_dir: nothing there may lead outside). */
+static int make_include_dirs(const char *target, const char *include)
+{
+	char *mk = xasprintf("%s/", target), *copy = xstrdup(include), *save = NULL, *part;
+	char *dir = xstrdup(target);
+	int rc = fsu_mkdir_parents(mk);
+
+	if (rc)
+		rc = err_set(rc, "%s: cannot create: %s", target, strerror(-rc));
+	part = strtok_r(copy, "/", &save);
+	while (!rc && part) {
+		char *next = strtok_r(NULL, "/", &save), *sub;
+
+		if (!next)
+			break;
+		sub = xasprintf("%s/%s", dir, part);
+		free(dir);
+		dir = sub;
+		rc = make_dir(dir);
+		part = next;
+	}
+	free(dir);
+	free(copy);
+	free(mk);
+	return rc;
+}
+
 static int find_include(struct restore *rs, struct tree *root, const char *include,
 			const char *target, struct tree *holder, char **dir_out,
 			const struct tree_entry **out)
@@ -566,9 +594,7 @@ static int find_include(struct restore *rs, struct tree *root, const char *inclu
 
 			free(dir);
 			dir = sub;
-			rc = make_dir(dir);
-			if (!rc)
-				rc = fetch_tree(rs->r, rs->idx, e->subtree, &t);
+			rc = fetch_tree(rs->r, rs->idx, e->subtree, &t);
 			if (!rc) {
 				if (owned)
 					tree_free(&cur);
@@ -580,6 +606,8 @@ static int find_include(struct restore *rs, struct tree *root, const char *inclu
 	if (!rc && !*out)
 		rc = err_set(-ENOENT, "%s is not in the snapshot", include);
 	free(copy);
+	if (!rc)	/* found: now the target and the directories above it */
+		rc = make_include_dirs(target, include);
 	if (rc) {
 		if (owned)
 			tree_free(&cur);
@@ -614,8 +642,6 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 		char *dir = NULL;
 
 		rc = find_include(&rs, &root, rs.o->include, target, &holder, &dir, &e);
-		if (!rc && (rc = fsu_mkdir_parents(mk)) != 0)
-			rc = err_set(rc, "%s: cannot create: %s", target, strerror(-rc));
 		if (!rc)
 			rc = plan_entry(&rs, dir, e, 0);
 		free(dir);
