@@ -1,11 +1,13 @@
 #!/bin/bash
-# fs-bench.sh - cairnfs beside the native disk, gocryptfs and libfuse's
-# passthrough_ll example, the same work in one run.
+# fs-bench.sh - cairnfs beside the native disk, gocryptfs, libfuse's
+# passthrough_ll example, rclone mount (a crypt remote over S3, with
+# --vfs-cache-mode full) and s3fs, the same work in one run.
 #
 #   tests/bench/fs-bench.sh [--size small|full] [--runs N] [--fs LIST]
-#       [--scratch DIR] [--out FILE]
+#       [--scratch DIR] [--out FILE]   (FILE.md; the ratios go to FILE.csv)
 #
-# For each filesystem (LIST, default native,cairnfs,gocryptfs,passthrough_ll)
+# For each filesystem (LIST, default
+# native,cairnfs,gocryptfs,passthrough_ll,rclone,s3fs)
 # and run: untar of the generated agent workspace (tests/bench/gen-workspace:
 # small ~3,500 files, full ~33,000 files and ~1 GB), `find`, `git status` in
 # its repository and `rm -rf`, each timed; fio with the job files in
@@ -18,15 +20,19 @@
 #
 # Everything is under --scratch (default /var/tmp/cairn-fsbench), on the
 # same disk for every filesystem; every mount is unmounted and every daemon
-# stopped on exit.  Needs root (mounts, drop_caches), fio, gocryptfs
-# (apt-get install fio gocryptfs), python3, git, a C compiler and
-# libfuse3-dev for passthrough_ll.
+# stopped on exit.  rclone and s3fs store in s3rver behind the project's
+# proxy on 127.0.0.1 (plain HTTP), started here; cairnfs's store is a
+# file:// directory on the same disk (its data path is its local cache;
+# its store traffic is measured by tests/bench/lazy-bench.sh).  Needs root
+# (mounts, drop_caches), fio, gocryptfs, rclone, s3fs (apt-get install fio
+# gocryptfs rclone s3fs), node with tests/node_modules, python3, git, a C
+# compiler and libfuse3-dev for passthrough_ll.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 cmdline="tests/bench/fs-bench.sh${*:+ $*}"
-size=small runs=3 fslist=native,cairnfs,gocryptfs,passthrough_ll out=
+size=small runs=3 fslist=native,cairnfs,gocryptfs,passthrough_ll,rclone,s3fs out=
 S=/var/tmp/cairn-fsbench
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -43,8 +49,10 @@ CAIRNFS=${CAIRNFS:-$top/cairnfs}
 fio_size=$([ "$size" = full ] && echo 1g || echo 256m)
 
 mounts=()
+s3_pid=
 cleanup() {
-	for m in "${mounts[@]}"; do fusermount3 -uz "$m" 2>/dev/null || true; done
+	for m in "${mounts[@]}"; do fusermount3 -uz "$m" 2>/dev/null || fusermount -uz "$m" 2>/dev/null || true; done
+	[ -n "$s3_pid" ] && { exec 9>&-; kill "$s3_pid" 2>/dev/null; wait "$s3_pid" 2>/dev/null; }
 	rm -rf "$S"
 }
 trap cleanup EXIT
@@ -57,6 +65,26 @@ tar -C "$S/tree" -cf "$S/tree.tar" .
 nfiles=$(find "$S/tree" | wc -l)
 cc -O2 -o "$S/passthrough_ll" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c \
 	$(pkg-config --cflags --libs fuse3) 2>/dev/null || echo "passthrough_ll did not build" >&2
+
+# ---- s3rver behind the proxy, for rclone and s3fs ----
+case ",$fslist," in
+*,rclone,*|*,s3fs,*)
+	mkfifo "$S/s3-in" "$S/s3-ready"
+	NODE_PATH=${NODE_PATH:-$top/tests/node_modules} node "$top/tests/s3/server.js" --dir "$S/s3" \
+		<"$S/s3-in" >"$S/s3-ready" 2>"$S/s3.log" &
+	s3_pid=$!
+	exec 9>"$S/s3-in"
+	read -r word s3_port _ <"$S/s3-ready"
+	[ "$word" = READY ] || { echo "the S3 test server did not start: $(cat "$S/s3.log")" >&2; exit 1; }
+	AK=CAIRNTESTACCESSKEY01 SK=cairn/test/secret/key/0123456789abcdefghij
+	export RCLONE_CONFIG_S3R_TYPE=s3 RCLONE_CONFIG_S3R_PROVIDER=Other RCLONE_CONFIG_S3R_REGION=auto \
+		RCLONE_CONFIG_S3R_ENDPOINT=http://127.0.0.1:$s3_port RCLONE_CONFIG_S3R_ACCESS_KEY_ID=$AK \
+		RCLONE_CONFIG_S3R_SECRET_ACCESS_KEY=$SK RCLONE_CONFIG_S3R_FORCE_PATH_STYLE=true \
+		RCLONE_CONFIG_CR_TYPE=crypt RCLONE_CONFIG_CR_REMOTE=s3r:cairn-test/rclone \
+		RCLONE_CONFIG_CR_PASSWORD="$(rclone obscure benchpass)"
+	(umask 077 && echo "$AK:$SK" >"$S/s3fs.passwd")
+	;;
+esac
 
 # ---- mounting each filesystem; $dir is where the work happens ----
 setup() {	# setup FS: makes it, sets $dir
@@ -78,13 +106,25 @@ setup() {	# setup FS: makes it, sets $dir
 		mkdir -p "$S/pt-src" "$S/mnt-passthrough_ll"
 		"$S/passthrough_ll" -o "source=$S/pt-src" "$S/mnt-passthrough_ll"
 		mounts+=("$S/mnt-passthrough_ll"); dir=$S/mnt-passthrough_ll ;;
+	rclone)
+		mkdir -p "$S/mnt-rclone"
+		rclone mount cr: "$S/mnt-rclone" --vfs-cache-mode full --cache-dir "$S/rclone-cache" \
+			--daemon --daemon-timeout 30s --log-file "$S/rclone.log"
+		for _ in $(seq 1 100); do mountpoint -q "$S/mnt-rclone" && break; sleep 0.1; done
+		mounts+=("$S/mnt-rclone"); dir=$S/mnt-rclone ;;
+	s3fs)
+		mkdir -p "$S/mnt-s3fs"
+		s3fs cairn-test "$S/mnt-s3fs" -o url="http://127.0.0.1:$s3_port" -o use_path_request_style \
+			-o passwd_file="$S/s3fs.passwd" -o endpoint=auto -o sigv4 -o use_cache="$S/s3fs-cache"
+		for _ in $(seq 1 100); do mountpoint -q "$S/mnt-s3fs" && break; sleep 0.1; done
+		mounts+=("$S/mnt-s3fs"); dir=$S/mnt-s3fs ;;
 	esac
 }
 teardown() {	# teardown FS: unmounts and waits for the daemon to be gone
 	local pid
 	[ "$1" = native ] && return 0
 	pid=$(daemon_pid "$1")
-	fusermount3 -u "$S/mnt-$1"
+	fusermount3 -u "$S/mnt-$1" 2>/dev/null || fusermount -u "$S/mnt-$1"
 	while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 }
 remount() {	# remount FS: setup, and make sure it is the mount we measure
@@ -96,6 +136,8 @@ daemon_pid() {
 	cairnfs) cat "$S/cairn-cache/cairnfs.pid" ;;
 	gocryptfs) pgrep -n -f "gocryptfs .*$S/gc-cipher" ;;
 	passthrough_ll) pgrep -n -f "$S/passthrough_ll" ;;
+	rclone) pgrep -n -f "rclone mount cr: $S/mnt-rclone" ;;
+	s3fs) pgrep -n -f "s3fs cairn-test $S/mnt-s3fs" ;;
 	*) echo "" ;;
 	esac
 }
@@ -167,10 +209,11 @@ for run in $(seq 1 "$runs"); do
 done
 
 # ---- the table: medians, and ratios to native ----
-python3 - "$S/results" "$runs" "$size" "$nfiles" "$fio_size" "$cmdline" "${FSS[@]}" >"$S/table.md" <<'PY'
+python3 - "$S/results" "$runs" "$size" "$nfiles" "$fio_size" "$cmdline" "$S/ratios.csv" "${FSS[@]}" >"$S/table.md" <<'PY'
 import statistics, sys
-res, runs, size, nfiles, fio_size, cmdline = sys.argv[1:7]
-fss = sys.argv[7:]
+res, runs, size, nfiles, fio_size, cmdline, csv = sys.argv[1:8]
+fss = sys.argv[8:]
+ratios = open(csv, "w")
 R = {}
 for line in open(res):
     w = line.split()
@@ -205,6 +248,9 @@ for m, label, better in metrics:
             row.append("%g" % round(v, 3))
         else:
             row.append("%g (%.2fx)" % (round(v, 3), v / base))
+            # for the plots: how many times worse than native (>= 1 worse)
+            worse = v / base if better == "lower" else base / v if v else float("inf")
+            ratios.write("%s,%s,%s,%.4f\n" % (m, label.replace(",", ";"), fs, worse))
     print("| %s |" % " | ".join(row))
 print()
 print("%s workspace: %s entries; fio files %s; median of %s runs; ratios to native."
@@ -215,7 +261,10 @@ PY
 	echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { print int($2 / 1048576) }' /proc/meminfo) GiB," \
 		"kernel $(uname -r), scratch on $(df -T "$S" | awk 'NR == 2 { print $2 }')."
 	echo "Versions: $("$CAIRNFS" --version | head -1), $(gocryptfs -version 2>/dev/null | head -1)," \
+		"$(rclone version 2>/dev/null | head -1), $(s3fs --version 2>/dev/null | head -1 | cut -d' ' -f1-7)," \
 		"$(fio --version)."
 	echo
 	cat "$S/table.md"
 } | tee "${out:-/dev/null}"
+# the ratios, for tests/bench/plot.sh: beside --out, as .csv
+[ -n "$out" ] && cp "$S/ratios.csv" "${out%.*}.csv"
