@@ -36,7 +36,7 @@ set yrange [0.1:*]
 set grid ytics
 set key top left
 set xtics rotate by -25
-set ylabel "ratio to native (lower is better)"
+set ylabel "ratio (lower is better)"
 plot for [i=2:$ncol] "$tmp/data" using i:xtic(1) title columnheader(i)
 GP
 echo "wrote $png"

@@ -924,11 +924,34 @@ function resolveRange(header, size) {
   return { start, end };
 }
 
+/* A range GET reads only its range from s3rver (a HEAD for the size, then
+ * a GET with the resolved range), as R2 does, instead of the whole object:
+ * small reads of large packs would otherwise cost the proxy a full read
+ * each.  Anything else, or a HEAD that fails, takes the whole-object path.
+ * Answers { status, headers, body, range, size }: range set when body is
+ * already just that range. */
+async function fetchForGet(r) {
+  const path = backendPath(r.bucket, r.key);
+  const headers = forwardHeaders(r, ['range', 'if-match', 'if-none-match']);
+  if (r.method === 'GET' && r.headers.range) {
+    const h = await backend('HEAD', path, headers);
+    const size = Number(h.headers['content-length']);
+    const range = h.status === 200 ? resolveRange(r.headers.range, size) : null;
+    if (range && range !== 'unsatisfiable') {
+      const g = await backend('GET', path, { ...headers, range: `bytes=${range.start}-${range.end}` });
+      const whole = g.status === 200 && g.body.length === size;
+      const exact = g.status === 206 && g.body.length === range.end - range.start + 1 &&
+        g.headers.etag === h.headers.etag;
+      if (exact) return { ...g, status: 200, range, size };
+      if (whole) return { ...g, range, size, body: g.body.subarray(range.start, range.end + 1) };
+    }
+  }
+  return backend(r.method, path, headers);
+}
+
 async function getObject(res, r) {
   if (!isStorable(r.key)) throw noSuchKey(r.key);
-  const b = await withLocks([objectId(r.bucket, r.key)], 'r', () =>
-    backend(r.method, backendPath(r.bucket, r.key),
-      forwardHeaders(r, ['range', 'if-match', 'if-none-match'])));
+  const b = await withLocks([objectId(r.bucket, r.key)], 'r', () => fetchForGet(r));
   if (b.status !== 200) return relay(res, r, b);
   const etag = visibleEtag(r.bucket, r.key, b.headers.etag);
   const pre = readPrecondition(r, etag);
@@ -937,14 +960,14 @@ async function getObject(res, r) {
       { Condition: 'If-Match' });
   }
   if (pre === 304) return send(res, r, 304, { etag, 'last-modified': b.headers['last-modified'] });
-  const size = r.method === 'HEAD' ? Number(b.headers['content-length']) : b.body.length;
-  const range = resolveRange(r.headers.range, size);
+  const size = b.range ? b.size : r.method === 'HEAD' ? Number(b.headers['content-length']) : b.body.length;
+  const range = b.range || resolveRange(r.headers.range, size);
   if (range === 'unsatisfiable') {
     throw new S3Fail(416, 'InvalidRange', 'The requested range is not satisfiable',
       { RangeRequested: r.headers.range, ActualObjectSize: size }, { 'content-range': `bytes */${size}` });
   }
   if (!range) return relay(res, r, b, { etag });
-  const part = r.method === 'HEAD' ? Buffer.alloc(0) : b.body.subarray(range.start, range.end + 1);
+  const part = r.method === 'HEAD' ? Buffer.alloc(0) : b.range ? b.body : b.body.subarray(range.start, range.end + 1);
   const headers = { etag, 'content-range': `bytes ${range.start}-${range.end}/${size}` };
   if (r.method === 'HEAD') headers['content-length'] = String(range.end - range.start + 1);
   relay(res, r, { ...b, status: 206 }, headers, part);
