@@ -77,6 +77,7 @@ case ",$fslist," in
 	read -r word s3_port _ <"$S/s3-ready"
 	[ "$word" = READY ] || { echo "the S3 test server did not start: $(cat "$S/s3.log")" >&2; exit 1; }
 	AK=CAIRNTESTACCESSKEY01 SK=cairn/test/secret/key/0123456789abcdefghij
+	unset AWS_CA_BUNDLE	# plain HTTP here; rclone refuses a CA bundle on it
 	export RCLONE_CONFIG_S3R_TYPE=s3 RCLONE_CONFIG_S3R_PROVIDER=Other RCLONE_CONFIG_S3R_REGION=auto \
 		RCLONE_CONFIG_S3R_ENDPOINT=http://127.0.0.1:$s3_port RCLONE_CONFIG_S3R_ACCESS_KEY_ID=$AK \
 		RCLONE_CONFIG_S3R_SECRET_ACCESS_KEY=$SK RCLONE_CONFIG_S3R_FORCE_PATH_STYLE=true \
@@ -184,13 +185,13 @@ for run in $(seq 1 "$runs"); do
 		[ "$fs" = native ] || mountpoint -q "$dir" || { echo "$fs is not mounted" >&2; exit 1; }
 		mkdir -p "$dir/w"
 		sync; echo 3 >/proc/sys/vm/drop_caches
-		if t=$(secs tar -C "$dir/w" -xf "$S/tree.tar") && [ "$(find "$dir/w" | wc -l)" -eq "$nfiles" ]; then
-			record "$fs" untar "$t"
-			record "$fs" find "$(secs find "$dir/w")"
-			record "$fs" git_status "$(secs git -C "$dir/w/project" status --porcelain)"
-		else
-			record "$fs" untar failed
-		fi
+		# rclone and s3fs cannot make every entry (hard links, fifos, ...):
+		# the time counts all the same, and the entries made are a row
+		t=$(secs tar -C "$dir/w" -xf "$S/tree.tar" 2>/dev/null)
+		record "$fs" untar "$t"
+		record "$fs" entries "$(find "$dir/w" | wc -l)"
+		record "$fs" find "$(secs find "$dir/w")"
+		record "$fs" git_status "$(secs git -C "$dir/w/project" status --porcelain)"
 		record "$fs" floor_us "$(floor_us "$dir/w")"
 		record "$fs" rm_rf "$(secs rm -rf "$dir/w")"
 		record "$fs" seq_write "$(fio_bw seqwrite "$dir")"
@@ -219,7 +220,8 @@ for line in open(res):
     w = line.split()
     if len(w) == 3:
         R["%s,%s" % (w[0], w[1])] = R.get("%s,%s" % (w[0], w[1]), "") + " " + w[2]
-metrics = [("untar", "untar (s)", "lower"), ("find", "find (s)", "lower"),
+metrics = [("untar", "untar (s)", "lower"), ("entries", "entries made (of %s)" % nfiles, "higher"),
+           ("find", "find (s)", "lower"),
            ("git_status", "git status (s)", "lower"), ("rm_rf", "rm -rf (s)", "lower"),
            ("seq_write", "seq write 1 MiB (MB/s)", "higher"),
            ("seq_read_cold", "seq read, first (MB/s)", "higher"),
