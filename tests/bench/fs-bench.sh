@@ -1,13 +1,14 @@
 #!/bin/bash
 # fs-bench.sh - cairnfs beside the native disk, gocryptfs, libfuse's
-# passthrough_ll example, rclone mount (a crypt remote over S3, with
-# --vfs-cache-mode full) and s3fs, the same work in one run.
+# passthrough_ll example and rclone mount (a crypt remote over S3, with
+# --vfs-cache-mode full), the same work in one run.  (s3fs is compared in
+# tests/bench/peers-bench.sh: here its fio files and remounts failed.)
 #
 #   tests/bench/fs-bench.sh [--size small|full] [--runs N] [--fs LIST]
 #       [--scratch DIR] [--out FILE]   (FILE.md; the ratios go to FILE.csv)
 #
 # For each filesystem (LIST, default
-# native,cairnfs,gocryptfs,passthrough_ll,rclone,s3fs)
+# native,cairnfs,gocryptfs,passthrough_ll,rclone)
 # and run: untar of the generated agent workspace (tests/bench/gen-workspace:
 # small ~3,500 files, full ~33,000 files and ~1 GB), `find`, `git status` in
 # its repository and `rm -rf`, each timed; fio with the job files in
@@ -20,19 +21,19 @@
 #
 # Everything is under --scratch (default /var/tmp/cairn-fsbench), on the
 # same disk for every filesystem; every mount is unmounted and every daemon
-# stopped on exit.  rclone and s3fs store in s3rver behind the project's
+# stopped on exit.  rclone stores in s3rver behind the project's
 # proxy on 127.0.0.1 (plain HTTP), started here; cairnfs's store is a
 # file:// directory on the same disk (its data path is its local cache;
 # its store traffic is measured by tests/bench/lazy-bench.sh).  Needs root
-# (mounts, drop_caches), fio, gocryptfs, rclone, s3fs (apt-get install fio
-# gocryptfs rclone s3fs), node with tests/node_modules, python3, git, a C
+# (mounts, drop_caches), fio, gocryptfs, rclone (apt-get install fio
+# gocryptfs rclone), node with tests/node_modules, python3, git, a C
 # compiler and libfuse3-dev for passthrough_ll.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 cmdline="tests/bench/fs-bench.sh${*:+ $*}"
-size=small runs=3 fslist=native,cairnfs,gocryptfs,passthrough_ll,rclone,s3fs out=
+size=small runs=3 fslist=native,cairnfs,gocryptfs,passthrough_ll,rclone out=
 S=/var/tmp/cairn-fsbench
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -66,9 +67,9 @@ nfiles=$(find "$S/tree" | wc -l)
 cc -O2 -o "$S/passthrough_ll" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c \
 	$(pkg-config --cflags --libs fuse3) 2>/dev/null || echo "passthrough_ll did not build" >&2
 
-# ---- s3rver behind the proxy, for rclone and s3fs ----
+# ---- s3rver behind the proxy, for rclone ----
 case ",$fslist," in
-*,rclone,*|*,s3fs,*)
+*,rclone,*)
 	mkfifo "$S/s3-in" "$S/s3-ready"
 	NODE_PATH=${NODE_PATH:-$top/tests/node_modules} node "$top/tests/s3/server.js" --dir "$S/s3" \
 		<"$S/s3-in" >"$S/s3-ready" 2>"$S/s3.log" &
@@ -83,7 +84,6 @@ case ",$fslist," in
 		RCLONE_CONFIG_S3R_SECRET_ACCESS_KEY=$SK RCLONE_CONFIG_S3R_FORCE_PATH_STYLE=true \
 		RCLONE_CONFIG_CR_TYPE=crypt RCLONE_CONFIG_CR_REMOTE=s3r:cairn-test/rclone \
 		RCLONE_CONFIG_CR_PASSWORD="$(rclone obscure benchpass)"
-	(umask 077 && echo "$AK:$SK" >"$S/s3fs.passwd")
 	;;
 esac
 
@@ -113,12 +113,6 @@ setup() {	# setup FS: makes it, sets $dir
 			--daemon --daemon-timeout 30s --log-file "$S/rclone.log"
 		for _ in $(seq 1 100); do mountpoint -q "$S/mnt-rclone" && break; sleep 0.1; done
 		mounts+=("$S/mnt-rclone"); dir=$S/mnt-rclone ;;
-	s3fs)
-		mkdir -p "$S/mnt-s3fs"
-		s3fs cairn-test "$S/mnt-s3fs" -o url="http://127.0.0.1:$s3_port" -o use_path_request_style \
-			-o passwd_file="$S/s3fs.passwd" -o endpoint=auto -o sigv4 -o use_cache="$S/s3fs-cache"
-		for _ in $(seq 1 100); do mountpoint -q "$S/mnt-s3fs" && break; sleep 0.1; done
-		mounts+=("$S/mnt-s3fs"); dir=$S/mnt-s3fs ;;
 	esac
 }
 teardown() {	# teardown FS: unmounts and waits for the daemon to be gone
@@ -138,7 +132,6 @@ daemon_pid() {
 	gocryptfs) pgrep -n -f "gocryptfs .*$S/gc-cipher" ;;
 	passthrough_ll) pgrep -n -f "$S/passthrough_ll" ;;
 	rclone) pgrep -n -f "rclone mount cr: $S/mnt-rclone" ;;
-	s3fs) pgrep -n -f "s3fs cairn-test $S/mnt-s3fs" ;;
 	*) echo "" ;;
 	esac
 }
@@ -263,7 +256,7 @@ PY
 	echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { print int($2 / 1048576) }' /proc/meminfo) GiB," \
 		"kernel $(uname -r), scratch on $(df -T "$S" | awk 'NR == 2 { print $2 }')."
 	echo "Versions: $("$CAIRNFS" --version | head -1), $(gocryptfs -version 2>/dev/null | head -1)," \
-		"$(rclone version 2>/dev/null | head -1), $(s3fs --version 2>/dev/null | head -1 | cut -d' ' -f1-7)," \
+		"$(rclone version 2>/dev/null | head -1)," \
 		"$(fio --version)."
 	echo
 	cat "$S/table.md"
