@@ -73,9 +73,9 @@ if [ ! -d "$ws" ]; then
 	log "generating the $size workspace"
 	python3 "$here/gen-workspace" --size "$size" --seed 1 "$ws.tmp" >/dev/null && mv "$ws.tmp" "$ws"
 fi
-# the file of the first read: the largest of 1-8 MB
-probe=$(cd "$ws" && find . -type f -size +1M -size -8M -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2-)
-probe=${probe#./}
+# the file of the first read: the largest of 1-8 MB in the project (a file
+# under .claude was not found on rclone's mount; not investigated)
+probe=$(cd "$ws" && find project -type f -size +1M -size -8M -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2-)
 
 start_server() {
 	mkfifo "$work/s3-in" "$work/s3-ready"
@@ -111,7 +111,8 @@ step() {	# step TOOL NAME CMD...: times CMD with the store's counters
 	record "$tool" "$name" "$(echo "$t1 - $t0" | bc -l)" $s
 }
 change_10() {	# change_10 DIR: appends to 10 source files
-	find "$1" -type f -name '*.ts' | sort | head -n 10 | while read -r f; do echo "// changed $(date +%s%N)" >>"$f"; done
+	# sed reads to the end (head would leave sort a SIGPIPE, fatal under pipefail)
+	find "$1" -type f -name '*.ts' | sort | sed -n '1,10p' | while read -r f; do echo "// changed $(date +%s%N)" >>"$f"; done
 }
 wait_mount() { for _ in $(seq 1 200); do mountpoint -q "$mnt" && return 0; sleep 0.05; done; return 1; }
 rss_of() { awk '/VmHWM/ { print int($2 / 1024) }' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -144,7 +145,7 @@ one_run() {	# one_run TOOL
 		reset_stats
 		step rclone mount rclone mount cr: "$mnt" --vfs-cache-mode full --cache-dir "$work/cache-r" \
 			--daemon --daemon-timeout 30s --log-file "$work/rclone.log"
-		wait_mount
+		wait_mount || log "rclone: the mount did not appear"
 		pid=$(pgrep -n -f "rclone mount cr:" || true)
 		;;
 	s3fs)
@@ -154,15 +155,15 @@ one_run() {	# one_run TOOL
 		step s3fs upload-10 rclone copy "$src" s3r:cairn-test/plain --transfers 8
 		step s3fs mount s3fs cairn-test:/plain "$mnt" -o url="$EP" -o use_path_request_style \
 			-o passwd_file="$work/s3fs.passwd" -o endpoint=auto -o sigv4 -o use_cache="$work/cache-s"
-		wait_mount
+		wait_mount || log "s3fs: the mount did not appear"
 		pid=$(pgrep -n -x s3fs || true)
 		;;
 	esac
 	step "$tool" ls-R ls -R "$mnt"
 	step "$tool" first-read cat "$mnt/$probe"
 	step "$tool" read-all sh -c 'find "$1" -type f -exec cat {} + >/dev/null' _ "$mnt"
-	record "$tool" peak-rss "$(rss_of "$pid")" 0 0
-	umount_wait "$pid"
+	record "$tool" peak-rss "$( [ -n "$pid" ] && rss_of "$pid" || echo 0)" 0 0
+	umount_wait "$pid" || true
 	stop_server
 }
 
@@ -208,7 +209,7 @@ for s, label in steps:
             req, by = med(t, s, 1), med(t, s, 2)
             row.append("%.2f s (%.1fx), %d req, %.1f MB" % (v, v / best if best else 1, req, by / 1e6))
             if best:
-                ratios.write("%s,%s,%s,%.4f\n" % (s, label, t, v / best))
+                ratios.write("%s,%s,%s,%.4f\n" % (s, label.replace(",", ";"), t, v / best))
     print("| %s | %s |" % (label, " | ".join(row)))
 rss = []
 for t in tools:
