@@ -171,15 +171,26 @@ static void catalog_free(struct catalog *c)
 	free(c->ids);
 }
 
+/* The tenant's workspace ids, from its catalog in r->base. */
+static int catalog_list(struct repo *r, struct catalog *c)
+{
+	char *prefix = xasprintf(CATALOG_FMT, r->tenant);
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->skip = strlen(prefix);
+	rc = store_list(r->base, prefix, catalog_add, c);
+	free(prefix);
+	return rc;
+}
+
 /* Picks the tenant's only workspace when none was named. */
 static int pick_workspace(struct repo *r, char *out, size_t size)
 {
-	char *prefix = xasprintf(CATALOG_FMT, r->tenant);
-	struct catalog c = { .skip = strlen(prefix) };
+	struct catalog c;
 	struct buf names = BUF_INIT;
-	int rc = store_list(r->base, prefix, catalog_add, &c);
+	int rc = catalog_list(r, &c);
 
-	free(prefix);
 	if (!rc && c.n == 0)
 		rc = err_set(-ENOENT, "tenant %s has no workspace in %s: run 'cairn init' first",
 			     r->tenant, r->base->url);
@@ -351,13 +362,11 @@ int repo_open(const struct repo_opts *opts, struct repo **out)
 int repo_tenant_workspaces(const struct repo_opts *opts, char ***ids, size_t *n)
 {
 	struct repo *r = repo_new(opts);
-	char *prefix = xasprintf(CATALOG_FMT, r->tenant);
-	struct catalog c = { .skip = strlen(prefix) };
+	struct catalog c = { 0 };
 	int rc = open_base(r, opts);
 
 	if (!rc)
-		rc = store_list(r->base, prefix, catalog_add, &c);
-	free(prefix);
+		rc = catalog_list(r, &c);
 	repo_close(r);
 	if (rc) {
 		catalog_free(&c);

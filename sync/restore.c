@@ -424,9 +424,11 @@ static int fetch_run(struct restore *rs, size_t i, size_t j)
 			i = k;
 			continue;
 		}
-		pthread_mutex_lock(&rs->lock);
-		rs->prog.bytes += bytes;
-		pthread_mutex_unlock(&rs->lock);
+		if (!rc) {
+			pthread_mutex_lock(&rs->lock);
+			rs->prog.bytes += bytes;
+			pthread_mutex_unlock(&rs->lock);
+		}
 		i = k;
 	}
 	buf_free(&range);
