@@ -198,6 +198,12 @@ SUM3=$(tree_sum "$V2")
 crash_points "reencrypt --retire" "$SUM3" "$SUM3" "$KEYADM" reencrypt --key "$TMP/k1" --retire -q
 check "reencrypt: afterwards check --read-data is clean" "$CAIRN" check --read-data -q
 
+# $1 is a running process, not a zombie
+pid_alive() {
+	[ -n "$1" ] && kill -0 "$1" 2>/dev/null &&
+		! grep -q '^[^ ]* [^ ]* Z' "/proc/$1/stat" 2>/dev/null
+}
+
 section "a live snapshot of a mount, and a lost VM"
 back_to_base
 BT=$TMP/base-tree
@@ -218,8 +224,14 @@ while [ $n -lt 100 ]; do
 	sync "$MNT/live.txt"
 	"$CAIRN" snapshot --mount "$MNT" -q >"$TMP/op.out" 2>&1
 	src=$?
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-		! grep -q '^[^ ]* [^ ]* Z' "/proc/$pid/stat" 2>/dev/null; then
+	# A killed cairnfs closes the control socket before it is gone from
+	# /proc: when the snapshot failed, give its death a moment to show.
+	w=0
+	while [ $src -ne 0 ] && [ $w -lt 50 ] && pid_alive "$pid"; do
+		sleep 0.1
+		w=$((w + 1))
+	done
+	if pid_alive "$pid"; then
 		# the snapshot got through without a kill: done
 		fs_umount "$MNT" >/dev/null 2>&1 || fusermount3 -uz "$MNT"
 		check "live snapshot: a run with no kill gets through (after $((n - 1)) writes)" test $src -eq 0 ||
