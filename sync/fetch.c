@@ -180,8 +180,6 @@ int fetch_blob_elsewhere(struct repo *r, const struct index *idx, const struct i
 	return 0;
 }
 
-#define FETCH_BADMSG_TRIES 3	/* reads of a blob that does not verify */
-
 int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type,
 	       const uint8_t id[KEYS_BLOB_ID_LEN], struct buf *out)
 {
@@ -213,17 +211,12 @@ int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type
 				     ent.pack, hex);
 		if (!rc)
 			rc = blob_decode(r->ring, &ent.e.ref, sealed.data, sealed.len, out);
-		/* A range read has no checksum to compare: a body damaged on the
-		 * way fails authentication like a damaged object.  Read it again
-		 * before calling the object damaged. */
-		if (rc != -EBADMSG || attempt == FETCH_BADMSG_TRIES)
+		if (rc)
+			err_prefix(rc, "%s", ent.pack);
+		if (!store_read_again(rc, attempt))
 			break;
 		buf_setlen(out, old);
-		log_warn("%s: blob %.16s did not verify (%s); reading it again", ent.pack, hex, err_msg());
-		store_count_retry();
 	}
-	if (rc && rc != -ENOENT)
-		err_prefix(rc, "%s", ent.pack);
 	buf_free(&sealed);
 	return rc;
 }

@@ -230,10 +230,10 @@ static int ring_has(const struct keys_ring *ring, const char *key_id)
 /* Asks the control plane to unwrap obj and adds the key.  A wrap it will
  * not open (another tenant key, say, during a rotation) is skipped: 0. */
 static int key_unwrap_remote(struct key_load *k, const struct buf *obj, const char *key_id,
-			     const char *kek_id, struct keys_wrap_info *info)
+			     const char *kek_id, enum keys_key_kind kind)
 {
 	uint8_t *key = sodium_malloc(KEYS_KEY_LEN);
-	int rc = key ? keys_wrap_peek(obj->data, obj->len, info) : -ENOMEM;
+	int rc = key ? 0 : -ENOMEM;
 
 	if (!rc)
 		rc = cplane_unwrap(&k->cp, k->r->tenant, k->r->ws_id, key_id, kek_id, obj->data,
@@ -244,7 +244,7 @@ static int key_unwrap_remote(struct key_load *k, const struct buf *obj, const ch
 		k->refused++;
 		rc = 1;
 	} else if (!rc) {
-		rc = keys_ring_add(k->r->ring, info->kind, key_id, key);
+		rc = keys_ring_add(k->r->ring, kind, key_id, key);
 	}
 	sodium_free(key);
 	return rc;
@@ -270,11 +270,13 @@ static int key_load_one(const char *name, uint64_t size, void *arg)
 		return 0;	/* opened through another wrap */
 	k->mine++;
 	rc = store_get(k->r->store, name, 0, STORE_TO_END, &obj, NULL);
+	if (!rc && (rc = keys_wrap_peek(obj.data, obj.len, &info)) != 0)
+		err_prefix(rc, "%s", name);
 	if (!rc && k->kek)
 		rc = keys_ring_add_wrapped(k->r->ring, k->kek, obj.data, obj.len, key_id, kek_id);
 	else if (!rc)
-		rc = key_unwrap_remote(k, &obj, key_id, kek_id, &info);
-	if (!rc && keys_wrap_peek(obj.data, obj.len, &info) == 0 && info.kind == KEYS_KEY_DATA &&
+		rc = key_unwrap_remote(k, &obj, key_id, kek_id, info.kind);
+	if (!rc && info.kind == KEYS_KEY_DATA &&
 	    (!k->newest[0] || info.created > k->newest_created ||
 	     (info.created == k->newest_created && strcmp(key_id, k->newest) > 0))) {
 		memcpy(k->newest, key_id, sizeof(key_id));

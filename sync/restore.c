@@ -352,8 +352,6 @@ static int fetch_elsewhere(struct restore *rs, size_t i, size_t k)
 	return rc;
 }
 
-#define RANGE_BADMSG_TRIES 3	/* reads of a range whose blobs do not verify */
-
 /* Decodes the blobs of needs[i..k) from range (which starts at pack offset
  * start) and writes them to their files; *bytes gets what was written. */
 static int range_to_files(struct restore *rs, size_t i, size_t k, uint64_t start,
@@ -385,9 +383,8 @@ static int range_to_files(struct restore *rs, size_t i, size_t k, uint64_t start
 }
 
 /* Fetches needs[i..j) (one pack, sorted by offset) in coalesced ranges.  A
- * range read has no checksum to compare, so a body damaged on the way fails
- * like a damaged object: the range is read again (RANGE_BADMSG_TRIES in
- * all) before the object is called damaged; rewriting what was written
+ * range whose blobs do not verify is read again (store_read_again) before
+ * the object is called damaged; rewriting what was written
  * from the first read is harmless. */
 static int fetch_run(struct restore *rs, size_t i, size_t j)
 {
@@ -414,10 +411,8 @@ static int fetch_run(struct restore *rs, size_t i, size_t j)
 					     rs->needs[i].pack);
 			if (!rc)
 				rc = range_to_files(rs, i, k, start, &range, &plain, &bytes);
-			if (rc != -EBADMSG || attempt == RANGE_BADMSG_TRIES)
+			if (!store_read_again(rc, attempt))
 				break;
-			log_warn("%s; reading it again", err_msg());
-			store_count_retry();
 		}
 		if (rc == -ENOENT) {
 			rc = fetch_elsewhere(rs, i, k);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "log.h"
 #include "store.h"
 
 int store_key_valid(const char *key)
@@ -119,6 +120,15 @@ void store_counters_get(struct store_counters *out)
 void store_count_retry(void)
 {
 	__atomic_add_fetch(&counters.retries, 1, __ATOMIC_RELAXED);
+}
+
+bool store_read_again(int rc, int attempt)
+{
+	if (rc != -EBADMSG || attempt >= STORE_BADMSG_TRIES)
+		return false;
+	log_warn("%s; reading it again", err_msg());
+	store_count_retry();
+	return true;
 }
 
 static int count(int rc, uint64_t *bytes, uint64_t n)

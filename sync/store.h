@@ -23,6 +23,7 @@
 #ifndef CAIRN_STORE_H
 #define CAIRN_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -129,6 +130,15 @@ struct store_counters {
 void store_counters_get(struct store_counters *out);
 /* Counts one retried attempt (the S3 client calls it). */
 void store_count_retry(void);
+
+/* Whether to read again store data that did not verify: a range read has
+ * no checksum to compare, so a body damaged on the way fails
+ * authentication like a damaged object.  After attempt ATTEMPT ended in RC:
+ * true, with a warning logged (err_msg() names what failed) and a retry
+ * counted, when RC is -EBADMSG and fewer than STORE_BADMSG_TRIES reads were
+ * made; false otherwise. */
+#define STORE_BADMSG_TRIES 3
+bool store_read_again(int rc, int attempt);
 
 /* 1 when key is acceptable to every store, else 0. */
 int store_key_valid(const char *key);

@@ -4,8 +4,8 @@
 #
 #   tests/bench/run-all.sh [--size small|full] [--runs N]     (as root)
 #
-#   fs-bench.sh      cairnfs, the native disk, gocryptfs, passthrough_ll,
-#                    rclone mount and s3fs: untar, find, git status, rm -rf,
+#   fs-bench.sh      cairnfs, the native disk, gocryptfs, passthrough_ll
+#                    and rclone mount: untar, find, git status, rm -rf,
 #                    fio, lookups, peak RSS        -> docs/bench/fs-SIZE.{md,csv,png}
 #   peers-bench.sh   cairn, rclone and s3fs on one s3rver: upload, upload
 #                    after 10 changes, mount, ls -R, first read, hydration,
