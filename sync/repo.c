@@ -447,6 +447,53 @@ static int init_kek(const struct repo_opts *opts, int create_key, struct keys_ke
 	return keys_provider_load(opts->key, kek);
 }
 
+/* The keys of a new workspace, wrapped and stored.  init writes its config
+ * last, so keys without a config are what an interrupted init left (of a
+ * workspace id given with --workspace): they are taken up, and only what is
+ * missing is made, since a second identity key would leave the workspace
+ * unopenable.  Keys that kek does not wrap are refused. */
+static int init_keys(struct repo *r, const struct keys_kek *kek)
+{
+	struct key_load k = { .r = r, .kek = kek };
+	const struct keys_key *id;
+	struct buf b = BUF_INIT;
+	char key_id[KEYS_ID_SIZE];
+	int rc = keys_ring_empty(r->ws_id, &r->ring);
+
+	if (!rc)
+		rc = store_list(r->store, "keys/", key_load_one, &k);
+	if (!rc && k.others)
+		return err_set(-EEXIST, "workspace %s has no config but keys wrapped by tenant key %s, not %s: an init under that tenant key was interrupted; run it again with that key, or use another workspace id",
+			       r->ws_id, k.other_kek, keys_kek_id(kek));
+	if (!rc && k.loaded && keys_ring_identity(r->ring, &id) != 0)
+		return err_set(-EBADMSG, "workspace %s has no config and keys without an identity key: use another workspace id",
+			       r->ws_id);
+	if (!rc && k.loaded) {
+		if (!k.newest[0])
+			return repo_add_data_key(r, kek, key_id);
+		r->current_created = k.newest_created;
+		return keys_ring_set_current(r->ring, k.newest);
+	}
+	if (rc)
+		return rc;
+	keys_ring_free(r->ring);
+	rc = keys_ring_new(r->ws_id, &r->ring);
+	for (size_t i = 0; !rc && i < keys_ring_count(r->ring); i++) {
+		const char *kid = keys_key_id(keys_ring_key(r->ring, i));
+		char name[KEYS_WRAPPED_NAME_SIZE];
+
+		buf_reset(&b);
+		rc = keys_ring_wrap(r->ring, kek, kid, &b);
+		if (!rc)
+			rc = keys_wrapped_name(kid, keys_kek_id(kek), name, sizeof(name));
+		if (!rc)
+			rc = store_put(r->store, name, b.data, b.len, STORE_IF_NONE_MATCH, NULL, NULL);
+	}
+	sodium_memzero(b.data, b.len);
+	buf_free(&b);
+	return rc;
+}
+
 int repo_init(const struct repo_opts *opts, int create_key, struct repo **out)
 {
 	struct repo *r = repo_new(opts);
@@ -465,22 +512,15 @@ int repo_init(const struct repo_opts *opts, int create_key, struct repo **out)
 		keys_random_id(id);
 		rc = repo_attach(r, id);
 	}
-	if (!rc && store_head(r->store, "config", NULL) == 0)
+	if (!rc && store_head(r->store, "config", NULL) == 0) {
+		/* an init stopped after its config: the catalog entry may be missing */
+		catalog = xasprintf(CATALOG_FMT "%s", r->tenant, r->ws_id);
+		store_put(r->base, catalog, "", 0, STORE_ALWAYS, NULL, NULL);
 		rc = err_set(-EEXIST, "workspace %s of tenant %s already exists in %s",
 			     r->ws_id, r->tenant, r->base->url);
-	if (!rc)
-		rc = keys_ring_new(r->ws_id, &r->ring);
-	for (size_t i = 0; !rc && i < keys_ring_count(r->ring); i++) {
-		const char *key_id = keys_key_id(keys_ring_key(r->ring, i));
-		char name[KEYS_WRAPPED_NAME_SIZE];
-
-		buf_reset(&b);
-		rc = keys_ring_wrap(r->ring, kek, key_id, &b);
-		if (!rc)
-			rc = keys_wrapped_name(key_id, keys_kek_id(kek), name, sizeof(name));
-		if (!rc)
-			rc = store_put(r->store, name, b.data, b.len, STORE_IF_NONE_MATCH, NULL, NULL);
 	}
+	if (!rc)
+		rc = init_keys(r, kek);
 	if (!rc) {
 		buf_reset(&b);
 		config_encode(r, &b);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # test_crash.sh - crash points: each writing operation (snapshot, forget +
-# prune, rewrap, reencrypt, and a live snapshot of a mount) is killed with
+# prune, rewrap, reencrypt, a live snapshot of a mount, and init) is killed with
 # SIGKILL right after its 1st, 2nd, ... write to the store
 # (CAIRN_CRASH_AFTER_WRITES), from the same starting state every time, until
 # a run gets through.  After each kill: `cairn check` is clean, the latest
@@ -270,5 +270,40 @@ done
 check "live snapshot: killed after each of its $rounds writes, the VM lost: check clean, a new VM gets the last committed tree exactly" \
 	test $bad -eq 0 -a $rounds -gt 0
 total_rounds=$((total_rounds + rounds))
+section "init of a given workspace id"
+# init writes its keys, then its config, then the tenant's catalog entry;
+# killed after any of them and run again, it finishes: one identity key
+# (a second one would leave the workspace unopenable), listed, usable.
+WI=ws-init
+n=0 bad=0 rounds=0
+while [ $n -lt 20 ]; do
+	n=$((n + 1))
+	rm -rf "$STORE_DIR/tenants/crash/workspaces/$WI" "$TMP/state"
+	find "$STORE_DIR/tenants/crash/catalog" -name "$WI*" -exec rm -f {} + 2>/dev/null
+	CAIRN_CRASH_AFTER_WRITES=$n "$CAIRN" init --workspace $WI -q >"$TMP/op.out" 2>&1
+	src=$?
+	if [ $src -ne 137 ]; then
+		check "init: a run with no kill gets through (after $((n - 1)) writes)" test $src -eq 0 ||
+			sed 's/^/# /' "$TMP/op.out"
+		break
+	fi
+	rounds=$((rounds + 1))
+	"$CAIRN" init --workspace $WI -q >"$TMP/op.out" 2>&1 ||
+		grep -q "already exists" "$TMP/op.out" ||
+		{ diag "init killed after write $n: the rerun failed:"; sed 's/^/# /' "$TMP/op.out"; bad=$((bad + 1)); continue; }
+	if ! "$CAIRN" snapshot "$V1" --workspace $WI -q >"$TMP/op.out" 2>&1 ||
+		! "$CAIRN" check --workspace $WI -q >>"$TMP/op.out" 2>&1; then
+		diag "init killed after write $n: the workspace is not usable after the rerun:"
+		sed 's/^/# /' "$TMP/op.out"
+		bad=$((bad + 1))
+	elif [ -z "$(find "$STORE_DIR/tenants/crash/catalog" -name "$WI*")" ]; then
+		diag "init killed after write $n: the workspace is missing from the tenant's catalog"
+		bad=$((bad + 1))
+	fi
+done
+check "init: killed after each of its $rounds writes, then run again: the workspace opens, takes a snapshot, checks clean, is listed" \
+	test $bad -eq 0 -a $rounds -gt 0
+total_rounds=$((total_rounds + rounds))
+
 diag "crash points: $total_rounds kills in all"
 finish
