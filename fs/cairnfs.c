@@ -37,7 +37,7 @@
 struct cfs_opts {
 	char *key, *workspace, *tenant, *cache, *state_dir, *conf, *name;
 	char *snapshot, *cache_size;
-	int force, discard_local, keep_local, noprefetch, allow_rollback;
+	int force, discard_local, keep_local, noprefetch, allow_rollback, init;
 	int foreground, debug, help, version;
 	char *source, *mountpoint;
 };
@@ -60,6 +60,7 @@ static const struct fuse_opt cfs_opt_spec[] = {
 	CFS_OPT("discard_local", discard_local),
 	CFS_OPT("keep_local_as_snapshot", keep_local),
 	CFS_OPT("noprefetch", noprefetch),
+	CFS_OPT("init", init),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -85,7 +86,7 @@ static const char usage[] =
 	"  -f         stay in the foreground      -d  FUSE debug output (implies -f)\n"
 	"  -o key=PROVIDER,workspace=ID,tenant=T,cache=DIR,state_dir=DIR,conf=FILE,\n"
 	"     name=NAME,force,allow_rollback,snapshot=ID,cache_size=SIZE,noprefetch,\n"
-	"     discard_local,keep_local_as_snapshot\n"
+	"     discard_local,keep_local_as_snapshot,init\n"
 	"See cairnfs(8).\n";
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -339,6 +340,13 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 		fuse_session_destroy(t);
 	}
 	rc = repo_opts_resolve(&ro, o->conf, o->name);
+	if (!rc && (ro.init || o->init)) {
+		int created;
+
+		rc = repo_init_if_missing(&ro, &created);
+		if (!rc && created)
+			log_info("created workspace %s (init = yes): it starts empty", ro.workspace);
+	}
 	if (!rc)
 		rc = repo_open(&ro, &r);
 	if (rc)

@@ -176,6 +176,12 @@ static int conf_handler(void *user, const char *section, const char *name, const
 			 name, value);
 		return 0;
 	}
+	if (!strcmp(name, "init")) {
+		if (conf_parse_bool(value, &w->init) == 0)
+			return 1;
+		snprintf(p->why, sizeof(p->why), "'init = %s' is not yes or no", value);
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof(counts) / sizeof(*counts); i++) {
 		if (strcmp(name, counts[i].key))
 			continue;

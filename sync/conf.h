@@ -17,6 +17,7 @@ struct conf_workspace {
 	char *store, *tenant, *workspace, *key;
 	char *mountpoint, *cache_dir;
 	char *cache_size;	/* cairnfs -o cache_size=, checked as a size */
+	int init;		/* init = yes: cairnfs makes the workspace if missing */
 	/* snapshot policy, seconds; -1 when not set */
 	long interval, idle_after, shutdown_after, shutdown_deadline;
 	/* keep rules; -1 when not set */

@@ -548,6 +548,35 @@ int repo_init(const struct repo_opts *opts, int create_key, struct repo **out)
 	return 0;
 }
 
+int repo_init_if_missing(const struct repo_opts *opts, int *created)
+{
+	struct repo *r = repo_new(opts);
+	int rc;
+
+	*created = 0;
+	if (!opts->workspace || !*opts->workspace)
+		rc = err_set(-EINVAL, "init = yes needs the workspace id pinned (workspace = ID in cairn.conf): without one, every start would make a new workspace");
+	else
+		rc = open_base(r, opts);
+	if (!rc)
+		rc = repo_attach(r, opts->workspace);
+	if (!rc)
+		rc = store_head(r->store, "config", NULL);
+	repo_close(r);
+	if (rc != -ENOENT)
+		return rc;
+	err_clear();
+	rc = repo_init(opts, 0, &r);
+	if (rc == -EEXIST) {	/* made meanwhile by another machine */
+		err_clear();
+		return 0;
+	}
+	if (!rc)
+		repo_close(r);
+	*created = rc == 0;
+	return rc;
+}
+
 void repo_close(struct repo *r)
 {
 	if (!r)

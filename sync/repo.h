@@ -47,6 +47,7 @@ struct repo_opts {
 	const char *cp_url, *cp_token_file, *cp_ca_file;
 	int allow_rollback;	/* accept a head older than the highest seen */
 	int force;		/* take over another holder's lease */
+	int init;		/* config `init = yes`: make the workspace if missing */
 	void *conf;		/* the loaded cairn.conf, owned (repo_opts_free) */
 };
 
@@ -85,6 +86,11 @@ struct repo {
  * tenant key to the file: path of opts->key when that file does not exist.
  * Returns 0 and an open repo, or a negative code. */
 int repo_init(const struct repo_opts *opts, int create_key, struct repo **out);
+/* Makes the workspace opts->workspace (which must be given) unless it
+ * exists: for `init = yes`, so that the first start on a new workspace
+ * creates it and every later one opens it.  *created tells which.  0 or a
+ * negative code (error set). */
+int repo_init_if_missing(const struct repo_opts *opts, int *created);
 
 /* Opens an existing workspace: reads config, unwraps every key of the
  * workspace that the tenant key can open.  Returns 0 or a negative code:

@@ -108,25 +108,29 @@ start_cairnd() {	# start_cairnd CONF LOG: in the background; sets $vmd
 }
 
 # --- bad configs: one line with file:line, non-zero, nothing started -----
-printf '[workspace main]\nstore = s3://x\nkey = file:/k\nmountpoint = /m\ncache_dir = /c\n[agent a]\ncommand = true\ncolour = blue\n' >"$D/bad1.conf"
-"$CAIRND" -c "$D/bad1.conf" --check >"$D/out" 2>&1
-check "an unknown key stops cairnd with file:line" sh -c \
-	'[ $1 -ne 0 ] && grep -q "bad1.conf:8: unknown key .colour. in \[agent a\]" "$2"' _ $? "$D/out"
+# bad_conf NAME DESCRIPTION PATTERN: cairnd --check on $D/NAME.conf fails,
+# saying PATTERN
+bad_conf() {
+	"$CAIRND" -c "$D/$1.conf" --check >"$D/out" 2>&1
+	check "$2" sh -c '[ $1 -ne 0 ] && grep -q "$2" "$3"' _ $? "$3" "$D/out"
+}
+BAD_WS='[workspace main]\nstore = s3://x\nkey = file:/k\nmountpoint = /m\ncache_dir = /c\n'
+printf "$BAD_WS"'[agent a]\ncommand = true\ncolour = blue\n' >"$D/bad1.conf"
+bad_conf bad1 "an unknown key stops cairnd with file:line" "bad1.conf:8: unknown key .colour. in \[agent a\]"
 printf '[cairnd]\nidle_cpu = lots\n' >"$D/bad2.conf"
-"$CAIRND" -c "$D/bad2.conf" --check >"$D/out" 2>&1
-check "a bad value says what is expected" sh -c \
-	'[ $1 -ne 0 ] && grep -q "bad2.conf:2: .idle_cpu = lots. is not a percentage" "$2"' _ $? "$D/out"
-printf '[workspace main]\nstore = s3://x\nkey = file:/k\nmountpoint = /m\ncache_dir = /c\n[agent a]\ncommand = true\nuser = no-such-user-here\n' >"$D/bad3.conf"
-"$CAIRND" -c "$D/bad3.conf" --check >"$D/out" 2>&1
-check "an agent user that does not exist is refused" sh -c \
-	'[ $1 -ne 0 ] && grep -q "user .no-such-user-here. does not exist" "$2"' _ $? "$D/out"
+bad_conf bad2 "a bad value says what is expected" "bad2.conf:2: .idle_cpu = lots. is not a percentage"
+printf "$BAD_WS"'[agent a]\ncommand = true\nuser = no-such-user-here\n' >"$D/bad3.conf"
+bad_conf bad3 "an agent user that does not exist is refused" "user .no-such-user-here. does not exist"
 printf '[agents x]\ncommand = true\n' >"$D/bad4.conf"
-"$CAIRND" -c "$D/bad4.conf" --check >"$D/out" 2>&1
-check "an unknown section is refused" sh -c '[ $1 -ne 0 ] && grep -q "bad4.conf:2: unknown section" "$2"' _ $? "$D/out"
+bad_conf bad4 "an unknown section is refused" "bad4.conf:2: unknown section"
 printf '[cairnd]\nidle_hook = %0250d\n' 0 >"$D/bad5.conf"
-"$CAIRND" -c "$D/bad5.conf" --check >"$D/out" 2>&1
-check "a line too long for the parser is named, not cut" sh -c \
-	'[ $1 -ne 0 ] && grep -q "bad5.conf:2: a line of more than 198 bytes" "$2"' _ $? "$D/out"
+bad_conf bad5 "a line too long for the parser is named, not cut" "bad5.conf:2: a line of more than 198 bytes"
+printf "$BAD_WS"'init = yes\n' >"$D/bad6.conf"
+bad_conf bad6 "init = yes without a pinned workspace id is refused" "init = yes needs .workspace = ID."
+printf "$BAD_WS"'workspace = w1\ninit = maybe\n' >"$D/bad7.conf"
+bad_conf bad7 "init = maybe is not yes or no" "bad7.conf:7: .init = maybe. is not yes or no"
+sed -e 's/^init = maybe$/init = yes/' -e 's|^key = file:/k$|key = https://cp.example|' "$D/bad7.conf" >"$D/bad8.conf"
+bad_conf bad8 "init = yes with the control plane as the key is refused" "init = yes needs a tenant key this machine loads"
 
 # --- a workspace, its agent config, a NOTIFY_SOCKET of our own -----------
 printf '{"theme":"dark"}\n' >"$D/home/.claude/settings.json"

@@ -250,6 +250,37 @@ check "a cache dir of another workspace is refused" sh -c '
 	_ "$D/ws2" "$CAIRN" "$CAIRNFS" "$MNT" "$D/c4" "$D/err4"
 check "and nothing is mounted after any of them" test "$(grep -c " $MNT " /proc/mounts)" -eq 0
 
+# ---- init = yes: the first mount makes a workspace of a pinned id ----
+cat >"$D/init.conf" <<EOF
+[workspace auto]
+store = file://$D/init-store
+workspace = ws-made-on-mount
+key = $CAIRN_KEY
+EOF
+cp "$D/init.conf" "$D/noinit.conf"
+echo "init = yes" >>"$D/init.conf"
+# the section names store and key: the environment's must not win
+conf_mount() {	# conf_mount CONF CACHE: cairnfs of [workspace auto]
+	remember "$MNT" "$2"
+	env -u CAIRN_STORE -u CAIRN_KEY "$CAIRNFS" auto "$MNT" -o conf="$1",cache="$2"
+}
+check "without init, a workspace id that does not exist is refused" one_line_err 1 "does not exist" \
+	conf_mount "$D/noinit.conf" "$D/c7"
+check "with init = yes, the first mount makes it" conf_mount "$D/init.conf" "$D/c7"
+check "and it is empty" test -z "$(ls -A "$MNT")"
+echo "made on the first machine" >"$MNT/first.txt"
+check "a snapshot of it" env -u CAIRN_STORE -u CAIRN_KEY "$CAIRN" snapshot --mount "$MNT" -q
+check "umount" fs_umount "$MNT"
+check "another machine (a new cache) opens the same workspace, not a new one" sh -c '
+	env -u CAIRN_STORE -u CAIRN_KEY "$1" auto "$2" -o conf="$3",cache="$4" &&
+		grep -q "first machine" "$2/first.txt"' _ "$CAIRNFS" "$MNT" "$D/init.conf" "$D/c8"
+remember "$MNT" "$D/c8"
+check "umount" fs_umount "$MNT"
+check "the workspace has one identity and one data key" \
+	test "$(find "$D/init-store/tenants/default/workspaces/ws-made-on-mount/keys" -type f | wc -l)" -eq 2
+check "cairn-keyadm verify opens them" "${CAIRN_BUILDDIR:-.}/cairn-keyadm" verify \
+	--store "file://$D/init-store" --key "$CAIRN_KEY" -q
+
 # ---- mount.fuse3: mount -t fuse.cairnfs, and an fstab line ----
 # mount(8) runs its helpers with a fixed PATH, so cairnfs must be in one of
 # its dirs, as `make install` puts it; for the test, a link while it runs.

@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "err.h"
 #include "fsutil.h"
+#include "keys.h"
 #include "vconf.h"
 
 /* the excludes of every agent-config unless the section says otherwise:
@@ -262,6 +263,12 @@ static int check(struct vconf *c)
 		if (w->mountpoint[0] != '/' || w->cache_dir[0] != '/')
 			return err_set(-EINVAL, "%s: [workspace %s]: mountpoint and cache_dir must be absolute paths",
 				       c->path, w->name);
+		if (w->init && !w->workspace)
+			return err_set(-EINVAL, "%s: [workspace %s]: init = yes needs 'workspace = ID', the id to create (without one, every start would make a new workspace)",
+				       c->path, w->name);
+		if (w->init && keys_provider_remote(w->key))
+			return err_set(-EINVAL, "%s: [workspace %s]: init = yes needs a tenant key this machine loads (file:, env: or exec:); the control plane (%s) only unwraps keys",
+				       c->path, w->name, w->key);
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(c->ws.ws[j].mountpoint, w->mountpoint) ||
 			    !strcmp(c->ws.ws[j].cache_dir, w->cache_dir))
