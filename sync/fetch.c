@@ -21,9 +21,19 @@
 
 /* Tree packs are small (a 30,000-file tree is a few MiB) and every walk
  * reads most of their blobs, so they are fetched whole and kept, least
- * recently used out first, within PACK_CACHE_LIMIT bytes.  Data packs are
- * never cached: their blobs are read with range GETs. */
+ * recently used out first, within PACK_CACHE_LIMIT bytes. */
 #define PACK_CACHE_LIMIT (256u << 20)
+
+/* Data blobs are read with range GETs.  A small one brings the
+ * DATA_WINDOW bytes of its pack that start with it, kept in one of
+ * DATA_WINDOWS windows (least recently used out first): a snapshot packs
+ * the files of a directory side by side, so the files a program reads next
+ * (the rest of a package, of a source tree) are often already there, and a
+ * first read of a thousand small files costs tens of requests, not a
+ * thousand.  On R2, where a request costs far more time than 256 KiB of
+ * transfer, that is the difference that matters. */
+#define DATA_WINDOW (256u << 10)
+#define DATA_WINDOWS 16
 
 struct cached_pack {
 	char name[PACK_NAME_SIZE];
@@ -31,11 +41,19 @@ struct cached_pack {
 	uint64_t used;		/* tick of the last use */
 };
 
+struct data_window {
+	char name[PACK_NAME_SIZE];	/* "" when the slot is free */
+	uint64_t off;			/* pack offset of bytes.data[0] */
+	struct buf bytes;
+	uint64_t used;
+};
+
 struct pack_cache {
 	pthread_mutex_t lock;	/* guards everything below */
 	struct cached_pack *packs;
 	size_t n, cap;
 	uint64_t bytes, tick;
+	struct data_window win[DATA_WINDOWS];
 };
 
 static struct pack_cache *cache_of(struct repo *r)
@@ -57,6 +75,8 @@ void fetch_cache_free(struct pack_cache *c)
 		return;
 	for (size_t i = 0; i < c->n; i++)
 		buf_free(&c->packs[i].bytes);
+	for (size_t i = 0; i < DATA_WINDOWS; i++)
+		buf_free(&c->win[i].bytes);
 	free(c->packs);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -112,8 +132,92 @@ static void cache_keep(struct pack_cache *c, const char *name, struct buf *bytes
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Copies [off, off + len) of pack name from a window into out: 1, or 0
+ * when no window holds all of it. */
+static int window_read(struct pack_cache *c, const char *name, uint64_t off, uint64_t len,
+		       struct buf *out)
+{
+	int hit = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < DATA_WINDOWS && !hit; i++) {
+		struct data_window *w = &c->win[i];
+
+		if (!w->name[0] || strcmp(w->name, name) || off < w->off ||
+		    off - w->off > w->bytes.len || len > w->bytes.len - (off - w->off))
+			continue;
+		buf_add(out, w->bytes.data + (off - w->off), (size_t)len);
+		w->used = ++c->tick;
+		hit = 1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return hit;
+}
+
+/* Keeps bytes (taken over) as the window of pack name at off. */
+static void window_keep(struct pack_cache *c, const char *name, uint64_t off, struct buf *bytes)
+{
+	struct data_window *w;
+
+	pthread_mutex_lock(&c->lock);
+	w = &c->win[0];
+	for (size_t i = 1; i < DATA_WINDOWS && w->name[0]; i++)
+		if (!c->win[i].name[0] || c->win[i].used < w->used)
+			w = &c->win[i];
+	buf_free(&w->bytes);
+	snprintf(w->name, sizeof(w->name), "%s", name);
+	w->off = off;
+	w->bytes = *bytes;
+	w->used = ++c->tick;
+	buf_init(bytes);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Forgets every window that holds byte off of pack name: what it holds did
+ * not verify, and the next read must go to the store. */
+static void window_drop(struct repo *r, const char *name, uint64_t off)
+{
+	struct pack_cache *c = cache_of(r);
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < DATA_WINDOWS; i++) {
+		struct data_window *w = &c->win[i];
+
+		if (w->name[0] && !strcmp(w->name, name) && off >= w->off &&
+		    off - w->off < w->bytes.len) {
+			buf_free(&w->bytes);
+			w->name[0] = '\0';
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The sealed bytes of a data blob: from a window, or a range GET of its
+ * window (of the blob alone when it is larger). */
+static int read_sealed_data(struct repo *r, const struct index_entry *ent, struct buf *sealed)
+{
+	struct pack_cache *c = cache_of(r);
+	struct buf win = BUF_INIT;
+	uint64_t len = ent->e.ref.length;
+	int rc;
+
+	if (len >= DATA_WINDOW)
+		return store_get(r->store, ent->pack, ent->e.offset, len, sealed, NULL);
+	if (window_read(c, ent->pack, ent->e.offset, len, sealed))
+		return 0;
+	rc = store_get(r->store, ent->pack, ent->e.offset, DATA_WINDOW, &win, NULL);
+	if (!rc) {
+		/* shorter than the blob: the pack is; the caller says so */
+		buf_add(sealed, win.data, (size_t)(win.len < len ? win.len : len));
+		if (win.len > len)
+			window_keep(c, ent->pack, ent->e.offset, &win);
+	}
+	buf_free(&win);
+	return rc;
+}
+
 /* The sealed bytes of one blob: from the cache for tree packs (fetching the
- * whole pack on a miss), with a range GET for data packs. */
+ * whole pack on a miss), by range (read_sealed_data) for data packs. */
 static int read_sealed(struct repo *r, const struct index_entry *ent, struct buf *sealed)
 {
 	struct pack_cache *c;
@@ -121,7 +225,7 @@ static int read_sealed(struct repo *r, const struct index_entry *ent, struct buf
 	int rc;
 
 	if (ent->e.ref.type != KEYS_BLOB_TREE)
-		return store_get(r->store, ent->pack, ent->e.offset, ent->e.ref.length, sealed, NULL);
+		return read_sealed_data(r, ent, sealed);
 	c = cache_of(r);
 	if (cache_read(c, ent->pack, ent->e.offset, ent->e.ref.length, sealed))
 		return 0;
@@ -213,6 +317,8 @@ int fetch_blob(struct repo *r, const struct index *idx, enum keys_blob_type type
 			rc = blob_decode(r->ring, &ent.e.ref, sealed.data, sealed.len, out);
 		if (rc)
 			err_prefix(rc, "%s", ent.pack);
+		if (rc == -EBADMSG)
+			window_drop(r, ent.pack, ent.e.offset);
 		if (!store_read_again(rc, attempt))
 			break;
 		buf_setlen(out, old);
