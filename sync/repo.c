@@ -463,7 +463,7 @@ static int init_keys(struct repo *r, const struct keys_kek *kek)
 	if (!rc)
 		rc = store_list(r->store, "keys/", key_load_one, &k);
 	if (!rc && k.others)
-		return err_set(-EEXIST, "workspace %s has no config but keys wrapped by tenant key %s, not %s: an init under that tenant key was interrupted; run it again with that key, or use another workspace id",
+		return err_set(-EACCES, "workspace %s has no config but keys wrapped by tenant key %s, not %s: an init under that tenant key was interrupted; run it again with that key, or use another workspace id",
 			       r->ws_id, k.other_kek, keys_kek_id(kek));
 	if (!rc && k.loaded && keys_ring_identity(r->ring, &id) != 0)
 		return err_set(-EBADMSG, "workspace %s has no config and keys without an identity key: use another workspace id",

@@ -303,6 +303,13 @@ while [ $n -lt 20 ]; do
 done
 check "init: killed after each of its $rounds writes, then run again: the workspace opens, takes a snapshot, checks clean, is listed" \
 	test $bad -eq 0 -a $rounds -gt 0
+CAIRN_CRASH_AFTER_WRITES=1 "$CAIRN" init --workspace ws-other -q >/dev/null 2>&1
+"$CAIRN" init --workspace ws-other --key "file:$TMP/k2" -q >"$TMP/op.out" 2>&1
+src=$?
+check "init: rerun under another tenant key than the interrupted one: one line naming both, exit 1" \
+	sh -c '[ $1 -eq 1 ] && [ $(wc -l <"$2") -eq 1 ] && grep -q "wrapped by tenant key .*, not " "$2"' _ $src "$TMP/op.out"
+check "and it wrote nothing" \
+	test "$(find "$STORE_DIR/tenants/crash/workspaces/ws-other" -type f ! -name '*.md5' ! -name '*metadata*' | wc -l)" -eq 1
 total_rounds=$((total_rounds + rounds))
 
 diag "crash points: $total_rounds kills in all"
