@@ -250,22 +250,6 @@ static json_t *handle(struct fs *fs, const char *line, size_t len)
 	return r;
 }
 
-/* A client that left must not cost a SIGPIPE. */
-static int send_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
@@ -293,7 +277,7 @@ static void *conn_main(void *arg)
 		json_t *r = handle(fs, (const char *)in.data, (size_t)(nl - (char *)in.data));
 		char *text = json_dumps(r, JSON_COMPACT);
 
-		if (text && (send_all(c->fd, text, strlen(text)) || send_all(c->fd, "\n", 1)))
+		if (text && (fsu_send_all(c->fd, text, strlen(text)) || fsu_send_all(c->fd, "\n", 1)))
 			log_info("control: the client left before the reply");
 		free(text);
 		json_decref(r);

@@ -18,6 +18,7 @@
 #include "ctlclient.h"
 #include "err.h"
 #include "fs.h"
+#include "fsutil.h"
 
 #define REPLY_MAX (1u << 20)
 
@@ -106,21 +107,6 @@ int ctl_mount_workspace(const char *mountpoint, char **ws_id)
 	return 0;
 }
 
-static int send_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int ctl_call_path(const char *path, const char *who, json_t *req, json_t **reply, int timeout)
 {
 	char *text = json_dumps(req, JSON_COMPACT);
@@ -141,9 +127,9 @@ int ctl_call_path(const char *path, const char *who, json_t *req, json_t **reply
 			     strerror(errno), errno == EACCES ? " (it is root's: run as root)" : "");
 		goto out;
 	}
-	rc = send_all(fd, text, strlen(text));
+	rc = fsu_send_all(fd, text, strlen(text));
 	if (!rc)
-		rc = send_all(fd, "\n", 1);
+		rc = fsu_send_all(fd, "\n", 1);
 	if (rc) {
 		rc = err_set(rc, "control socket %s: %s", path, strerror(-rc));
 		goto out;

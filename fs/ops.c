@@ -1292,6 +1292,20 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	fuse_reply_err(req, -rc);
 }
 
+/* The answer to getxattr or listxattr: the size when asked for it (size
+ * 0), ERANGE when the caller's buffer is too small, else the bytes. */
+static void reply_xattr(fuse_req_t req, int rc, const void *data, size_t len, size_t size)
+{
+	if (rc)
+		reply_sqlite_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, data, len);
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct fs *fs = req_fs(req);
@@ -1306,14 +1320,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	pthread_mutex_lock(&fs->lock);
 	rc = fs_xattr_get(fs, ino, name, &value, &len);
 	pthread_mutex_unlock(&fs->lock);
-	if (rc)
-		reply_sqlite_err(req, rc);
-	else if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (len > size)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, value, len);
+	reply_xattr(req, rc, value, len, size);
 	free(value);
 }
 
@@ -1327,14 +1334,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	pthread_mutex_lock(&fs->lock);
 	rc = fs_xattr_list(fs, ino, &names, &len);
 	pthread_mutex_unlock(&fs->lock);
-	if (rc)
-		reply_sqlite_err(req, rc);
-	else if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (len > size)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, names, len);
+	reply_xattr(req, rc, names, len, size);
 	free(names);
 }
 

@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -143,6 +144,23 @@ int fsu_read_boot_id(char **out)
 	fclose(f);
 	line[strcspn(line, "\n")] = '\0';
 	*out = xstrdup(line);
+	return 0;
+}
+
+int fsu_send_all(int fd, const void *src, size_t len)
+{
+	const char *p = src;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
 	return 0;
 }
 

@@ -14,6 +14,9 @@
 int fsu_write_all(int fd, const void *data, size_t len);
 /* Writes all len bytes at off; 0 or -errno. */
 int fsu_pwrite_all(int fd, const void *src, size_t len, off_t off);
+/* send(2) of all len bytes on a socket, retrying on EINTR; a peer that
+ * left is -EPIPE, not a SIGPIPE.  0 or -errno. */
+int fsu_send_all(int fd, const void *src, size_t len);
 /* Reads exactly len bytes at off; -EIO when the file ends sooner. */
 int fsu_pread_all(int fd, void *dst, size_t len, off_t off);
 /* fsync(2) of a directory, so a rename or create in it is durable. */
