@@ -4,9 +4,11 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cmd-common.h"
@@ -117,7 +119,6 @@ static int cmd_snapshot_exec(int argc, char **argv)
 			tags = xrealloc(tags, (so.ntags + 1) * sizeof(*tags));
 			tags[so.ntags++] = optarg;
 		} else if (opt == 'a') {
-			so.agent_config_dir = optarg;
 			agent = xrealloc(agent, (nagent + 1) * sizeof(*agent));
 			agent[nagent++] = optarg;
 		} else if (opt == OPT_EXCLUDE) {
@@ -143,19 +144,31 @@ static int cmd_snapshot_exec(int argc, char **argv)
 		cmd_common_free(&c);
 		return rc;
 	}
-	if (optind + 1 != argc || mount || nagent > 1 || nexcl) {
+	if (optind + 1 != argc || mount) {
 		free(tags);
 		free(agent);
 		free(excl);
 		return cmd_usage(&cmd_snapshot_entry);
 	}
-	free(agent);
-	free(excl);
-	so.exclude = NULL;
-	so.nexclude = 0;
+	for (size_t i = 0; i < nagent; i++) {
+		struct stat st;
+
+		if (lstat(agent[i], &st) == 0)
+			continue;
+		fprintf(stderr, "cairn snapshot: --agent-config %s: %s\n", agent[i], strerror(errno));
+		free(tags);
+		free(agent);
+		free(excl);
+		cmd_common_free(&c);
+		return CMD_EXIT_ERROR;
+	}
+	so.agent_config = agent;
+	so.nagent_config = nagent;
 	rc = cmd_open_repo(&cmd_snapshot_entry, &c, &r);
 	if (rc) {
 		free(tags);
+		free(agent);
+		free(excl);
 		cmd_common_free(&c);
 		return rc;
 	}
@@ -188,6 +201,8 @@ static int cmd_snapshot_exec(int argc, char **argv)
 		       res.stats.duration_ns / 1e9);
 	}
 	free(tags);
+	free(agent);
+	free(excl);
 	repo_close(r);
 	cmd_common_free(&c);
 	return rc;
@@ -195,7 +210,8 @@ static int cmd_snapshot_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_snapshot_entry = {
 	.name = "snapshot",
-	.usage = "DIR [--tag TAG]... [--agent-config DIR] " CMD_COMMON_USAGE
+	.usage = "DIR [--tag TAG]... [--agent-config PATH]... [--agent-config-exclude PATTERN]... "
+		 CMD_COMMON_USAGE
 		 " | --mount MOUNTPOINT [--tag TAG]... [--agent-config PATH]..."
 		 " [--agent-config-exclude PATTERN]... [--json] [-q]",
 	.summary = "take an encrypted, deduplicated snapshot of a directory or of a live mount",

@@ -863,10 +863,11 @@ int snapshot_dir(struct repo *r, const char *dir, const struct snapshot_opts *o,
 	if (rc)
 		return rc;
 	rc = snapshot_root(&j->w, dir, j->parent_ws, ws_root);
-	if (!rc && j->w.o->agent_config_dir) {
+	if (!rc && o->nagent_config) {
 		struct record_stats ws_stats = j->w.st;
 
-		rc = snapshot_root(&j->w, j->w.o->agent_config_dir, j->parent_agent, agent_root);
+		rc = snapshot_job_paths(j, o->agent_config, o->nagent_config, j->parent_agent,
+					agent_root);
 		j->w.st = ws_stats;	/* the statistics describe the workspace root */
 	} else if (!rc) {
 		rc = snapshot_job_paths(j, NULL, 0, NULL, agent_root);	/* an empty tree */

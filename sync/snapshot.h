@@ -18,7 +18,10 @@ struct snapshot_progress {
 };
 
 struct snapshot_opts {
-	const char *agent_config_dir;	/* the agent-config root; NULL: empty */
+	/* the agent-config root: local paths, each an entry named by its last
+	 * component (snapshot_job_paths); none: an empty root */
+	const char *const *agent_config;
+	size_t nagent_config;
 	const char *const *tags;
 	size_t ntags;
 	/* left out of the agent-config root: fnmatch(3) patterns (FNM_PATHNAME)

@@ -249,5 +249,28 @@ check "restore over a planted symlink exits 0" test "$rc" -eq 0
 check "and writes nothing where the symlink pointed" sh -c "[ -z \"\$(ls -A '$tmp/outside')\" ]"
 check "the directory takes the symlink's place" sh -c "[ -d '$tmp/target/sub' ] && [ ! -L '$tmp/target/sub' ]"
 
+# an agent-config root from cairn snapshot DIR: one entry per named path,
+# as a live snapshot (and cairnd's restore) has it
+H=$tmp/home
+mkdir -p "$H/.claude/projects" "$H/.claude/debug" "$tmp/ws-ac"
+echo '{"theme": "dark"}' >"$H/.claude/settings.json"
+echo 'a session' >"$H/.claude/projects/s1.jsonl"
+echo 'churn' >"$H/.claude/debug/log.txt"
+echo '{"onboarded": true}' >"$H/.claude.json"
+echo 'work' >"$tmp/ws-ac/file"
+run snapshot "$tmp/ws-ac" --agent-config "$H/.claude" --agent-config "$H/.claude.json" \
+	--agent-config-exclude '.claude/debug'
+check "snapshot DIR with two --agent-config paths and an exclude" test "$rc" -eq 0
+rm -rf "$tmp/ac"
+run restore --root agent-config latest "$tmp/ac"
+check "its agent-config root holds .claude and .claude.json by name" sh -c '
+	cmp -s "$1/.claude/settings.json" "$2/.claude/settings.json" &&
+	cmp -s "$1/.claude/projects/s1.jsonl" "$2/.claude/projects/s1.jsonl" &&
+	cmp -s "$1/.claude.json" "$2/.claude.json"' _ "$H" "$tmp/ac"
+check "without what the exclude names" test ! -e "$tmp/ac/.claude/debug"
+run snapshot "$tmp/ws-ac" --agent-config "$H/.claude-typo"
+check "a missing --agent-config path: exit 1, one line naming it" sh -c '
+	[ "$1" -eq 1 ] && [ "$(wc -l <"$2")" -eq 1 ] && grep -q "claude-typo: No such file" "$2"' _ "$rc" "$tmp/err"
+
 echo "1..$n"
 [ "$failed" -eq 0 ]
