@@ -301,7 +301,22 @@ int keys_ring_wrap_at(const struct keys_ring *r, const struct keys_kek *kek,
 	return keys_wrap_at(kek, r->ws_id, k->kind, k->id, k->key, created, out);
 }
 
-/* Adds a fresh random key of kind; *out gets it. */
+/* The identity key's id: derived from the workspace id, not random, so
+ * that two machines making the same new workspace at once name their
+ * identity keys alike and only one create-only write of it succeeds (see
+ * repo_init); a workspace with two identity keys could not be opened. */
+static void identity_key_id(const char *ws_id, char out[KEYS_ID_SIZE])
+{
+	static const char ctx[] = "cairn identity key id";
+	uint8_t h[KEYS_ID_LEN / 2];
+
+	crypto_generichash(h, sizeof(h), (const uint8_t *)ws_id, strlen(ws_id),
+			   (const uint8_t *)ctx, sizeof(ctx) - 1);
+	sodium_bin2hex(out, KEYS_ID_SIZE, h, sizeof(h));
+}
+
+/* Adds a fresh random key of kind (an identity key gets the id derived
+ * from the workspace id); *out gets it. */
 static int keys_ring_add_random(struct keys_ring *r, enum keys_key_kind kind,
 				struct keys_key **out)
 {
@@ -309,11 +324,14 @@ static int keys_ring_add_random(struct keys_ring *r, enum keys_key_kind kind,
 	uint8_t *key;
 	int rc;
 
-	do {
-		rc = keys_random_id(id);
-		if (rc)
-			return rc;
-	} while (keys_ring_lookup(r, id));
+	if (kind == KEYS_KEY_IDENTITY)
+		identity_key_id(r->ws_id, id);
+	else
+		do {
+			rc = keys_random_id(id);
+			if (rc)
+				return rc;
+		} while (keys_ring_lookup(r, id));
 	key = sodium_malloc(KEYS_KEY_LEN);
 	if (!key)
 		return err_set(-ENOMEM, "out of locked memory for workspace key");

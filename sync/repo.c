@@ -449,17 +449,23 @@ static int init_kek(const struct repo_opts *opts, int create_key, struct keys_ke
 
 /* The keys of a new workspace, wrapped and stored.  init writes its config
  * last, so keys without a config are what an interrupted init left (of a
- * workspace id given with --workspace): they are taken up, and only what is
- * missing is made, since a second identity key would leave the workspace
- * unopenable.  Keys that kek does not wrap are refused. */
-static int init_keys(struct repo *r, const struct keys_kek *kek)
+ * workspace id given with --workspace), or what another machine making
+ * the same workspace has written so far: they are taken up, and only what
+ * is missing is made, since a second identity key would leave the
+ * workspace unopenable.  The identity key's id comes from the workspace id,
+ * so of two machines that both found no keys, one fails to create it
+ * (-EEXIST) and takes up the other's.  Keys that kek does not wrap are
+ * refused. */
+static int init_keys(struct repo *r, const struct keys_kek *kek, int again)
 {
 	struct key_load k = { .r = r, .kek = kek };
 	const struct keys_key *id;
 	struct buf b = BUF_INIT;
 	char key_id[KEYS_ID_SIZE];
-	int rc = keys_ring_empty(r->ws_id, &r->ring);
+	int rc;
 
+	keys_ring_free(r->ring);
+	rc = keys_ring_empty(r->ws_id, &r->ring);
 	if (!rc)
 		rc = store_list(r->store, "keys/", key_load_one, &k);
 	if (!rc && k.others)
@@ -488,6 +494,12 @@ static int init_keys(struct repo *r, const struct keys_kek *kek)
 			rc = keys_wrapped_name(kid, keys_kek_id(kek), name, sizeof(name));
 		if (!rc)
 			rc = store_put(r->store, name, b.data, b.len, STORE_IF_NONE_MATCH, NULL, NULL);
+		if (rc == -EEXIST && i == 0 && !again) {
+			err_clear();	/* made meanwhile: take it up */
+			sodium_memzero(b.data, b.len);
+			buf_free(&b);
+			return init_keys(r, kek, 1);
+		}
 	}
 	sodium_memzero(b.data, b.len);
 	buf_free(&b);
@@ -520,7 +532,7 @@ int repo_init(const struct repo_opts *opts, int create_key, struct repo **out)
 			     r->ws_id, r->tenant, r->base->url);
 	}
 	if (!rc)
-		rc = init_keys(r, kek);
+		rc = init_keys(r, kek, 0);
 	if (!rc) {
 		buf_reset(&b);
 		config_encode(r, &b);

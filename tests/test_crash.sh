@@ -303,6 +303,19 @@ while [ $n -lt 20 ]; do
 done
 check "init: killed after each of its $rounds writes, then run again: the workspace opens, takes a snapshot, checks clean, is listed" \
 	test $bad -eq 0 -a $rounds -gt 0
+# two machines making the same new workspace at once (init = yes on two
+# VMs): whichever order their writes land in, one identity key, and the
+# workspace opens
+bad=0
+for i in $(seq 1 20); do
+	rm -rf "$STORE_DIR/tenants/crash/workspaces/ws-race"
+	"$CAIRN" init --workspace ws-race -q >/dev/null 2>"$TMP/i1" & p1=$!
+	"$CAIRN" init --workspace ws-race -q >/dev/null 2>"$TMP/i2"
+	wait $p1
+	"$CAIRN" ls --workspace ws-race -q >/dev/null 2>"$TMP/op.out" ||
+		{ bad=$((bad + 1)); sed 's/^/# /' "$TMP/op.out" | head -2; }
+done
+check "init: two at once of one new workspace id, 20 times: it opens every time" test $bad -eq 0
 CAIRN_CRASH_AFTER_WRITES=1 "$CAIRN" init --workspace ws-other -q >/dev/null 2>&1
 "$CAIRN" init --workspace ws-other --key "file:$TMP/k2" -q >"$TMP/op.out" 2>&1
 src=$?
