@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,8 @@ struct walk {
 	struct chunker *ch;
 	size_t chunk_max;
 	struct buf data;		/* file read buffer */
+	size_t *cut_off, *cut_len;	/* the chunks of one read pass (cut_pass) */
+	size_t cut_cap;
 	struct buf path;		/* the path being walked, for messages */
 	struct link_seen *links;	/* hard-linked inodes seen, by group */
 	size_t nlinks, links_cap;
@@ -219,6 +222,87 @@ static int same_file(const struct tree_entry *a, const struct stat *st)
 	       st->st_ctim.tv_sec == a->ctime.sec && (uint32_t)st->st_ctim.tv_nsec == a->ctime.nsec;
 }
 
+/* Ids for the chunks of one read pass: the keyed BLAKE2b of a changed
+ * large file is most of an incremental snapshot's time, so from
+ * PARALLEL_IDS_MIN bytes a second thread hashes the later half (by bytes)
+ * while this one hashes the first. */
+#define PARALLEL_IDS_MIN (1u << 20)
+
+struct id_part {
+	const struct keys_ring *ring;
+	const uint8_t *data;
+	const size_t *off, *len;
+	size_t from, to;
+	uint8_t (*ids)[KEYS_BLOB_ID_LEN];
+	int rc;
+};
+
+static void *id_part_run(void *arg)
+{
+	struct id_part *p = arg;
+
+	for (size_t i = p->from; !p->rc && i < p->to; i++)
+		p->rc = keys_blob_id_typed(p->ring, KEYS_BLOB_DATA, p->data + p->off[i], p->len[i],
+					   p->ids[i]);
+	return NULL;
+}
+
+/* Queues the chunks [off[i], off[i] + len[i]) of data, i < n, in order;
+ * ids[i] gets the id of chunk i. */
+static int add_chunks(struct walk *w, const uint8_t *data, const size_t *off, const size_t *len,
+		      size_t n, uint8_t (*ids)[KEYS_BLOB_ID_LEN])
+{
+	struct id_part a = { w->r->ring, data, off, len, 0, n, ids, 0 }, b;
+	size_t total = 0, half = 0, k = 0;
+	pthread_t t;
+	int helper = 0;
+
+	for (size_t i = 0; i < n; i++)
+		total += len[i];
+	if (n >= 2 && total >= PARALLEL_IDS_MIN) {
+		while (k < n - 1 && half < total / 2)
+			half += len[k++];
+		b = a;
+		b.from = k;
+		a.to = k;
+		helper = pthread_create(&t, NULL, id_part_run, &b) == 0;
+		if (!helper)
+			a.to = n;
+	}
+	id_part_run(&a);
+	if (helper) {
+		pthread_join(t, NULL);
+		if (!a.rc)
+			a.rc = b.rc;
+	}
+	for (size_t i = 0; !a.rc && i < n; i++)
+		a.rc = uploader_add_id(w->up, KEYS_BLOB_DATA, data + off[i], len[i], ids[i]);
+	return a.rc;
+}
+
+/* Cuts what the buffer holds from pos into chunks (all of it at eof):
+ * their offsets and lengths go to w->cut_off, w->cut_len.  Returns how many. */
+static size_t cut_pass(struct walk *w, size_t pos, size_t have, int eof)
+{
+	size_t n = 0;
+
+	while (have - pos > 0) {
+		size_t cut = chunker_next(w->ch, w->data.data + pos, have - pos, eof);
+
+		if (cut == 0)
+			break;
+		if (n == w->cut_cap) {
+			w->cut_cap = w->cut_cap ? w->cut_cap * 2 : 16;
+			w->cut_off = xrealloc(w->cut_off, w->cut_cap * sizeof(*w->cut_off));
+			w->cut_len = xrealloc(w->cut_len, w->cut_cap * sizeof(*w->cut_len));
+		}
+		w->cut_off[n] = pos;
+		w->cut_len[n++] = cut;
+		pos += cut;
+	}
+	return n;
+}
+
 /* Chunks and queues the content of an open file; fills e->blobs. */
 static int read_content(struct walk *w, int fd, struct tree_entry *e)
 {
@@ -245,18 +329,17 @@ static int read_content(struct walk *w, int fd, struct tree_entry *e)
 			w->prog.bytes += (uint64_t)n;
 			w->prog.read_bytes += (uint64_t)n;
 		}
-		while (!rc && have - pos > 0) {
-			size_t cut = chunker_next(w->ch, w->data.data + pos, have - pos, eof);
+		if (!rc) {
+			size_t n = cut_pass(w, 0, have, eof);
 
-			if (cut == 0)
-				break;
-			if (nblobs == cap) {
-				cap = cap ? cap * 2 : 8;
+			if (nblobs + n > cap) {
+				cap = nblobs + n + 8;
 				blobs = xrealloc(blobs, cap * TREE_ID_LEN);
 			}
-			rc = uploader_add(w->up, KEYS_BLOB_DATA, w->data.data + pos, cut, blobs[nblobs]);
-			nblobs++;
-			pos += cut;
+			rc = add_chunks(w, w->data.data, w->cut_off, w->cut_len, n, blobs + nblobs);
+			nblobs += n;
+			if (n)
+				pos = w->cut_off[n - 1] + w->cut_len[n - 1];
 		}
 		memmove(w->data.data, w->data.data + pos, have - pos);
 		have -= pos;
@@ -706,19 +789,20 @@ int snapshot_job_content(struct snapshot_job *j, int fd, uint64_t size, const ch
 			pos_file += room;
 		}
 		eof = pos_file == size;
-		while (!rc && have - pos > 0) {
-			size_t cut = chunker_next(w->ch, w->data.data + pos, have - pos, eof);
+		if (!rc) {
+			size_t ncut = cut_pass(w, 0, have, eof);
 
-			if (cut == 0)
-				break;
-			if (nblobs == cap) {
-				cap = cap ? cap * 2 : 8;
+			if (nblobs + ncut > cap) {
+				cap = nblobs + ncut + 8;
 				blobs = xrealloc(blobs, cap * KEYS_BLOB_ID_LEN);
 				lens = xrealloc(lens, cap * sizeof(*lens));
 			}
-			rc = uploader_add(w->up, KEYS_BLOB_DATA, w->data.data + pos, cut, blobs[nblobs]);
-			lens[nblobs++] = (uint32_t)cut;
-			pos += cut;
+			rc = add_chunks(w, w->data.data, w->cut_off, w->cut_len, ncut, blobs + nblobs);
+			for (size_t i = 0; i < ncut; i++)
+				lens[nblobs + i] = (uint32_t)w->cut_len[i];
+			nblobs += ncut;
+			if (ncut)
+				pos = w->cut_off[ncut - 1] + w->cut_len[ncut - 1];
 		}
 		memmove(w->data.data, w->data.data + pos, have - pos);
 		have -= pos;
@@ -845,6 +929,8 @@ void snapshot_job_free(struct snapshot_job *j)
 	free(w->links);
 	free(w->link_slots);
 	buf_free(&w->data);
+	free(w->cut_off);
+	free(w->cut_len);
 	buf_free(&w->path);
 	if (j->own_lease)
 		repo_lease_release(w->r);

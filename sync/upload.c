@@ -3,6 +3,8 @@
  *
  * Threads and what they share (each under the lock named beside it):
  *   caller    uploader_add: id, dedup against idx and `seen`, queue a job
+ *             (uploader_add_id: the same with an id the caller computed;
+ *             the snapshot's walk hashes a read pass on two threads)
  *   encoders  blob_encode, then pack_writer_add to the open pack of the
  *             blob's type; a full pack is finished and queued for sending
  *   senders   store_put of a finished pack, then index_add_pack
@@ -249,12 +251,17 @@ int uploader_new(struct repo *r, struct index *idx, int encoders, int senders,
 int uploader_add(struct uploader *u, enum keys_blob_type type, const void *data,
 		 size_t len, uint8_t id_out[KEYS_BLOB_ID_LEN])
 {
-	struct job *job;
 	int rc = keys_blob_id_typed(u->r->ring, type, data, len, id_out);
-	int known;
 
-	if (rc)
-		return rc;
+	return rc ? rc : uploader_add_id(u, type, data, len, id_out);
+}
+
+int uploader_add_id(struct uploader *u, enum keys_blob_type type, const void *data,
+		    size_t len, const uint8_t id_out[KEYS_BLOB_ID_LEN])
+{
+	struct job *job;
+	int rc = 0, known;
+
 	pthread_mutex_lock(&u->idx_lock);
 	known = index_has(u->idx, id_out);
 	pthread_mutex_unlock(&u->idx_lock);

@@ -42,6 +42,9 @@ int uploader_new(struct repo *r, struct index *idx, int encoders, int senders,
  * of the pipeline hit (the pipeline stops at its first error). */
 int uploader_add(struct uploader *u, enum keys_blob_type type, const void *data,
 		 size_t len, uint8_t id_out[KEYS_BLOB_ID_LEN]);
+/* The same for a blob whose id the caller computed (keys_blob_id_typed). */
+int uploader_add_id(struct uploader *u, enum keys_blob_type type, const void *data,
+		    size_t len, const uint8_t id[KEYS_BLOB_ID_LEN]);
 
 /* Finishes the open packs and waits until everything queued is stored and
  * in the index.  Returns 0 or the first error. */
