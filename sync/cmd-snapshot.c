@@ -127,10 +127,8 @@ static int cmd_snapshot_exec(int argc, char **argv)
 		} else if (opt == OPT_MOUNT) {
 			mount = optarg;
 		} else {
-			free(tags);
-			free(agent);
-			free(excl);
-			return cmd_usage(&cmd_snapshot_entry);
+			rc = cmd_usage(&cmd_snapshot_entry);
+			goto out;
 		}
 	}
 	so.tags = tags;
@@ -138,17 +136,11 @@ static int cmd_snapshot_exec(int argc, char **argv)
 	so.nexclude = nexcl;
 	if (mount && optind == argc) {
 		rc = snapshot_mount(&c, mount, tags, so.ntags, agent, nagent, excl, nexcl);
-		free(tags);
-		free(agent);
-		free(excl);
-		cmd_common_free(&c);
-		return rc;
+		goto out;
 	}
 	if (optind + 1 != argc || mount) {
-		free(tags);
-		free(agent);
-		free(excl);
-		return cmd_usage(&cmd_snapshot_entry);
+		rc = cmd_usage(&cmd_snapshot_entry);
+		goto out;
 	}
 	for (size_t i = 0; i < nagent; i++) {
 		struct stat st;
@@ -156,22 +148,14 @@ static int cmd_snapshot_exec(int argc, char **argv)
 		if (lstat(agent[i], &st) == 0)
 			continue;
 		fprintf(stderr, "cairn snapshot: --agent-config %s: %s\n", agent[i], strerror(errno));
-		free(tags);
-		free(agent);
-		free(excl);
-		cmd_common_free(&c);
-		return CMD_EXIT_ERROR;
+		rc = CMD_EXIT_ERROR;
+		goto out;
 	}
 	so.agent_config = agent;
 	so.nagent_config = nagent;
 	rc = cmd_open_repo(&cmd_snapshot_entry, &c, &r);
-	if (rc) {
-		free(tags);
-		free(agent);
-		free(excl);
-		cmd_common_free(&c);
-		return rc;
-	}
+	if (rc)
+		goto out;
 	pc.c = &c;
 	clock_gettime(CLOCK_MONOTONIC, &pc.start);
 	so.progress = show_progress;
@@ -200,10 +184,11 @@ static int cmd_snapshot_exec(int argc, char **argv)
 		       cmd_bytes(res.stats.stored_bytes, b3),
 		       res.stats.duration_ns / 1e9);
 	}
+	repo_close(r);
+out:
 	free(tags);
 	free(agent);
 	free(excl);
-	repo_close(r);
 	cmd_common_free(&c);
 	return rc;
 }

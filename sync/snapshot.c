@@ -303,11 +303,38 @@ static size_t cut_pass(struct walk *w, size_t pos, size_t have, int eof)
 	return n;
 }
 
+/* The chunks of one file so far: ids and lengths. */
+struct chunk_list {
+	uint8_t (*ids)[KEYS_BLOB_ID_LEN];
+	uint32_t *lens;
+	size_t n, cap;
+};
+
+/* Cuts the have bytes of the read buffer (all of them at eof), queues the
+ * chunks and appends them to cl; *used gets the bytes they took. */
+static int queue_pass(struct walk *w, size_t have, int eof, struct chunk_list *cl, size_t *used)
+{
+	size_t ncut = cut_pass(w, 0, have, eof);
+	int rc;
+
+	if (cl->n + ncut > cl->cap) {
+		cl->cap = cl->n + ncut + 8;
+		cl->ids = xrealloc(cl->ids, cl->cap * KEYS_BLOB_ID_LEN);
+		cl->lens = xrealloc(cl->lens, cl->cap * sizeof(*cl->lens));
+	}
+	rc = add_chunks(w, w->data.data, w->cut_off, w->cut_len, ncut, cl->ids + cl->n);
+	for (size_t i = 0; i < ncut; i++)
+		cl->lens[cl->n + i] = (uint32_t)w->cut_len[i];
+	cl->n += ncut;
+	*used = ncut ? w->cut_off[ncut - 1] + w->cut_len[ncut - 1] : 0;
+	return rc;
+}
+
 /* Chunks and queues the content of an open file; fills e->blobs. */
 static int read_content(struct walk *w, int fd, struct tree_entry *e)
 {
-	size_t have = 0, nblobs = 0, cap = 0;
-	uint8_t (*blobs)[TREE_ID_LEN] = NULL;
+	struct chunk_list cl = { 0 };
+	size_t have = 0;
 	int eof = 0, rc = 0;
 
 	buf_grow(&w->data, 2 * w->chunk_max);
@@ -329,31 +356,22 @@ static int read_content(struct walk *w, int fd, struct tree_entry *e)
 			w->prog.bytes += (uint64_t)n;
 			w->prog.read_bytes += (uint64_t)n;
 		}
-		if (!rc) {
-			size_t n = cut_pass(w, 0, have, eof);
-
-			if (nblobs + n > cap) {
-				cap = nblobs + n + 8;
-				blobs = xrealloc(blobs, cap * TREE_ID_LEN);
-			}
-			rc = add_chunks(w, w->data.data, w->cut_off, w->cut_len, n, blobs + nblobs);
-			nblobs += n;
-			if (n)
-				pos = w->cut_off[n - 1] + w->cut_len[n - 1];
-		}
+		if (!rc)
+			rc = queue_pass(w, have, eof, &cl, &pos);
 		memmove(w->data.data, w->data.data + pos, have - pos);
 		have -= pos;
 		if (eof && have == 0)
 			break;
 		progress(w, buf_str(&w->path), 0);
 	}
+	free(cl.lens);
 	if (rc) {
-		free(blobs);
+		free(cl.ids);
 		return rc;
 	}
 	free(e->blobs);
-	e->blobs = blobs;
-	e->nblobs = nblobs;
+	e->blobs = cl.ids;
+	e->nblobs = cl.n;
 	return 0;
 }
 
@@ -765,9 +783,8 @@ int snapshot_job_content(struct snapshot_job *j, int fd, uint64_t size, const ch
 			 uint8_t (**ids)[KEYS_BLOB_ID_LEN], uint32_t **sizes, size_t *n)
 {
 	struct walk *w = &j->w;
-	size_t have = 0, nblobs = 0, cap = 0;
-	uint8_t (*blobs)[KEYS_BLOB_ID_LEN] = NULL;
-	uint32_t *lens = NULL;
+	struct chunk_list cl = { 0 };
+	size_t have = 0;
 	uint64_t pos_file = 0;
 	int rc = 0;
 
@@ -789,34 +806,21 @@ int snapshot_job_content(struct snapshot_job *j, int fd, uint64_t size, const ch
 			pos_file += room;
 		}
 		eof = pos_file == size;
-		if (!rc) {
-			size_t ncut = cut_pass(w, 0, have, eof);
-
-			if (nblobs + ncut > cap) {
-				cap = nblobs + ncut + 8;
-				blobs = xrealloc(blobs, cap * KEYS_BLOB_ID_LEN);
-				lens = xrealloc(lens, cap * sizeof(*lens));
-			}
-			rc = add_chunks(w, w->data.data, w->cut_off, w->cut_len, ncut, blobs + nblobs);
-			for (size_t i = 0; i < ncut; i++)
-				lens[nblobs + i] = (uint32_t)w->cut_len[i];
-			nblobs += ncut;
-			if (ncut)
-				pos = w->cut_off[ncut - 1] + w->cut_len[ncut - 1];
-		}
+		if (!rc)
+			rc = queue_pass(w, have, eof, &cl, &pos);
 		memmove(w->data.data, w->data.data + pos, have - pos);
 		have -= pos;
 		if (eof && have == 0)
 			break;
 	}
 	if (rc) {
-		free(blobs);
-		free(lens);
+		free(cl.ids);
+		free(cl.lens);
 		return rc;
 	}
-	*ids = blobs;
-	*sizes = lens;
-	*n = nblobs;
+	*ids = cl.ids;
+	*sizes = cl.lens;
+	*n = cl.n;
 	return 0;
 }
 
