@@ -200,8 +200,11 @@ while True:
     n += 1
     os.write(fd, b"record %d\n" % n)
     os.fsync(fd)
-    with open(sys.argv[1], "w") as a:   # acknowledged: outside the mount
+    # acknowledged, outside the mount; renamed into place, so that a stop
+    # between truncating and writing never leaves it empty
+    with open(sys.argv[1] + ".tmp", "w") as a:
         a.write("%d\n" % n)
+    os.replace(sys.argv[1] + ".tmp", sys.argv[1])
     time.sleep(0.01)
 EOF
 conf "$D/c1.conf" "$D/cache1" <<EOF
