@@ -526,7 +526,7 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 10 };
 	struct repo_lease_wait lw = { .waiting = lease_waiting, .may_retake = lease_may_retake };
 	char *v = NULL, *opts;
-	int rc, ready = 0, fs_opened = 0, mounted = 0, final_snapshot = 1;
+	int rc, ready = 0, fs_opened = 0, mounted = 0, final_snapshot = 1, unsaved = 0;
 
 	if (strstr(o->source, "://"))
 		ro.store_url = o->source;
@@ -644,18 +644,21 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	stopper.mountpoint = o->mountpoint;
 	pthread_mutex_unlock(&stopper.lock);
 	rc = stop_check("before the mount");
+	/* the control socket answers from the moment the mount shows */
+	if (!rc)
+		rc = fs_ctl_start(&fs, r->ws_id);
 	if (!rc && fuse_session_mount(se, o->mountpoint))
 		rc = err_set(-EIO, "cannot mount on %s (see the message above)", o->mountpoint);
 	if (rc)
 		goto out;
 	mounted = 1;
 	tune_writeback(o->mountpoint);
+	pthread_mutex_lock(&fs.lock);
 	fs.mountpoint = o->mountpoint;
+	pthread_mutex_unlock(&fs.lock);
 	rc = fs_committer_start(&fs);
 	if (!rc)
 		rc = fs_lazy_start(&fs);
-	if (!rc)
-		rc = fs_ctl_start(&fs, r->ws_id);
 	if (rc)
 		goto out;
 	if (!o->foreground) {
@@ -694,8 +697,8 @@ out:
 	}
 	if (fs_opened) {
 		fs_lazy_stop(&fs);
-		if (mounted && final_snapshot)
-			fs_final_snapshot(&fs);
+		if (mounted && final_snapshot && fs_final_snapshot(&fs) && !rc)
+			unsaved = 1;
 		fs_ctl_stop(&fs);	/* a snapshot under way ends first */
 		fs_close(&fs);
 		index_free(fs.idx);
@@ -710,10 +713,10 @@ out:
 		repo_close(r);	/* releases the lease */
 	}
 	if (!rc)
-		log_info("unmounted");
+		log_info(unsaved ? "unmounted; the last changes are in the cache dir only" : "unmounted");
 	free(v);
 	repo_opts_free(&ro);
-	return rc ? 1 : 0;
+	return rc ? 1 : unsaved ? 2 : 0;
 }
 
 static void make_absolute(char **path)

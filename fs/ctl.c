@@ -260,10 +260,15 @@ static json_t *do_activity(struct fs *fs)
 {
 	json_t *r;
 
+	struct repo_lease_status ls;
+	int lost = fs->repo && repo_lease_status(fs->repo, &ls) == 0 && ls.lost;
+
 	pthread_mutex_lock(&fs->lock);
-	r = json_pack("{s:b, s:I, s:b, s:b}", "ok", 1, "change_seq", (json_int_t)fs->change_seq,
-		      "changed", fs->changed, "snapshot_running", fs->snapshotting);
+	r = json_pack("{s:b, s:I, s:b, s:b, s:b}", "ok", 1, "change_seq", (json_int_t)fs->change_seq,
+		      "changed", fs->changed, "snapshot_running", fs->snapshotting, "lease_lost", lost);
 	pthread_mutex_unlock(&fs->lock);
+	if (r && lost)
+		json_object_set_new(r, "lease_why", json_string(ls.why));
 	return r ? r : fail("cannot build the activity reply");
 }
 

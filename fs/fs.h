@@ -283,8 +283,9 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
 /* The stop's part, once the mount is gone: a durable commit of the
  * metadata, then a snapshot of what changed since the last one, with the
  * agent config cairnd registered (nothing when nothing changed).  Every
- * outcome is logged; the cache keeps whatever could not be saved. */
-void fs_final_snapshot(struct fs *fs);
+ * outcome is logged; the cache keeps whatever could not be saved.  0 when
+ * everything is in a snapshot, else a negative code. */
+int fs_final_snapshot(struct fs *fs);
 /* Sets the agent config (NULL-terminated lists, copied; NULL for none). */
 void fs_set_agent_config(struct fs *fs, const char *const *paths, const char *const *exclude);
 

@@ -684,7 +684,7 @@ void fs_set_agent_config(struct fs *fs, const char *const *paths, const char *co
 	strv_free(old_x);
 }
 
-void fs_final_snapshot(struct fs *fs)
+int fs_final_snapshot(struct fs *fs)
 {
 	struct fs_snap_opts o = { .if_changed = 1 };
 	struct fs_snap_result res;
@@ -705,7 +705,7 @@ void fs_final_snapshot(struct fs *fs)
 		log_info("stopping: nothing changed since the last snapshot");
 		goto out;
 	}
-	if (repo_lease_check(fs->repo)) {
+	if ((rc = repo_lease_check(fs->repo)) != 0) {
 		log_error("stopping: no final snapshot: %s; the changes stay in the cache dir %s: mount it again to save them",
 			  err_msg(), fs->cache_dir);
 		goto out;
@@ -732,4 +732,5 @@ void fs_final_snapshot(struct fs *fs)
 out:
 	strv_free(acfg);
 	strv_free(exclude);
+	return rc;
 }
