@@ -487,7 +487,7 @@ static void unmount(struct vmd_ws *w)
 		argv[0] = "/usr/bin/fusermount3";
 	w->state = WS_UNMOUNTING;
 	vmd_status(w->d, "unmounting workspace %s", w->c->name);
-	if (run_wait(argv)) {
+	if (is_mounted(w->c->mountpoint) && run_wait(argv)) {
 		log_warn("workspace %s: %s is busy: detached lazily", w->c->name, w->c->mountpoint);
 		lazy_unmount(w);
 	}
@@ -533,7 +533,11 @@ static void snapshot_ended(struct vmd_ws *w, int status)
 					  w->snap_reason, w->c->mountpoint,
 					  WIFEXITED(status) ? "exited with status" : "was killed by signal",
 					  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-		log_error("workspace %s: %s", w->c->name, w->last_error);
+		if (d->stopping)	/* cairnfs, told to stop too, takes its own */
+			log_warn("workspace %s: %s; cairnfs takes the last snapshot as it stops",
+				 w->c->name, w->last_error);
+		else
+			log_error("workspace %s: %s", w->c->name, w->last_error);
 		reply = json_pack("{s:b, s:s}", "ok", 0, "error", w->last_error);
 	}
 	json_decref(r);
