@@ -716,7 +716,7 @@ out:
 		log_info(unsaved ? "unmounted; the last changes are in the cache dir only" : "unmounted");
 	free(v);
 	repo_opts_free(&ro);
-	return rc ? 1 : unsaved ? 2 : 0;
+	return rc ? 1 : unsaved ? 3 : 0;
 }
 
 static void make_absolute(char **path)

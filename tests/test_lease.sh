@@ -10,7 +10,7 @@
 # - a stop while waiting for the lease ends the wait;
 # - a mount whose lease another writer took says so in status (text, JSON,
 #   metrics), takes it back when the workspace did not move, and stays lost
-#   when it did (its unmount then exits 2, the changes kept in its cache);
+#   when it did (its unmount then exits 3, the changes kept in its cache);
 # - a non-empty mountpoint is refused unless -o nonempty.
 . "$CAIRN_SRCDIR/tests/lib.sh"
 
@@ -137,9 +137,13 @@ check "and the holder keeps its lease" test "$(holder)" = vm-c
 check "host C unmounts" fs_umount "$D/mnt2"
 
 # ---- a lost lease, taken back -------------------------------------------
-check "a mount on host A" sh -c 'CAIRN_HOST_ID=vm-a "$1" "$CAIRN_STORE" "$2" -o cache="$3",noprefetch' \
-	_ "$CAIRNFS" "$D/mnt" "$D/ca2"
+CAIRN_HOST_ID=vm-a "$CAIRNFS" "$CAIRN_STORE" "$D/mnt" -f -o cache="$D/ca2",noprefetch 2>"$D/a2.err" &
+a2=$!
+bg_track $a2
 echo "$D/mnt $D/ca2" >>"$TMP/fs-mounts"
+i=0
+while [ ! -e "$D/mnt/base" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check "a mount on host A" test -e "$D/mnt/base"
 check "status: the lease is held" test "$(status_field "$D/mnt" lease.state)" = held
 echo lost-and-found >"$D/mnt/during"
 # another writer takes the lease by force and lets it go, the head unmoved
@@ -150,7 +154,7 @@ while [ "$(status_field "$D/mnt" lease.retakes)" != 1 ] && [ $i -lt 150 ]; do sl
 check "the mount noticed the loss and took the lease back" test "$(status_field "$D/mnt" lease.retakes)" -eq 1
 check "it holds it again" test "$(status_field "$D/mnt" lease.state)" = held
 check "its log says both" sh -c 'grep -q "lost the lease" "$1" && grep -q "took the lease of workspace .* back" "$1"' \
-	_ "$D/ca2/cairnfs.log"
+	_ "$D/a2.err"
 check "a snapshot of the mount works" "$CAIRN" snapshot --mount "$D/mnt" -q
 
 # ---- a lost lease, the workspace moved on: it stays lost ----------------
@@ -167,12 +171,11 @@ check "status says it in words" sh -c '"$1" status --mount "$2" | grep -q "lease
 check "the metrics say it" sh -c '"$1" status --mount "$2" --prometheus | grep -q "^cairn_lease_lost{.*} 1$"' \
 	_ "$CAIRN" "$D/mnt"
 check "a snapshot of the mount is refused" sh -c '! "$1" snapshot --mount "$2" -q 2>/dev/null' _ "$CAIRN" "$D/mnt"
-pid=$(cat "$D/ca2/cairnfs.pid")
 fusermount3 -u "$D/mnt"
-i=0
-while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-check "its unmount says the last changes stay in the cache" \
-	grep -q "no final snapshot: .*lease was lost.*cache dir $D/ca2" "$D/ca2/cairnfs.log"
+exit_of $a2
+check "its unmount exits 3" test "$rc" -eq 3
+check "saying the last changes stay in the cache" \
+	grep -q "no final snapshot: .*lease was lost.*cache dir $D/ca2" "$D/a2.err"
 check "and the other host's snapshot is the head" sh -c '"$1" restore -q latest "$2/r" && test -f "$2/r/x"' \
 	_ "$CAIRN" "$D"
 check "the cache with the lost changes is refused until told what to do" \
