@@ -523,6 +523,8 @@ int main(int argc, char **argv)
 
 	cmd_program = "cairn-keyadm";
 	log_setup("cairn-keyadm", LOG_LVL_WARN);
+	if (cmd_stop_init())
+		return CMD_EXIT_ERROR;
 	if (keys_init()) {
 		fprintf(stderr, "cairn-keyadm: %s\n", err_msg());
 		return CMD_EXIT_ERROR;

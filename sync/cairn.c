@@ -36,6 +36,8 @@ int main(int argc, char **argv)
 	const char *name;
 
 	log_setup("cairn", LOG_LVL_WARN);
+	if (cmd_stop_init())
+		return CMD_EXIT_ERROR;
 	if (argc < 2) {
 		cmd_help_entry.exec(1, argv);
 		return CMD_EXIT_USAGE;

@@ -47,6 +47,10 @@
 #define LEASE_MARGIN (5 * NS)		/* past an expiry: clock skew between machines */
 #define LEASE_POLL (2 * NS)		/* a waiting mount reads the lease this often */
 
+/* Leases this process holds or is taking (atomic): a stop signal with
+ * none can end the process at once. */
+static int leases_held;
+
 struct repo_lease {
 	struct repo *r;
 	struct record_lease me;
@@ -414,8 +418,10 @@ int repo_lease_acquire_wait(struct repo *r, const char *program, const struct re
 	l->r = r;
 	l->ttl_ns = ttl_ns;
 	holder_identity(r, &l->me, program);
+	__atomic_add_fetch(&leases_held, 1, __ATOMIC_ACQ_REL);
 	rc = lease_take(r, &l->me, l->etag, w, ttl_ns);
 	if (rc) {
+		__atomic_sub_fetch(&leases_held, 1, __ATOMIC_ACQ_REL);
 		free(l);
 		return err_prefix(rc, "cannot take the lease");
 	}
@@ -440,11 +446,26 @@ int repo_lease_acquire(struct repo *r)
 	return repo_lease_acquire_as(r, "cairn");
 }
 
+int repo_leases_held(void)
+{
+	return __atomic_load_n(&leases_held, __ATOMIC_ACQUIRE);
+}
+
+int repo_stop_check(struct repo *r)
+{
+	int sig = stop_cancelled();
+
+	return sig ? err_set(-EINTR, "workspace %s: interrupted by %s: nothing more is committed, and the lease is released",
+			     r->ws_id, stop_signal_name(sig)) : 0;
+}
+
 int repo_lease_check(struct repo *r)
 {
 	struct repo_lease *l = r->lease;
 	int lost;
 
+	if (repo_stop_check(r))
+		return -EINTR;
 	if (!l)
 		return err_set(-ECANCELED, "workspace %s: this process does not hold the lease", r->ws_id);
 	pthread_mutex_lock(&l->lock);
@@ -497,4 +518,5 @@ void repo_lease_release(struct repo *r)
 	pthread_cond_destroy(&l->wake);
 	free(l);
 	r->lease = NULL;
+	__atomic_sub_fetch(&leases_held, 1, __ATOMIC_ACQ_REL);
 }

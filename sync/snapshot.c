@@ -468,8 +468,10 @@ static int walk_entry(struct walk *w, int dirfd, const char *name, const struct 
 {
 	const struct tree_entry *prev = parent ? tree_find(parent, name) : NULL;
 	struct stat st;
-	int rc;
+	int rc = repo_stop_check(w->r);
 
+	if (rc)
+		return rc;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? -ENOENT :
 			err_set(-errno, "%s: cannot stat: %s", buf_str(&w->path), strerror(errno));

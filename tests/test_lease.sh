@@ -182,6 +182,33 @@ check "the cache with the lost changes is refused until told what to do" \
 	sh -c 'CAIRN_HOST_ID=vm-a "$1" "$CAIRN_STORE" "$2" -o cache="$3",lease_wait=0 2>"$4"; test $? -eq 1 && grep -q keep_local_as_snapshot "$4"' \
 	_ "$CAIRNFS" "$D/mnt" "$D/ca2" "$D/a.err"
 
+# ---- a command holding the lease: a signal stops it cleanly -------------
+mkdir -p "$D/many"
+i=0
+while [ $i -lt 60 ]; do
+	head -c 2000000 /dev/urandom >"$D/many/f$i"
+	i=$((i + 1))
+done
+gen=$(generation)
+for sigs in "TERM TERM" "INT"; do
+	"$CAIRN" snapshot --force "$D/many" 2>"$D/snap.err" &
+	pid=$!
+	bg_track $pid
+	i=0
+	while [ "$(holder)" = "" ] || released; do
+		i=$((i + 1))
+		[ $i -gt 200 ] && break
+		sleep 0.05
+	done
+	for sig in $sigs; do kill -$sig $pid; done
+	exit_of $pid
+	check "cairn snapshot stopped by '$sigs' fails" test "$rc" -ne 0 -a "$rc" -lt 128
+	check "saying so" grep -q "interrupted by SIG$sig" "$D/snap.err" || diag "$(cat "$D/snap.err")"
+	check "having released the lease" released
+	check "and committed nothing" test "$(generation)" -eq "$gen"
+done
+check "the repository is whole" "$CAIRN" check -q
+
 # ---- a mountpoint with files of its own ---------------------------------
 mkdir -p "$D/full" && echo mine >"$D/full/mine"
 check "a non-empty mountpoint is refused" \
