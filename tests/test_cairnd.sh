@@ -304,6 +304,27 @@ check "saying the lease is held, by whom" grep -q "cannot take the lease: worksp
 	diag "$(cat "$D/log3")"
 fusermount3 -uz "$D/mnt3" 2>/dev/null
 
+# --- the next VM while this one holds the lease: it waits, and says so ---
+sed -e "s#^control_socket = .*#control_socket = $D/run4/cairnd.sock#" \
+	-e "s#^cache_dir = .*#cache_dir = $D/cache4#" -e "s#^mountpoint = .*#mountpoint = $D/mnt4#" \
+	"$D/c3.conf" >"$D/c4.conf"
+CAIRN_HOST_ID=next-vm CAIRN_RUN_DIR=$D/run4b "$CAIRND" -c "$D/c4.conf" >"$D/log4" 2>&1 &
+vmd4=$!
+bg_track $vmd4
+_fs_mounts="$_fs_mounts $D/mnt4"
+vmd4_get() { _s=$SOCK; SOCK=$D/run4/cairnd.sock; vmd_get "$1"; SOCK=$_s; }
+vmd4_waits() { [ "$(vmd4_get workspaces.0.lease)" = waiting ]; }
+check "a cairnd on another host waits for the lease instead of exiting" wait_for 30 vmd4_waits
+check "its status names the holder" sh -c 'echo "$1" | grep -q "held by host "' _ "$(vmd4_get workspaces.0.lease_wait)"
+check "its log says so" grep -q "waiting for the lease\|waiting for it to be released" "$D/log4"
+check "the control plane hears it (POST /v1/lease, waiting)" \
+	wait_for 15 grep -q '"path":"/v1/lease","body":{.*"event":"waiting"' "$CP_LOG"
+check "it is still there, not mounted" sh -c 'kill -0 $1 && ! mountpoint -q "$2"' _ $vmd4 "$D/mnt4"
+kill -TERM $vmd4
+bg_wait $vmd4
+check "SIGTERM stops the waiting cairnd" test "$bg_rc" -ne 124
+check "and the first VM keeps its workspace" is workspaces.0.state up
+
 # --- its cairnfs dies: remounted on the same cache, agents restarted -----
 printf 'before\n' >"$MNT/before-crash.txt"
 sync -f "$MNT/before-crash.txt"
