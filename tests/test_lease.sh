@@ -86,6 +86,19 @@ check "a new machine sees every file written before each stop" \
 	_ "$CAIRN" "$D/new"
 check "and the same cache mounts again with all of them" fs_mount "$D/mnt" "$D/c1"
 check "(the remount sees f1 .. f8)" sh -c 'for i in 1 2 3 4 5 6 7 8; do test -f "$1/f$i" || exit 1; done' _ "$D/mnt"
+# unmount, and mount the same cache again at once: the new mount waits for
+# the old daemon's stop (its final snapshot) instead of being refused
+fails=0
+i=0
+while [ $i -lt 30 ]; do
+	echo "again $i" >"$D/mnt/again"
+	fusermount3 -u "$D/mnt" || fails=$((fails + 1))
+	"$CAIRNFS" "$CAIRN_STORE" "$D/mnt" -o cache="$D/c1" 2>>"$D/again.err" || fails=$((fails + 1))
+	i=$((i + 1))
+done
+check "30 times unmount then mount at once: never refused ($fails failures)" test "$fails" -eq 0 ||
+	diag "$(sort "$D/again.err" | uniq -c | head -5)"
+check "the last write before each unmount is kept" grep -q "again 29" "$D/mnt/again"
 gen=$(generation)
 check "an unmount with nothing changed" fs_umount "$D/mnt"
 check "takes no snapshot" test "$(generation)" -eq "$gen"
