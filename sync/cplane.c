@@ -30,10 +30,29 @@
 #define TOKEN_MAX 4096
 #define REPLY_MAX (64 * 1024)
 
+/* https://, or plain http:// to the loopback address only (the tests'
+ * reference server): parsed, so that "http://127.0.0.1@elsewhere/" or
+ * "http://127.0.0.1.example/" is not taken for loopback. */
 static int url_ok(const char *u)
 {
-	return u && (!strncmp(u, "https://", 8) || !strncmp(u, "http://127.0.0.1", 16) ||
-		     !strncmp(u, "http://[::1]", 12));
+	CURLU *h;
+	char *scheme = NULL, *host = NULL, *user = NULL;
+	int ok;
+
+	if (!u)
+		return 0;
+	h = curl_url();
+	ok = h && curl_url_set(h, CURLUPART_URL, u, 0) == CURLUE_OK &&
+	     curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	     curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	     curl_url_get(h, CURLUPART_USER, &user, 0) == CURLUE_NO_USER &&
+	     (!strcmp(scheme, "https") ||
+	      (!strcmp(scheme, "http") && (!strcmp(host, "127.0.0.1") || !strcmp(host, "[::1]"))));
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_url_cleanup(h);
+	return ok;
 }
 
 int cplane_check(const struct cplane *cp)
@@ -146,8 +165,11 @@ static int post_once(const struct cplane *cp, const char *url, const char *auth,
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
-	if (cp->ca_file && *cp->ca_file)
+	if (cp->ca_file && *cp->ca_file) {
+		/* the file is the only trust: not also libcurl's CA dir */
 		curl_easy_setopt(curl, CURLOPT_CAINFO, cp->ca_file);
+		curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+	}
 	cc = curl_easy_perform(curl);
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);

@@ -162,6 +162,20 @@ run env CAIRN_CONTROL_PLANE_CA_FILE="$CP_OTHER_CA" "$CAIRN" restore latest "$TMP
 check "https: a server whose certificate is not from the configured CA is refused" rc_is 1
 check "https: the error is about the certificate" err_has "certificate"
 check "https: one line" one_line
+# the CA that signed the server in the system's CA dir too: the configured
+# CA file is still the only trust
+_hash=$(openssl x509 -hash -noout -in "$CP_CA")
+_k=0
+while [ -e "/etc/ssl/certs/$_hash.$_k" ]; do _k=$((_k + 1)); done
+ln -s "$CP_CA" "/etc/ssl/certs/$_hash.$_k" && _cleanup_files="$_cleanup_files /etc/ssl/certs/$_hash.$_k"
+run env CAIRN_CONTROL_PLANE_CA_FILE="$CP_OTHER_CA" "$CAIRN" restore latest "$TMP/r-h4b" "$@" --key "$CP_URL"
+check "https: a server signed by a CA of the system's CA dir, not the configured one, is refused" rc_is 1
+check "https: the error is about the certificate, again" err_has "certificate"
+rm -f "/etc/ssl/certs/$_hash.$_k"
+for u in "http://127.0.0.1@example.com/" "http://127.0.0.1.example.com/" "http://localhost.example/"; do
+	run env CAIRN_CONTROL_PLANE="$u" "$CAIRN" restore latest "$TMP/r-h6" "$@" --key "$CP_URL"
+	check "https: plain http to $u is refused as not loopback" err_has "is not an https:// URL"
+done
 
 run "$CAIRN" restore latest "$TMP/r-h5" "$@" --key "https://127.0.0.1:1"
 check "https: a control plane that is down fails" rc_is 1
