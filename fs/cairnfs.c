@@ -826,6 +826,8 @@ int main(int argc, char **argv)
 	/* the terminal hears only warnings and errors; the log file, once the
 	 * mount is up, hears everything */
 	log_setup("cairnfs", LOG_LVL_WARN);
+	if (fsu_no_core_dumps())
+		log_warn("cannot turn core dumps off: %s", strerror(errno));
 	if (fuse_opt_parse(&args, &o, cfs_opt_spec, opt_proc) == -1)
 		rc = 1;
 	else

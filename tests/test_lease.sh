@@ -158,6 +158,8 @@ i=0
 while [ ! -e "$D/mnt/base" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 check "a mount on host A" test -e "$D/mnt/base"
 check "status: the lease is held" test "$(status_field "$D/mnt" lease.state)" = held
+check "the daemon that holds the keys never dumps core" \
+	grep -q "^Max core file size *0 *0 " "/proc/$a2/limits"
 echo lost-and-found >"$D/mnt/during"
 # another writer takes the lease by force and lets it go, the head unmoved
 check "another host takes the lease by force (prune --force)" \

@@ -30,6 +30,7 @@
 
 #include "cairnd.h"
 #include "err.h"
+#include "fsutil.h"
 #include "log.h"
 #include "proc.h"
 
@@ -513,6 +514,8 @@ int main(int argc, char **argv)
 	if (!conf || !*conf)
 		conf = CONF_DEFAULT_PATH;
 	log_setup("cairnd", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	if (fsu_no_core_dumps())
+		log_warn("cannot turn core dumps off: %s", strerror(errno));
 	if (vconf_load(conf, &d.conf)) {
 		fprintf(stderr, "cairnd: %s\n", err_msg());
 		return 1;
