@@ -125,20 +125,44 @@ static void meta_free(struct tree_entry *e)
 	free(e->xattrs);
 }
 
+/* An xattr that gives privilege (file capabilities, security labels,
+ * trusted.*): restored only with o->privileged. */
+static int xattr_privileged(const char *name)
+{
+	return !strncmp(name, "security.", 9) || !strncmp(name, "trusted.", 8);
+}
+
+static void stripped(struct restore *rs)
+{
+	pthread_mutex_lock(&rs->lock);
+	rs->prog.stripped++;
+	pthread_mutex_unlock(&rs->lock);
+}
+
 /* xattrs, owner, mode and times of path (not following a symlink). */
 static int apply_meta(struct restore *rs, const char *path, const struct tree_entry *e)
 {
 	struct timespec times[2];
+	mode_t mode = e->mode;
 
-	for (size_t i = 0; i < e->nxattrs; i++)
+	for (size_t i = 0; i < e->nxattrs; i++) {
+		if (!rs->o->privileged && xattr_privileged(e->xattrs[i].name)) {
+			stripped(rs);
+			continue;
+		}
 		if (lsetxattr(path, e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].value_len, 0) < 0 &&
 		    errno != ENOTSUP && errno != EPERM)
 			return err_set(-errno, "%s: cannot set xattr %s: %s", path, e->xattrs[i].name,
 				       strerror(errno));
+	}
+	if (!rs->o->privileged && e->type == TREE_REG && (mode & (S_ISUID | S_ISGID))) {
+		mode &= ~(mode_t)(S_ISUID | S_ISGID);
+		stripped(rs);
+	}
 	if (rs->owners && lchown(path, e->uid, e->gid) < 0)
 		return err_set(-errno, "%s: cannot set owner %u:%u: %s", path, e->uid, e->gid, strerror(errno));
-	if (e->type != TREE_SYMLINK && chmod(path, e->mode) < 0)
-		return err_set(-errno, "%s: cannot set mode %o: %s", path, e->mode, strerror(errno));
+	if (e->type != TREE_SYMLINK && chmod(path, mode) < 0)
+		return err_set(-errno, "%s: cannot set mode %o: %s", path, mode, strerror(errno));
 	times[0].tv_sec = e->mtime.sec;	/* atime is not kept: use mtime */
 	times[0].tv_nsec = e->mtime.nsec;
 	times[1] = times[0];
@@ -281,6 +305,10 @@ static int plan_entry(struct restore *rs, const char *dir, const struct tree_ent
 		mode_t kind = e->type == TREE_FIFO ? S_IFIFO : e->type == TREE_CHR ? S_IFCHR :
 			      e->type == TREE_BLK ? S_IFBLK : S_IFSOCK;
 
+		if ((kind == S_IFCHR || kind == S_IFBLK) && !rs->o->privileged) {
+			stripped(rs);	/* a device node is a way into the kernel */
+			break;
+		}
 		if ((kind == S_IFCHR || kind == S_IFBLK) && geteuid() != 0) {
 			log_warn("%s: device files are restored only as root; skipped", path);
 			break;
@@ -655,6 +683,10 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 		rc = fetch_all(&rs);
 	if (!rc)
 		rc = finish(&rs);
+	if (!rc && rs.prog.stripped)
+		log_warn("%s: left out %llu setuid/setgid bits, device nodes and security.*/trusted.* xattrs"
+			 " of the snapshot (restore --privileged keeps them)", target,
+			 (unsigned long long)rs.prog.stripped);
 	if (rs.o->progress)
 		rs.o->progress(&rs.prog, rs.o->progress_arg);
 	for (size_t i = 0; i < rs.nfiles; i++) {
