@@ -278,6 +278,9 @@ static int key_load_one(const char *name, uint64_t size, void *arg)
 	rc = store_get(k->r->store, name, 0, STORE_TO_END, &obj, NULL);
 	if (!rc && (rc = keys_wrap_peek(obj.data, obj.len, &info)) != 0)
 		err_prefix(rc, "%s", name);
+	/* the control plane may only decrypt: the ids are checked here */
+	if (!rc && !k->kek && (rc = keys_wrap_check_ids(&info, k->r->ws_id, key_id, kek_id)) != 0)
+		err_prefix(rc, "%s", name);
 	if (!rc && k->kek)
 		rc = keys_ring_add_wrapped(k->r->ring, k->kek, obj.data, obj.len, key_id, kek_id);
 	else if (!rc)

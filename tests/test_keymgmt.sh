@@ -99,7 +99,8 @@ check "exec: an empty command is a usage error of the provider" err_has "needs a
 # ---- the https:// provider: the control plane unwraps -------------------
 section "https:// provider"
 "$KEYADM" kek create --out "$TMP/kbad" -q
-cp_start --keks "$TMP/k1,$TMP/kbad" --bad-reply-tenant tbad --record-keys "$TMP/handed-out"
+cp_start --keks "$TMP/k1,$TMP/kbad" --bad-reply-tenant tbad --record-keys "$TMP/handed-out" \
+	--decrypt-only-tenant tdec
 CAIRN_CONTROL_PLANE_TOKEN_FILE=$CP_TOKEN_FILE
 CAIRN_CONTROL_PLANE_CA_FILE=$CP_CA
 export CAIRN_CONTROL_PLANE_TOKEN_FILE CAIRN_CONTROL_PLANE_CA_FILE
@@ -181,6 +182,15 @@ run "$CAIRN" restore latest "$TMP/r-h5" "$@" --key "https://127.0.0.1:1"
 check "https: a control plane that is down fails" rc_is 1
 check "https: the error names it" err_has "control plane https://127.0.0.1:1"
 
+# a control plane that only decrypts: the VM compares the wrap's ids itself
+run "$CAIRN" init --store "$FS" --key "file:$TMP/k1" --tenant tdec --json
+WDA=$(jget workspace)
+run "$CAIRN" init --store "$FS" --key "file:$TMP/k1" --tenant tdec --json
+WDB=$(jget workspace)
+cp "${FS#file://}/tenants/tdec/workspaces/$WDB/keys/"* "${FS#file://}/tenants/tdec/workspaces/$WDA/keys/"
+run "$CAIRN" ls --store "$FS" --tenant tdec --workspace "$WDA" --key "$CP_URL"
+check "https: another workspace's wrapped key put among this one's is refused before it is sent" rc_is 1
+check "https: naming the workspace it belongs to" err_has "belongs to workspace $WDB, not $WDA"
 run "$CAIRN" init --store "$FS" --key "file:$TMP/kbad" --tenant tbad --json
 WB=$(jget workspace)
 run "$CAIRN" ls latest --store "$FS" --tenant tbad --workspace "$WB" --key "$CP_URL"
