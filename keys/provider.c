@@ -101,7 +101,10 @@ static int load_exec(const char *spec, struct keys_kek **out)
 	posix_spawnattr_init(&sa);
 	posix_spawnattr_setsigmask(&sa, &none);
 	posix_spawnattr_setsigdefault(&sa, &all);
-	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	/* a process group of its own, so that a timeout kills all of it */
+	posix_spawnattr_setpgroup(&sa, 0);
+	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+				 POSIX_SPAWN_SETPGROUP);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = posix_spawn(&pid, "/bin/sh", &fa, &sa, argv, environ);
 	posix_spawnattr_destroy(&sa);
@@ -115,7 +118,7 @@ static int load_exec(const char *spec, struct keys_kek **out)
 	len = text ? read_output(p[0], text, &t0) : -ENOMEM;
 	close(p[0]);
 	if (len == -ETIMEDOUT)
-		kill(pid, SIGKILL);
+		kill(-pid, SIGKILL);	/* the shell and whatever it started */
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (len == -ETIMEDOUT)

@@ -94,13 +94,24 @@ static int read_token(const char *path, char **out)
 	*out = NULL;
 	if (fd < 0)
 		return err_set(-errno, "control-plane token file %s: %s", path, strerror(errno));
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0) {
+		int rc = err_set(-errno, "control-plane token file %s: %s", path, strerror(errno));
+
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
 		close(fd);
 		return err_set(-EINVAL, "control-plane token file %s is not a regular file", path);
 	}
 	if (st.st_mode & 077) {
 		close(fd);
 		return err_set(-EPERM, "control-plane token file %s is readable by others: chmod 600 it", path);
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		close(fd);
+		return err_set(-EPERM, "control-plane token file %s belongs to uid %u, who could change it: chown it to this user or root",
+			       path, (unsigned)st.st_uid);
 	}
 	t = sodium_malloc(TOKEN_MAX);
 	n = t ? read(fd, t, TOKEN_MAX - 1) : -1;

@@ -158,6 +158,9 @@ check "https: nothing was restored" test ! -e "$TMP/r-h2/big.bin"
 chmod 644 "$TMP/badtoken"
 run env CAIRN_CONTROL_PLANE_TOKEN_FILE="$TMP/badtoken" "$CAIRN" restore latest "$TMP/r-h3" "$@" --key "$CP_URL"
 check "https: a token file others can read is refused" err_has "readable by others: chmod 600"
+cp "$CP_TOKEN_FILE" "$TMP/theirtoken" && chmod 600 "$TMP/theirtoken" && chown 4321 "$TMP/theirtoken"
+run env CAIRN_CONTROL_PLANE_TOKEN_FILE="$TMP/theirtoken" "$CAIRN" restore latest "$TMP/r-h3b" "$@" --key "$CP_URL"
+check "https: a token file another user owns is refused" err_has "belongs to uid 4321, who could change it"
 
 run env CAIRN_CONTROL_PLANE_CA_FILE="$CP_OTHER_CA" "$CAIRN" restore latest "$TMP/r-h4" "$@" --key "$CP_URL"
 check "https: a server whose certificate is not from the configured CA is refused" rc_is 1
