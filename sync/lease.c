@@ -59,6 +59,8 @@ struct repo_lease {
 	pthread_t renewer;
 	pthread_mutex_t lock;		/* guards etag, me.expires_ns, stop, lost,
 					 * lost_ns, why, retakes */
+	pthread_mutex_t write_lock;	/* one lease write at a time (renewer,
+					 * confirm, retake), taken before lock */
 	pthread_cond_t wake;
 	int stop;
 	int lost;
@@ -281,15 +283,22 @@ static void *lease_renewer(void *arg)
 			break;
 		if (l->lost) {
 			pthread_mutex_unlock(&l->lock);
+			pthread_mutex_lock(&l->write_lock);
 			lease_retake(l);
+			pthread_mutex_unlock(&l->write_lock);
 			pthread_mutex_lock(&l->lock);
 			continue;
 		}
+		pthread_mutex_unlock(&l->lock);
+		pthread_mutex_lock(&l->write_lock);
+		pthread_mutex_lock(&l->lock);
+		next = l->me;
 		next.expires_ns = now_ns() + l->ttl_ns;
 		memcpy(etag, l->etag, sizeof(etag));
 		pthread_mutex_unlock(&l->lock);
 		rc = lease_write(l->r, &next, STORE_IF_MATCH, etag, etag);
 		pthread_mutex_lock(&l->lock);
+		pthread_mutex_unlock(&l->write_lock);
 		if (rc == 0) {
 			memcpy(l->etag, etag, sizeof(etag));
 			l->me.expires_ns = next.expires_ns;
@@ -430,6 +439,7 @@ int repo_lease_acquire_wait(struct repo *r, const char *program, const struct re
 		l->retake_arg = w->retake_arg;
 	}
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->write_lock, NULL);
 	pthread_cond_init(&l->wake, NULL);
 	pthread_create(&l->renewer, NULL, lease_renewer, l);
 	r->lease = l;
@@ -475,6 +485,41 @@ int repo_lease_check(struct repo *r)
 			      r->ws_id) : 0;
 }
 
+int repo_lease_confirm(struct repo *r)
+{
+	struct repo_lease *l = r->lease;
+	struct record_lease next;
+	char etag[STORE_ETAG_MAX];
+	int rc = repo_lease_check(r);
+
+	if (rc)
+		return rc;
+	/* a renewal now, with If-Match on our last write: the store says
+	 * whether we still hold it, not our clock */
+	pthread_mutex_lock(&l->write_lock);
+	pthread_mutex_lock(&l->lock);
+	next = l->me;
+	next.expires_ns = now_ns() + l->ttl_ns;
+	memcpy(etag, l->etag, sizeof(etag));
+	pthread_mutex_unlock(&l->lock);
+	rc = lease_write(r, &next, STORE_IF_MATCH, etag, etag);
+	pthread_mutex_lock(&l->lock);
+	if (rc == 0) {
+		memcpy(l->etag, etag, sizeof(etag));
+		l->me.expires_ns = next.expires_ns;
+	} else if (rc == -ECANCELED) {
+		l->lost = 1;
+		l->lost_ns = now_ns();
+		snprintf(l->why, sizeof(l->why), "another writer took it");
+	}
+	pthread_mutex_unlock(&l->lock);
+	pthread_mutex_unlock(&l->write_lock);
+	if (rc == -ECANCELED)
+		return err_set(-ECANCELED, "workspace %s: the lease was taken over by another writer: nothing is deleted",
+			       r->ws_id);
+	return rc ? err_prefix(rc, "workspace %s: cannot confirm the lease before deleting", r->ws_id) : 0;
+}
+
 int repo_lease_status(struct repo *r, struct repo_lease_status *st)
 {
 	struct repo_lease *l = r->lease;
@@ -515,6 +560,7 @@ void repo_lease_release(struct repo *r)
 			log_info("released the lease of workspace %s", r->ws_id);
 	}
 	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->write_lock);
 	pthread_cond_destroy(&l->wake);
 	free(l);
 	r->lease = NULL;

@@ -648,6 +648,8 @@ static int write_index(struct walk *w)
 	if (live > CONSOLIDATE_AFTER) {
 		rc = index_write_consolidated(w->idx, w->r->store, dk, w->r->ws_id, NULL, NULL);
 		if (!rc)
+			rc = repo_lease_confirm(w->r);
+		if (!rc)
 			rc = index_delete_superseded(w->idx, w->r->store, NULL);
 		if (rc)
 			log_warn("index consolidation failed (the deltas stay, which is fine): %s", err_msg());

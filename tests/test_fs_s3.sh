@@ -68,4 +68,28 @@ fs_tree_sum "$D/mnt" >"$D/got3"
 check "keeps what was written on the mount" cmp -s "$D/want2" "$D/got3" ||
 	diag "$(diff "$D/want2" "$D/got3")"
 check "and its unmount is clean" fs_umount "$D/mnt"
+
+# ---- deletes are fenced at the store: a prune whose lease another writer
+# took while it ran deletes nothing (its own clock says the lease is fine)
+mkdir -p "$D/p"
+head -c 2000000 /dev/urandom >"$D/p/doomed"
+"$CAIRN" snapshot -q "$D/p"
+rm "$D/p/doomed" && echo small >"$D/p/small"
+"$CAIRN" snapshot -q "$D/p"
+"$CAIRN" forget -q --keep-last 1
+s3_ctl POST /__proxy/reset >/dev/null
+s3_ctl POST "/__proxy/fault?kind=delay:4000&method=PUT&key=/index/" >/dev/null
+CAIRN_HOST_ID=vm-p "$CAIRN" prune 2>"$D/prune.err" &
+prune=$!
+bg_track $prune
+sleep 2
+check "another host takes the lease by force while the prune writes its index" \
+	sh -c 'CAIRN_HOST_ID=vm-q "$1" forget -q --keep-last 100 --force' _ "$CAIRN"
+bg_wait $prune
+check "the prune fails" test "$bg_rc" -eq 1
+check "saying the lease was taken over and nothing is deleted" grep -q "taken over by another writer: nothing is deleted" "$D/prune.err" ||
+	diag "$(cat "$D/prune.err")"
+check "and it deleted nothing" test "$(s3_stat ops.DeleteObjects)" -le 0 -a "$(s3_stat ops.DeleteObject)" -le 0
+check "a prune now does its work" "$CAIRN" prune -q
+check "the repository is whole" "$CAIRN" check -q
 finish
