@@ -308,6 +308,8 @@ int cplane_generation(const struct cplane *cp, const char *tenant, const char *w
 	int rc;
 
 	json_object_set_new(req, "snapshot", snapshot_id && *snapshot_id ? json_string(snapshot_id) : json_null());
+	if (cp->reporter)
+		json_object_set_new(req, "reporter", json_string(cp->reporter));
 	rc = cplane_post(cp, "/v1/generation", req, &reply);
 	json_decref(req);
 	if (rc)

@@ -167,6 +167,14 @@ check "idle: and the control plane, over TLS with the token" wait_for 15 grep -q
 check "the report names the workspace, its generation and since when" sh -c \
 	'grep -q "\"workspace\":\"main\"" "$1" && grep -q "\"generation\":1" "$1" && grep -q "\"idle_since\":\"20" "$1"' \
 	_ "$CP_LOG"
+check "cairnd told the control plane the generation itself before the idle report (the VM may go on receipt)" \
+	python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+idle = next(i for i, l in enumerate(lines) if l["path"] == "/v1/idle")
+gen = lines[idle]["body"]["generation"]
+sys.exit(0 if any(l["path"] == "/v1/generation" and l["body"].get("reporter") == "cairnd" and
+                  l["body"]["generation"] == gen for l in lines[:idle]) else 1)' "$CP_LOG"
 rm -rf "$D/r1"
 CAIRN_CONFIG=$D/c1.conf "$CAIRN" restore -q -w main latest "$D/r1"
 check "the idle snapshot holds what the agent wrote" cmp -s "$D/r1/sub/n.txt" "$MNT/sub/n.txt"
@@ -236,6 +244,8 @@ kill -TERM $vmd
 bg_wait $vmd
 check "SIGTERM: cairnd exits 0" test $bg_rc -eq 0
 check "STOPPING=1 was sent" grep -q '^STOPPING=1' "$D/notify.log"
+check "and before it exited, it told the control plane the last generation" \
+	sh -c 'tail -3 "$1" | grep -q "\"path\":\"/v1/generation\",\"body\":{.*\"reporter\":\"cairnd\""' _ "$CP_LOG"
 check "the mount is gone" sh -c '! grep -q " $1 " /proc/self/mountinfo' _ "$MNT"
 rm -rf "$D/r2"
 CAIRN_CONFIG=$D/c1.conf "$CAIRN" restore -q -w main latest "$D/r2"

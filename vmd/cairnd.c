@@ -469,6 +469,15 @@ static int run(struct vmd *d)
 		while (d->agents[i]->log_pipe >= 0)
 			agent_log_input(d->agents[i]);
 	vctl_close_all(d);
+	/* the VM may be gone in a moment: the control plane must know the last
+	 * generation, or a rollback to an older snapshot would go unnoticed */
+	for (size_t i = 0; i < d->nws && !(d->deadline_missed & 4); i++) {
+		if (hook_report_generation(&d->ws[i])) {
+			log_error("workspace %s: the last generation (%lld) is not known to the control plane: %s",
+				  d->ws[i].c->name, d->ws[i].generation, err_msg());
+			d->deadline_missed |= 2;
+		}
+	}
 	if (d->deadline_missed & 4)
 		return 1;
 	if (d->deadline_missed) {
