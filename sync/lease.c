@@ -263,6 +263,39 @@ static void lease_retake(struct repo_lease *l)
 	log_warn("took the lease of workspace %s back: its work is saved again", r->ws_id);
 }
 
+/* One renewal written now, with If-Match on our last write (one lease
+ * write at a time), its outcome applied: 0; -ECANCELED, or any failure
+ * past the expiry, makes the lease lost; another code leaves it as it
+ * was (the caller may try again). */
+static int lease_renew(struct repo_lease *l)
+{
+	struct record_lease next;
+	char etag[STORE_ETAG_MAX];
+	int rc;
+
+	pthread_mutex_lock(&l->write_lock);
+	pthread_mutex_lock(&l->lock);
+	next = l->me;
+	next.expires_ns = now_ns() + l->ttl_ns;
+	memcpy(etag, l->etag, sizeof(etag));
+	pthread_mutex_unlock(&l->lock);
+	rc = lease_write(l->r, &next, STORE_IF_MATCH, etag, etag);
+	pthread_mutex_lock(&l->lock);
+	if (rc == 0) {
+		memcpy(l->etag, etag, sizeof(etag));
+		l->me.expires_ns = next.expires_ns;
+	} else if (rc == -ECANCELED || now_ns() >= l->me.expires_ns) {
+		l->lost = 1;
+		l->lost_ns = now_ns();
+		snprintf(l->why, sizeof(l->why), "%s", err_msg());
+		log_error("lost the lease of workspace %s: %s; until it is taken back, its changes stay in the local cache and no snapshot can be committed",
+			  l->r->ws_id, l->why);
+	}
+	pthread_mutex_unlock(&l->lock);
+	pthread_mutex_unlock(&l->write_lock);
+	return rc;
+}
+
 static void *lease_renewer(void *arg)
 {
 	struct repo_lease *l = arg;
@@ -271,9 +304,7 @@ static void *lease_renewer(void *arg)
 	pthread_mutex_lock(&l->lock);
 	while (!l->stop) {
 		uint64_t at = now_ns() + (l->lost ? LEASE_POLL : l->ttl_ns / 3);
-		struct record_lease next = l->me;
-		char etag[STORE_ETAG_MAX];
-		int rc;
+		int lost, rc;
 
 		deadline.tv_sec = (time_t)(at / NS);
 		deadline.tv_nsec = (long)(at % NS);
@@ -281,37 +312,20 @@ static void *lease_renewer(void *arg)
 			;
 		if (l->stop)
 			break;
-		if (l->lost) {
-			pthread_mutex_unlock(&l->lock);
+		lost = l->lost;
+		pthread_mutex_unlock(&l->lock);
+		rc = 0;
+		if (lost) {
 			pthread_mutex_lock(&l->write_lock);
 			lease_retake(l);
 			pthread_mutex_unlock(&l->write_lock);
-			pthread_mutex_lock(&l->lock);
-			continue;
-		}
-		pthread_mutex_unlock(&l->lock);
-		pthread_mutex_lock(&l->write_lock);
-		pthread_mutex_lock(&l->lock);
-		next = l->me;
-		next.expires_ns = now_ns() + l->ttl_ns;
-		memcpy(etag, l->etag, sizeof(etag));
-		pthread_mutex_unlock(&l->lock);
-		rc = lease_write(l->r, &next, STORE_IF_MATCH, etag, etag);
-		pthread_mutex_lock(&l->lock);
-		pthread_mutex_unlock(&l->write_lock);
-		if (rc == 0) {
-			memcpy(l->etag, etag, sizeof(etag));
-			l->me.expires_ns = next.expires_ns;
-		} else if (rc == -ECANCELED || now_ns() >= l->me.expires_ns) {
-			l->lost = 1;
-			l->lost_ns = now_ns();
-			snprintf(l->why, sizeof(l->why), "%s", err_msg());
-			log_error("lost the lease of workspace %s: %s; until it is taken back, its changes stay in the local cache and no snapshot can be committed",
-				  l->r->ws_id, l->why);
 		} else {
+			rc = lease_renew(l);
+		}
+		pthread_mutex_lock(&l->lock);
+		if (rc && !l->lost)
 			log_warn("cannot renew the lease of workspace %s (will retry): %s",
 				 l->r->ws_id, err_msg());
-		}
 	}
 	pthread_mutex_unlock(&l->lock);
 	return NULL;
@@ -487,33 +501,12 @@ int repo_lease_check(struct repo *r)
 
 int repo_lease_confirm(struct repo *r)
 {
-	struct repo_lease *l = r->lease;
-	struct record_lease next;
-	char etag[STORE_ETAG_MAX];
 	int rc = repo_lease_check(r);
 
 	if (rc)
 		return rc;
-	/* a renewal now, with If-Match on our last write: the store says
-	 * whether we still hold it, not our clock */
-	pthread_mutex_lock(&l->write_lock);
-	pthread_mutex_lock(&l->lock);
-	next = l->me;
-	next.expires_ns = now_ns() + l->ttl_ns;
-	memcpy(etag, l->etag, sizeof(etag));
-	pthread_mutex_unlock(&l->lock);
-	rc = lease_write(r, &next, STORE_IF_MATCH, etag, etag);
-	pthread_mutex_lock(&l->lock);
-	if (rc == 0) {
-		memcpy(l->etag, etag, sizeof(etag));
-		l->me.expires_ns = next.expires_ns;
-	} else if (rc == -ECANCELED) {
-		l->lost = 1;
-		l->lost_ns = now_ns();
-		snprintf(l->why, sizeof(l->why), "another writer took it");
-	}
-	pthread_mutex_unlock(&l->lock);
-	pthread_mutex_unlock(&l->write_lock);
+	/* the store says whether we still hold it, not our clock */
+	rc = lease_renew(r->lease);
 	if (rc == -ECANCELED)
 		return err_set(-ECANCELED, "workspace %s: the lease was taken over by another writer: nothing is deleted",
 			       r->ws_id);
