@@ -18,6 +18,7 @@ struct conf_workspace {
 	char *mountpoint, *cache_dir;
 	char *cache_size;	/* cairnfs -o cache_size=, checked as a size */
 	int init;		/* init = yes: cairnfs makes the workspace if missing */
+	int unsafe_no_cond;	/* unsafe_no_conditional_writes = yes (store.h) */
 	/* snapshot policy, seconds; -1 when not set */
 	long interval, idle_after, shutdown_after, shutdown_deadline;
 	/* keep rules; -1 when not set */

@@ -27,6 +27,9 @@
 
 #define REPO_FORMAT_VERSION 1
 #define REPO_TENANT_MAX 64
+/* Under the state dirs' base: what store probes learned, one file per
+ * server (store_cond.c). */
+#define REPO_PROBE_DIR "store-probes"
 
 /* Where the store, the key and the workspace come from; see repo_opts_resolve. */
 struct repo_opts {
@@ -48,6 +51,10 @@ struct repo_opts {
 	int allow_rollback;	/* accept a head older than the highest seen */
 	int force;		/* take over another holder's lease */
 	int init;		/* config `init = yes`: make the workspace if missing */
+	/* config `unsafe_no_conditional_writes = yes` (or the environment's
+	 * CAIRN_UNSAFE_NO_CONDITIONAL_WRITES=1): use a store that honours no
+	 * conditional put, with a warning, instead of refusing it */
+	int unsafe_no_cond;
 	void *conf;		/* the loaded cairn.conf, owned (repo_opts_free) */
 };
 

@@ -63,6 +63,8 @@ int repo_opts_resolve(struct repo_opts *opts, const char *config_path, const cha
 	fill(&opts->cp_ca_file, "CAIRN_CONTROL_PLANE_CA_FILE", c->cp_ca_file);
 	if (w && w->init)
 		opts->init = 1;
+	if (w && w->unsafe_no_cond)
+		opts->unsafe_no_cond = 1;
 	if (w && w->cache_dir && (!opts->cache_dir || !*opts->cache_dir))
 		opts->cache_dir = w->cache_dir;
 	return 0;
