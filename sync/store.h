@@ -134,7 +134,6 @@ struct store_opts {
 	/* S3: where probe results are kept, one file per endpoint and bucket
 	 * (store_cond.c); NULL: not kept, each process probes once */
 	const char *probe_dir;
-	bool probe_fresh;	/* S3: probe even when probe_dir has a result */
 	/* S3: go on, with a warning, on a store that honours no form of
 	 * conditional put; also CAIRN_UNSAFE_NO_CONDITIONAL_WRITES=1 */
 	bool unsafe_no_cond;

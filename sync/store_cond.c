@@ -43,7 +43,7 @@ int store_cond_probe(struct store *s, struct store_cond_rules *rules)
 		return 0;
 	}
 	rc = s->ops->cond_probe(s, rules);
-	return rc ? err_prefix(rc, "%s: conditional-write probe", s->url) : 0;
+	return rc ? err_prefix(rc, "%s", s->url) : 0;
 }
 
 void store_cond_describe(const struct store_cond_rules *rules, struct buf *out)

@@ -61,7 +61,6 @@ struct s3_store {
 	int warned;
 	int match;		/* enum store_match_form */
 	char *probe_dir;	/* NULL: results not kept */
-	bool probe_fresh;
 	bool unsafe_no_cond;
 };
 
@@ -301,11 +300,28 @@ static char *server_name(struct s3_store *st)
 	return xasprintf("the S3 server at %s (bucket %s)", st->ctx->endpoint, st->ctx->bucket);
 }
 
+/* Removes the probe's scratch object, keeping the caller's error line. */
+static void probe_cleanup(struct s3_store *st, const char *name)
+{
+	struct s3_req rq = { .method = "DELETE", .what = "delete", .key = name };
+	struct s3_resp rs;
+	char saved[1024];
+
+	snprintf(saved, sizeof(saved), "%s", err_msg());
+	s3_resp_init(&rs);
+	if (s3_perform(st->ctx, &rq, &rs) || rs.status >= 300)
+		log_warn("cannot remove the probe's scratch object %s/%s at %s; remove it by hand",
+			 st->ctx->bucket, name, st->ctx->endpoint);
+	s3_resp_free(&rs);
+	err_set(0, "%s", saved);
+}
+
 /* Learns the store's rules with puts on a scratch object of our own that no
  * one else writes: create it (If-None-Match: *); create it again, which
  * must be refused; swap it with If-Match on its ETag, quoted, and bare if
  * the store refuses the quoted one; swap it with a stale ETag, which must
- * be refused.  Four PUTs and a DELETE on a store like R2, six on Ceph RGW. */
+ * be refused; remove it.  Four PUTs, a HEAD (confirming the last 412) and
+ * a DELETE on R2; a PUT and a HEAD more on Ceph RGW. */
 static int probe_run(struct s3_store *st, struct store_cond_rules *out)
 {
 	static const enum store_match_form forms[] = { STORE_MATCH_QUOTED, STORE_MATCH_BARE };
@@ -322,19 +338,20 @@ static int probe_run(struct s3_store *st, struct store_cond_rules *out)
 		body[i] = xasprintf("cairn conditional-write probe %s, write %d\n", nonce, i + 1);
 	rc = put_single(st, name, body[0], strlen(body[0]), STORE_IF_NONE_MATCH, NULL,
 			STORE_MATCH_QUOTED, &first);
-	if (rc)
+	if (rc) {	/* nothing to remove */
+		rc = err_prefix(rc == -EEXIST ? -EIO : rc, "conditional-write probe");
 		goto out;
+	}
 	cur = first;
 	rc = put_single(st, name, body[1], strlen(body[1]), STORE_IF_NONE_MATCH, NULL,
 			STORE_MATCH_QUOTED, &next);
 	if (rc == -EEXIST) {
 		r.create_only = true;
+		rc = 0;
 	} else if (rc == 0) {
 		cur = next;
-	} else {
-		goto out;
 	}
-	for (i = 0; i < 2; i++) {
+	for (i = 0; rc == 0 && i < 2; i++) {
 		rc = put_single(st, name, body[2], strlen(body[2]), STORE_IF_MATCH, cur.etag,
 				forms[i], &next);
 		if (rc == 0) {
@@ -342,11 +359,10 @@ static int probe_run(struct s3_store *st, struct store_cond_rules *out)
 			cur = next;
 			break;
 		}
-		if (rc != S3_REFUSED_OWN_ETAG)
-			goto out;
+		if (rc == S3_REFUSED_OWN_ETAG)
+			rc = 0;
 	}
-	rc = 0;
-	if (r.match != STORE_MATCH_REFUSED) {
+	if (rc == 0 && r.match != STORE_MATCH_REFUSED) {
 		rc = put_single(st, name, body[3], strlen(body[3]), STORE_IF_MATCH, first.etag,
 				r.match, &next);
 		if (rc == 0)
@@ -354,22 +370,15 @@ static int probe_run(struct s3_store *st, struct store_cond_rules *out)
 		else if (rc == -ECANCELED)
 			rc = 0;
 	}
-out:
-	if (rc == S3_REFUSED_OWN_ETAG || rc == -ECANCELED || rc == -EEXIST)
-		rc = err_set(-EIO, "%s: the scratch object %s changed under the probe: run it again",
+	if (rc == -ECANCELED || rc == -EEXIST || rc == S3_REFUSED_OWN_ETAG)
+		rc = err_set(-EIO, "%s: the probe's scratch object %s changed under it: run it again",
 			     st->ctx->endpoint, name);
-	else if (rc == 0)
+	else if (rc)
+		rc = err_prefix(rc, "conditional-write probe");
+	probe_cleanup(st, name);
+	if (rc == 0)
 		*out = r;
-	{
-		struct s3_req rq = { .method = "DELETE", .what = "delete", .key = name };
-		struct s3_resp rs;
-
-		s3_resp_init(&rs);
-		if (s3_perform(st->ctx, &rq, &rs) || rs.status >= 300)
-			log_warn("cannot remove the probe's scratch object %s/%s at %s; remove it by hand",
-				 st->ctx->bucket, name, st->ctx->endpoint);
-		s3_resp_free(&rs);
-	}
+out:
 	for (i = 0; i < 4; i++)
 		free(body[i]);
 	free(name);
@@ -414,7 +423,7 @@ static int cond_gate(struct s3_store *st)
 	int rc = 0;
 
 	pthread_mutex_lock(&st->cond_lock);
-	if (!st->cond_known && !st->probe_fresh && st->probe_dir &&
+	if (!st->cond_known && st->probe_dir &&
 	    store_cond_cache_load(st->probe_dir, st->ctx->endpoint, st->ctx->bucket,
 				  &st->rules) == 0) {
 		st->cond_known = 1;
@@ -1567,7 +1576,6 @@ int store_s3_open(const char *url, const char *bucket, const char *prefix,
 		st->max_parallel = S3_MAX_PARALLEL;
 	pthread_mutex_init(&st->cond_lock, NULL);
 	st->probe_dir = o->probe_dir && *o->probe_dir ? xstrdup(o->probe_dir) : NULL;
-	st->probe_fresh = o->probe_fresh;
 	st->unsafe_no_cond = unsafe;
 	s = xcalloc(1, sizeof(*s));
 	s->ops = &s3_ops;
