@@ -41,9 +41,33 @@ static int st_pass(struct selftest *t, const char *what)
 	return 0;
 }
 
+/* A step that came out wrong.  rc is the code of the call that failed, or
+ * 0 when the step's check failed after calls that all succeeded (a put
+ * that should have been refused was not): then the message is what alone,
+ * never the text an earlier, expected failure left behind. */
 static int st_fail(int rc, const char *what)
 {
-	return err_prefix(rc < 0 ? rc : -EIO, "%s", what);
+	return rc < 0 ? err_prefix(rc, "%s", what) : err_set(-EBADMSG, "%s", what);
+}
+
+/* How the store honours conditional puts, learned afresh: the lease and
+ * the head rest on them, so a store that honours none fails here, saying
+ * what it ignores. */
+static int st_cond(struct selftest *t)
+{
+	struct store_cond_rules rules;
+	struct buf what = BUF_INIT;
+	int rc = store_cond_probe(t->store, &rules);
+
+	if (!rc)
+		rc = store_cond_refuse(t->store->url, &rules);
+	if (rc)
+		return st_fail(rc, "conditional writes");
+	buf_adds(&what, "conditional writes honoured: ");
+	store_cond_describe(&rules, &what);
+	st_pass(t, buf_str(&what));
+	buf_free(&what);
+	return 0;
 }
 
 static int st_put(struct selftest *t, const char *key, const struct buf *b,
@@ -154,7 +178,7 @@ static int st_keys(struct selftest *t, const char *dir, const char *ws_id,
 	if (!rc)
 		rc = store_list(t->store, keys_prefix, st_load_key, &ctx);
 	if (rc || ctx.loaded != (int)keys_ring_count(ring)) {
-		rc = st_fail(rc ? rc : -EBADMSG, "list, read and unwrap the workspace keys");
+		rc = st_fail(rc, "list, read and unwrap the workspace keys");
 		goto out;
 	}
 	st_pass(t, "workspace keys listed, read back and unwrapped");
@@ -167,7 +191,7 @@ static int st_keys(struct selftest *t, const char *dir, const char *ws_id,
 			 keys_kek_id(kek), plain, NULL);
 	sodium_memzero(plain, sizeof(plain));
 	if (rc != -EACCES) {
-		rc = st_fail(-EBADMSG, "a wrong tenant key was not refused");
+		rc = st_fail(rc, "a wrong tenant key was not refused");
 		goto out;
 	}
 	rc = 0;
@@ -203,7 +227,7 @@ static int st_blobs(struct selftest *t, const struct keys_ring *ring,
 	if (!rc)
 		rc = keys_blob_id(loaded, data, size, id2);
 	if (rc || memcmp(id, id2, sizeof(id)) != 0) {
-		rc = st_fail(rc ? rc : -EBADMSG, "blob ids differ between the made and the loaded keys");
+		rc = st_fail(rc, "blob ids differ between the made and the loaded keys");
 		goto out;
 	}
 	st_pass(t, "keyed blob id is the same from the made and the unwrapped keys");
@@ -219,14 +243,14 @@ static int st_blobs(struct selftest *t, const struct keys_ring *ring,
 	if (!rc)
 		rc = keys_open_blob(dk2, KEYS_BLOB_DATA, id, got.data, got.len, &plain);
 	if (rc || plain.len != size || memcmp(plain.data, data, size) != 0) {
-		rc = st_fail(rc ? rc : -EBADMSG, "seal, store, fetch and open a 1 MiB blob");
+		rc = st_fail(rc, "seal, store, fetch and open a 1 MiB blob");
 		free(name);
 		goto out;
 	}
 	st_pass(t, "1 MiB blob sealed, stored, fetched and opened byte for byte");
 	rc = st_get(t, name, 1000, 4096, &got, NULL);
 	if (rc || got.len != 4096 || memcmp(got.data, sealed.data + 1000, 4096) != 0) {
-		rc = st_fail(rc ? rc : -EBADMSG, "range read of a stored blob");
+		rc = st_fail(rc, "range read of a stored blob");
 		free(name);
 		goto out;
 	}
@@ -236,7 +260,7 @@ static int st_blobs(struct selftest *t, const struct keys_ring *ring,
 	sealed.data[sealed.len / 2] ^= 1;
 	rc = keys_open_blob(dk2, KEYS_BLOB_DATA, id, sealed.data, sealed.len, &plain);
 	if (rc != -EBADMSG) {
-		rc = st_fail(-EBADMSG, "a blob with a flipped bit was not refused");
+		rc = st_fail(rc, "a blob with a flipped bit was not refused");
 		goto out;
 	}
 	rc = 0;
@@ -266,19 +290,19 @@ static int st_head(struct selftest *t, const struct keys_ring *ring, const char 
 	if (!rc)
 		rc = keys_open_object(dk, KEYS_OBJ_HEAD, name, ws_id, got.data, got.len, &plain);
 	if (rc || plain.len != 12 || memcmp(plain.data, "generation 1", 12) != 0) {
-		rc = st_fail(rc ? rc : -EBADMSG, "seal, store and open the head object");
+		rc = st_fail(rc, "seal, store and open the head object");
 		goto out;
 	}
 	st_pass(t, "sealed head object created (create-only) and opened");
 	rc = keys_open_object(dk, KEYS_OBJ_HEAD, "elsewhere/head", ws_id, got.data, got.len, &plain);
 	if (rc != -EBADMSG) {
-		rc = st_fail(-EBADMSG, "an object moved to another name was not refused");
+		rc = st_fail(rc, "an object moved to another name was not refused");
 		goto out;
 	}
 	st_pass(t, "an object moved to another name is refused");
 	rc = st_put(t, "head", &obj, STORE_IF_NONE_MATCH, NULL, NULL);
 	if (rc != -EEXIST) {
-		rc = st_fail(rc ? rc : -EBADMSG, "a second create-only put was not refused");
+		rc = st_fail(rc, "a second create-only put was not refused");
 		goto out;
 	}
 	buf_reset(&obj);
@@ -290,7 +314,7 @@ static int st_head(struct selftest *t, const struct keys_ring *ring, const char 
 	}
 	rc = st_put(t, "head", &obj, STORE_IF_MATCH, first.etag, NULL);
 	if (rc != -ECANCELED) {
-		rc = st_fail(rc ? rc : -EBADMSG, "a compare-and-swap with a stale ETag was not refused");
+		rc = st_fail(rc, "a compare-and-swap with a stale ETag was not refused");
 		goto out;
 	}
 	rc = 0;
@@ -379,6 +403,8 @@ static int cmd_selftest_exec(int argc, char **argv)
 		rc = err_prefix(rc, "open the store");
 	else
 		st_pass(&t, "store opened");
+	if (!rc)
+		rc = st_cond(&t);
 	if (!rc)
 		rc = st_keys(&t, dir, ws_id, &ring, &loaded);
 	if (!rc)

@@ -205,10 +205,12 @@ static int conf_handler(void *user, const char *section, const char *name, const
 		snprintf(p->why, sizeof(p->why), "'final_snapshot = %s' is not yes or no", value);
 		return 0;
 	}
-	if (!strcmp(name, "init")) {
-		if (conf_parse_bool(value, &w->init) == 0)
+	if (!strcmp(name, "init") || !strcmp(name, "unsafe_no_conditional_writes")) {
+		int *flag = !strcmp(name, "init") ? &w->init : &w->unsafe_no_cond;
+
+		if (conf_parse_bool(value, flag) == 0)
 			return 1;
-		snprintf(p->why, sizeof(p->why), "'init = %s' is not yes or no", value);
+		snprintf(p->why, sizeof(p->why), "'%s = %s' is not yes or no", name, value);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(counts) / sizeof(*counts); i++) {

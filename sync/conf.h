@@ -21,6 +21,7 @@ struct conf_workspace {
 	char *host_id, *takeover_from, *lease_ttl, *lease_wait;
 	int init;		/* init = yes: cairnfs makes the workspace if missing */
 	int final_snapshot;	/* final_snapshot = yes|no (cairnfs); -1 when not set */
+	int unsafe_no_cond;	/* unsafe_no_conditional_writes = yes (store.h) */
 	/* snapshot policy, seconds; -1 when not set */
 	long interval, idle_after, shutdown_after, shutdown_deadline;
 	/* keep rules; -1 when not set */

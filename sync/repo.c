@@ -35,18 +35,20 @@ static int tenant_valid(const char *t)
 	       t[0] != '.';
 }
 
-/* The default state dir: /var/lib/cairn/<ws> for root, else under the
- * user's XDG state home. */
-static char *default_state_dir(const char *ws_id)
+/* The dir that holds a state dir per workspace: --state-dir, else
+ * /var/lib/cairn for root, else under the user's XDG state home. */
+static char *state_base(const struct repo_opts *opts)
 {
 	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
 
+	if (opts->state_dir && *opts->state_dir)
+		return xstrdup(opts->state_dir);
 	if (geteuid() == 0)
-		return xasprintf("/var/lib/cairn/%s", ws_id);
+		return xstrdup("/var/lib/cairn");
 	if (xdg && *xdg)
-		return xasprintf("%s/cairn/%s", xdg, ws_id);
+		return xasprintf("%s/cairn", xdg);
 	if (home && *home)
-		return xasprintf("%s/.local/state/cairn/%s", home, ws_id);
+		return xasprintf("%s/.local/state/cairn", home);
 	return NULL;	/* not /tmp: the cache is plaintext */
 }
 
@@ -55,14 +57,16 @@ static int state_dir_make(struct repo *r, const struct repo_opts *opts)
 	char *marker;
 	int rc;
 
-	if (opts->cache_dir && *opts->cache_dir)
+	if (opts->cache_dir && *opts->cache_dir) {
 		r->state_dir = xstrdup(opts->cache_dir);
-	else if (opts->state_dir && *opts->state_dir)
-		r->state_dir = xasprintf("%s/%s", opts->state_dir, r->ws_id);
-	else
-		r->state_dir = default_state_dir(r->ws_id);
-	if (!r->state_dir)
-		return err_set(-EINVAL, "no place for the state dir: set HOME, XDG_STATE_HOME or --state-dir");
+	} else {
+		char *base = state_base(opts);
+
+		if (!base)
+			return err_set(-EINVAL, "no place for the state dir: set HOME, XDG_STATE_HOME or --state-dir");
+		r->state_dir = xasprintf("%s/%s", base, r->ws_id);
+		free(base);
+	}
 	marker = xasprintf("%s/", r->state_dir);
 	rc = fsu_mkdir_parents(marker);
 	free(marker);
@@ -332,6 +336,10 @@ static int load_keys(struct repo *r, const struct keys_kek *kek, const char *url
 
 static int open_base(struct repo *r, const struct repo_opts *opts)
 {
+	struct store_opts so = { 0 };
+	char *base, *probe_dir;
+	int rc;
+
 	if (!opts->store_url || !*opts->store_url)
 		return err_set(-EINVAL, "no store given: use --store URL (or CAIRN_STORE, or `store` in cairn.conf)");
 	if (!tenant_valid(r->tenant) || (opts->tenant && strlen(opts->tenant) > REPO_TENANT_MAX))
@@ -341,7 +349,15 @@ static int open_base(struct repo *r, const struct repo_opts *opts)
 			       REPO_TENANT_MAX);
 	if (opts->workspace && *opts->workspace && !keys_ws_id_valid(opts->workspace))
 		return err_set(-EINVAL, "bad workspace id '%s'", opts->workspace);
-	return store_open(opts->store_url, NULL, &r->base);
+	/* what the store's probe learns is kept for the machine, beside the
+	 * workspaces' state dirs (store_cond.c) */
+	base = state_base(opts);
+	so.probe_dir = probe_dir = base ? xasprintf("%s/" REPO_PROBE_DIR, base) : NULL;
+	so.unsafe_no_cond = opts->unsafe_no_cond;
+	rc = store_open(opts->store_url, &so, &r->base);
+	free(probe_dir);
+	free(base);
+	return rc;
 }
 
 int repo_open(const struct repo_opts *opts, struct repo **out)
@@ -531,6 +547,8 @@ int repo_init(const struct repo_opts *opts, int create_key, struct repo **out)
 
 	*out = NULL;
 	rc = open_base(r, opts);
+	if (!rc)	/* learn the store's rules afresh: the next put is conditional */
+		rc = store_cond_probe(r->base, &(struct store_cond_rules){ 0 });
 	if (!rc)
 		rc = init_kek(opts, create_key, &kek, &created);
 	if (!rc && opts->workspace && *opts->workspace) {

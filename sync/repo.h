@@ -28,6 +28,9 @@
 
 #define REPO_FORMAT_VERSION 1
 #define REPO_TENANT_MAX 64
+/* Under the state dirs' base: what store probes learned, one file per
+ * server (store_cond.c). */
+#define REPO_PROBE_DIR "store-probes"
 
 /* Where the store, the key and the workspace come from; see repo_opts_resolve. */
 struct repo_opts {
@@ -58,6 +61,10 @@ struct repo_opts {
 	const char *host_id, *takeover_from, *lease_ttl, *lease_wait;
 	int init;		/* config `init = yes`: make the workspace if missing */
 	int no_final_snapshot;	/* config `final_snapshot = no` (cairnfs) */
+	/* config `unsafe_no_conditional_writes = yes` (or the environment's
+	 * CAIRN_UNSAFE_NO_CONDITIONAL_WRITES=1): use a store that honours no
+	 * conditional put, with a warning, instead of refusing it */
+	int unsafe_no_cond;
 	void *conf;		/* the loaded cairn.conf, owned (repo_opts_free) */
 };
 

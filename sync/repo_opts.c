@@ -92,6 +92,8 @@ int repo_opts_resolve(struct repo_opts *opts, const char *config_path, const cha
 		opts->init = 1;
 	if (w && w->final_snapshot == 0)
 		opts->no_final_snapshot = 1;
+	if (w && w->unsafe_no_cond)
+		opts->unsafe_no_cond = 1;
 	if (w && w->cache_dir && (!opts->cache_dir || !*opts->cache_dir))
 		opts->cache_dir = w->cache_dir;
 	return 0;

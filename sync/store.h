@@ -19,6 +19,9 @@
  *   -EBADMSG    an upload or download did not verify (length, MD5/ETag)
  *   -EIO        anything else the store answered; the message says what
  *   -EINVAL     bad key or argument
+ *   -ENOTSUP    put with a condition: the store honours no form of
+ *               conditional put (store_cond_probe) and nothing overrides that
+ *   -EFBIG      put with a condition: larger than one request may carry
  */
 #ifndef CAIRN_STORE_H
 #define CAIRN_STORE_H
@@ -40,6 +43,28 @@ enum store_cond {
 	STORE_IF_NONE_MATCH,	/* create only: -EEXIST when the key exists */
 	STORE_IF_MATCH,		/* replace only if the current ETag is etag */
 };
+
+/* How a store honours If-Match.  S3 servers differ: AWS and R2 compare the
+ * ETag as RFC 7232 writes it, in quotes; Ceph RGW 16.2 compares it without
+ * them (and refuses the quoted one); s3rver ignores conditions. */
+enum store_match_form {
+	STORE_MATCH_UNKNOWN = 0,
+	STORE_MATCH_QUOTED,	/* If-Match: "etag" */
+	STORE_MATCH_BARE,	/* If-Match: etag */
+	STORE_MATCH_IGNORED,	/* a stale ETag is not refused */
+	STORE_MATCH_REFUSED,	/* the current ETag is refused in every form */
+	STORE_MATCH_NATIVE,	/* the store compares itself, atomically (file://) */
+};
+
+/* What a probe learned about a store's conditional puts. */
+struct store_cond_rules {
+	bool create_only;		/* If-None-Match: * refuses an existing key */
+	enum store_match_form match;	/* the If-Match form that works, or why none */
+};
+
+/* True when both create-only and compare-and-swap work, in some form:
+ * what the lease and the head need. */
+bool store_cond_honoured(const struct store_cond_rules *rules);
 
 struct store_info {
 	uint64_t size;
@@ -73,6 +98,13 @@ struct store_ops {
 	/* Removes n keys, as few requests as the store allows; keys that do
 	 * not exist are not an error. */
 	int (*del_many)(struct store *s, const char *const *keys, size_t n);
+	/* Optional (NULL: the store does conditional puts itself, atomically,
+	 * as file:// does).  Learns afresh how the store honours conditional
+	 * puts, with a few requests on a scratch object that it removes, uses
+	 * the form that works from then on, and fills rules.  0, or the code
+	 * of a request that failed; a store that honours no form is not an
+	 * error here (rules say so). */
+	int (*cond_probe)(struct store *s, struct store_cond_rules *rules);
 	/* Releases the store and everything it holds. */
 	void (*close)(struct store *s);
 };
@@ -99,6 +131,12 @@ struct store_opts {
 	size_t multipart_threshold; /* S3: objects larger go multipart; 0: 32 MiB */
 	size_t part_size;	/* S3: multipart part size; 0: 8 MiB (>= 5 MiB) */
 	int max_parallel;	/* S3: parallel part uploads; 0: 4 */
+	/* S3: where probe results are kept, one file per endpoint and bucket
+	 * (store_cond.c); NULL: not kept, each process probes once */
+	const char *probe_dir;
+	/* S3: go on, with a warning, on a store that honours no form of
+	 * conditional put; also CAIRN_UNSAFE_NO_CONDITIONAL_WRITES=1 */
+	bool unsafe_no_cond;
 };
 
 #define STORE_PATH_STYLE 1
@@ -119,6 +157,28 @@ int store_head(struct store *s, const char *key, struct store_info *info);
 int store_list(struct store *s, const char *prefix, store_list_fn fn, void *arg);
 int store_del(struct store *s, const char *key);
 int store_del_many(struct store *s, const char *const *keys, size_t n);
+
+/* Learns afresh how s honours conditional puts (store_ops.cond_probe); a
+ * store without a probe of its own reports STORE_MATCH_NATIVE.  0 or a
+ * negative code, with the error line set. */
+int store_cond_probe(struct store *s, struct store_cond_rules *rules);
+/* What works, or what the store ignores, for messages: "create-only and
+ * compare-and-swap (If-Match with the ETag without quotes)". */
+void store_cond_describe(const struct store_cond_rules *rules, struct buf *out);
+/* For a store (where: its URL and endpoint) whose rules are not honoured:
+ * sets the one-line refusal (what, where, what to do) and returns
+ * -ENOTSUP.  0 when they are honoured. */
+int store_cond_refuse(const char *where, const struct store_cond_rules *rules);
+
+/* For implementations: the probe results of a server (endpoint and
+ * bucket) kept in a file under dir.  load: 0 with rules, or -ENOENT when
+ * there is none younger than a week that honours conditional puts.  save:
+ * writes rules, or removes the file when they are not honoured; 0 or
+ * -errno (a cache that cannot be written is only slower). */
+int store_cond_cache_load(const char *dir, const char *endpoint, const char *bucket,
+			  struct store_cond_rules *out);
+int store_cond_cache_save(const char *dir, const char *endpoint, const char *bucket,
+			  const struct store_cond_rules *rules);
 
 /* Process-wide figures of every store, for `cairn status`: requests made
  * through the wrappers above, those that failed (not counting "not found"

@@ -108,6 +108,19 @@ static int px_del_many(struct store *s, const char *const *keys, size_t n)
 	return rc;
 }
 
+/* The server's rules are the base store's; its probe writes under its own
+ * base, not under the prefix. */
+static int px_cond_probe(struct store *s, struct store_cond_rules *rules)
+{
+	struct store *base = base_of(s);
+
+	if (!base->ops->cond_probe) {
+		*rules = (struct store_cond_rules){ true, STORE_MATCH_NATIVE };
+		return 0;
+	}
+	return base->ops->cond_probe(base, rules);
+}
+
 static void px_close(struct store *s)
 {
 	struct prefix_store *p = s->priv;
@@ -125,6 +138,7 @@ static const struct store_ops prefix_store_ops = {
 	.list = px_list,
 	.del = px_del,
 	.del_many = px_del_many,
+	.cond_probe = px_cond_probe,
 	.close = px_close,
 };
 

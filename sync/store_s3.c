@@ -5,10 +5,18 @@
  * live in s3_http.c; S3's XML in s3_xml.c.
  *
  * Must stay true: every upload is verified (Content-MD5 checked by the
- * store, the returned ETag compared with our own MD5 / MD5-of-MD5s); a get
- * succeeds only with every byte it asked for; a multipart upload is either
- * completed or aborted; keys handed to callers are relative to the prefix;
- * nothing here prints, logs or puts the secret key in a message.
+ * store, the returned ETag compared with our own MD5 / MD5-of-MD5s, or with
+ * a HEAD when the store answers none); a get succeeds only with every byte
+ * it asked for; a multipart upload is either completed or aborted; keys
+ * handed to callers are relative to the prefix; nothing here prints, logs
+ * or puts the secret key in a message.
+ *
+ * Conditional puts: no conditional put is sent before the store's rules are
+ * known (the probe, or its cache: store_cond.c), and none is sent to a store
+ * that honours no form of them unless the operator said so; each is one
+ * PUT, never a multipart upload (servers ignore conditions on its
+ * completion); a 412 is believed only after a HEAD shows that the object
+ * really changed (a store that refuses its own ETag wants the other form).
  */
 #include "config.h"
 
@@ -22,6 +30,7 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "log.h"
 #include "md5.h"
 #include "s3_impl.h"
 #include "store.h"
@@ -31,6 +40,11 @@
 #define S3_MAX_PARTS 10000u
 #define S3_DELETE_BATCH 1000
 #define S3_MAX_PARALLEL 64
+/* The largest object one PUT may carry (S3's limit): the largest conditional put. */
+#define S3_MAX_SINGLE_PUT ((size_t)5 << 30)
+/* Internal to put_single and its callers, never returned by an operation:
+ * the store refused If-Match with the object's own ETag (the other form). */
+#define S3_REFUSED_OWN_ETAG (-EPROTO)
 
 struct s3_store {
 	struct s3_ctx *ctx;
@@ -38,6 +52,16 @@ struct s3_store {
 	size_t threshold;	/* larger objects go multipart */
 	size_t part_size;
 	int max_parallel;
+
+	/* Conditional puts.  cond_lock guards cond_known, rules and warned (and
+	 * serialises probes); match, the If-Match form in use, is atomic. */
+	pthread_mutex_t cond_lock;
+	int cond_known;
+	struct store_cond_rules rules;
+	int warned;
+	int match;		/* enum store_match_form */
+	char *probe_dir;	/* NULL: results not kept */
+	bool unsafe_no_cond;
 };
 
 static struct s3_store *priv(struct store *s)
@@ -64,6 +88,27 @@ static int etag_is(const char *etag, const char *want)
 	if (n >= 2 && etag[0] == 'W' && etag[1] == '/')
 		return 0;
 	return n == w && !strncasecmp(etag, want, n);
+}
+
+/* The ETag as If-Match carries it in form (quoted unless BARE). */
+static void match_value(const char *etag, enum store_match_form form, char *out, size_t size)
+{
+	size_t n = strlen(etag);
+
+	if (n >= 2 && etag[0] == '"' && etag[n - 1] == '"') {
+		etag++;
+		n -= 2;
+	}
+	snprintf(out, size, form == STORE_MATCH_BARE ? "%.*s" : "\"%.*s\"", (int)n, etag);
+}
+
+/* Do two ETags name the same object version, quotes and case aside? */
+static int etag_same(const char *a, const char *b)
+{
+	char bare[STORE_ETAG_MAX + 2];
+
+	match_value(b, STORE_MATCH_BARE, bare, sizeof(bare));
+	return etag_is(a, bare);
 }
 
 static void copy_etag(struct store_info *info, const char *etag)
@@ -132,46 +177,45 @@ static int s3_head(struct store *s, const char *key, struct store_info *info)
 
 /* ---- put --------------------------------------------------------------------- */
 
-static void add_cond_headers(struct sigv4_header *h, size_t *n, enum store_cond cond,
-			     const char *etag)
-{
-	if (cond == STORE_IF_NONE_MATCH)
-		h[(*n)++] = (struct sigv4_header){ "If-None-Match", "*" };
-	else if (cond == STORE_IF_MATCH)
-		h[(*n)++] = (struct sigv4_header){ "If-Match", etag };
-}
-
-/* The put of req/resp was refused by its precondition (or, for If-Match, the
- * object is gone).  If an earlier attempt may have gone through with its
- * answer lost, and the object now holds exactly what we sent, the write was
- * ours.  (Content-equal writes by someone else are indistinguishable; every
- * conditional object cairn writes carries a nonce.) */
+/* The put of rq was refused by its precondition (412; for If-Match also 404:
+ * the object is gone).  Believed only after a look at the object:
+ *  - an earlier attempt may have gone through with its answer lost, and the
+ *    object holds exactly what we sent: the write was ours, 0.  (Content-
+ *    equal writes by someone else are indistinguishable; every conditional
+ *    object cairn writes carries a nonce.)
+ *  - a 412 to If-Match while the object still has the ETag we sent: the
+ *    store refused its own ETag, in the form we sent it: S3_REFUSED_OWN_ETAG.
+ *  - otherwise -EEXIST or -ECANCELED, as store.h says. */
 static int precondition_failed(struct s3_store *st, const struct s3_req *rq,
 			       const struct s3_resp *rs, enum store_cond cond,
 			       const char *cond_etag, const char *our_etag,
 			       struct store_info *info)
 {
+	struct store_info now;
 	struct buf where = BUF_INIT;
-	int rc;
+	int rc = -ENOENT;
 
-	if (rs->maybe_applied) {
-		struct store_info now;
-
-		if (head_name(st, rq->key, &now) == 0 && etag_is(now.etag, our_etag)) {
-			if (info)
-				copy_etag(info, now.etag);
-			err_clear();
-			return 0;
-		}
+	if (rs->maybe_applied || cond == STORE_IF_MATCH)
+		rc = head_name(st, rq->key, &now);
+	if (rc == 0 && rs->maybe_applied && etag_is(now.etag, our_etag)) {
+		if (info)
+			copy_etag(info, now.etag);
 		err_clear();
+		return 0;
 	}
+	if (rc == 0 && cond == STORE_IF_MATCH && rs->status == 412 && etag_same(now.etag, cond_etag))
+		return S3_REFUSED_OWN_ETAG;
+	if (rc < 0 && rc != -ENOENT)	/* what happened is unknown: say so */
+		return err_prefix(rc, "a conditional put answered %ld, and the look at the object that "
+				  "would confirm it failed", rs->status);
 	s3_describe(st->ctx, rq, &where);
 	if (cond == STORE_IF_NONE_MATCH)
 		rc = err_set(-EEXIST, "%s: the object already exists (If-None-Match: *)",
 			     buf_str(&where));
 	else
-		rc = err_set(-ECANCELED, "%s: the object changed or is gone since ETag %s was read "
-			     "(If-Match)", buf_str(&where), cond_etag ? cond_etag : "");
+		rc = err_set(-ECANCELED, "%s: the object %s since it was read with ETag %s (If-Match)",
+			     buf_str(&where), rc == -ENOENT ? "was removed" : "changed",
+			     cond_etag ? cond_etag : "");
 	buf_free(&where);
 	return rc;
 }
@@ -194,11 +238,14 @@ static int check_put_etag(struct s3_req *rq, struct s3_resp *rs)
 		       pc->md5hex);
 }
 
+/* One PUT of the whole object; with cond, If-Match carries etag in form.
+ * 0, -EEXIST, -ECANCELED, S3_REFUSED_OWN_ETAG, or another code. */
 static int put_single(struct s3_store *st, const char *name, const void *data, size_t len,
-		      enum store_cond cond, const char *etag, struct store_info *info)
+		      enum store_cond cond, const char *etag, enum store_match_form form,
+		      struct store_info *info)
 {
 	uint8_t digest[MD5_DIGEST_LEN];
-	char hex[MD5_HEX_LEN + 1], b64[25];
+	char hex[MD5_HEX_LEN + 1], b64[25], match[STORE_ETAG_MAX + 2];
 	struct sigv4_header h[3];
 	size_t nh = 0;
 	struct put_check pc = { hex };
@@ -211,7 +258,12 @@ static int put_single(struct s3_store *st, const char *name, const void *data, s
 	md5_hex(digest, hex);
 	md5_base64(digest, b64);
 	h[nh++] = (struct sigv4_header){ "Content-MD5", b64 };
-	add_cond_headers(h, &nh, cond, etag);
+	if (cond == STORE_IF_NONE_MATCH) {
+		h[nh++] = (struct sigv4_header){ "If-None-Match", "*" };
+	} else if (cond == STORE_IF_MATCH) {
+		match_value(etag, form, match, sizeof(match));
+		h[nh++] = (struct sigv4_header){ "If-Match", match };
+	}
 	rq.headers = h;
 	rq.nheaders = nh;
 	s3_resp_init(&rs);
@@ -232,6 +284,209 @@ static int put_single(struct s3_store *st, const char *name, const void *data, s
 		}
 	}
 	s3_resp_free(&rs);
+	return rc;
+}
+
+/* ---- conditional puts: the rules, the probe, the gate ---------------------------- */
+
+static const char *form_words(enum store_match_form form)
+{
+	return form == STORE_MATCH_BARE ? "the ETag without quotes" : "the quoted ETag";
+}
+
+/* "the S3 server at ENDPOINT (bucket B)", for messages. */
+static char *server_name(struct s3_store *st)
+{
+	return xasprintf("the S3 server at %s (bucket %s)", st->ctx->endpoint, st->ctx->bucket);
+}
+
+/* Removes the probe's scratch object, keeping the caller's error line. */
+static void probe_cleanup(struct s3_store *st, const char *name)
+{
+	struct s3_req rq = { .method = "DELETE", .what = "delete", .key = name };
+	struct s3_resp rs;
+	char saved[1024];
+
+	snprintf(saved, sizeof(saved), "%s", err_msg());
+	s3_resp_init(&rs);
+	if (s3_perform(st->ctx, &rq, &rs) || rs.status >= 300)
+		log_warn("cannot remove the probe's scratch object %s/%s at %s; remove it by hand",
+			 st->ctx->bucket, name, st->ctx->endpoint);
+	s3_resp_free(&rs);
+	err_set(0, "%s", saved);
+}
+
+/* Learns the store's rules with puts on a scratch object of our own that no
+ * one else writes: create it (If-None-Match: *); create it again, which
+ * must be refused; swap it with If-Match on its ETag, quoted, and bare if
+ * the store refuses the quoted one; swap it with a stale ETag, which must
+ * be refused; remove it.  Four PUTs, a HEAD (confirming the last 412) and
+ * a DELETE on R2; a PUT and a HEAD more on Ceph RGW. */
+static int probe_run(struct s3_store *st, struct store_cond_rules *out)
+{
+	static const enum store_match_form forms[] = { STORE_MATCH_QUOTED, STORE_MATCH_BARE };
+	struct store_cond_rules r = { false, STORE_MATCH_REFUSED };
+	struct store_info first, cur, next;
+	unsigned char raw[16];
+	char nonce[33], *name, *body[4];
+	int rc, i;
+
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(nonce, sizeof(nonce), raw, sizeof(raw));
+	name = xasprintf("%scairn-probe-%s", st->prefix, nonce);
+	for (i = 0; i < 4; i++)
+		body[i] = xasprintf("cairn conditional-write probe %s, write %d\n", nonce, i + 1);
+	rc = put_single(st, name, body[0], strlen(body[0]), STORE_IF_NONE_MATCH, NULL,
+			STORE_MATCH_QUOTED, &first);
+	if (rc) {	/* nothing to remove */
+		rc = err_prefix(rc == -EEXIST ? -EIO : rc, "conditional-write probe");
+		goto out;
+	}
+	cur = first;
+	rc = put_single(st, name, body[1], strlen(body[1]), STORE_IF_NONE_MATCH, NULL,
+			STORE_MATCH_QUOTED, &next);
+	if (rc == -EEXIST) {
+		r.create_only = true;
+		rc = 0;
+	} else if (rc == 0) {
+		cur = next;
+	}
+	for (i = 0; rc == 0 && i < 2; i++) {
+		rc = put_single(st, name, body[2], strlen(body[2]), STORE_IF_MATCH, cur.etag,
+				forms[i], &next);
+		if (rc == 0) {
+			r.match = forms[i];
+			cur = next;
+			break;
+		}
+		if (rc == S3_REFUSED_OWN_ETAG)
+			rc = 0;
+	}
+	if (rc == 0 && r.match != STORE_MATCH_REFUSED) {
+		rc = put_single(st, name, body[3], strlen(body[3]), STORE_IF_MATCH, first.etag,
+				r.match, &next);
+		if (rc == 0)
+			r.match = STORE_MATCH_IGNORED;
+		else if (rc == -ECANCELED)
+			rc = 0;
+	}
+	if (rc == -ECANCELED || rc == -EEXIST || rc == S3_REFUSED_OWN_ETAG)
+		rc = err_set(-EIO, "%s: the probe's scratch object %s changed under it: run it again",
+			     st->ctx->endpoint, name);
+	else if (rc)
+		rc = err_prefix(rc, "conditional-write probe");
+	probe_cleanup(st, name);
+	if (rc == 0)
+		*out = r;
+out:
+	for (i = 0; i < 4; i++)
+		free(body[i]);
+	free(name);
+	return rc;
+}
+
+/* Holds cond_lock.  Probes and keeps what it learned. */
+static int probe_locked(struct s3_store *st)
+{
+	struct store_cond_rules r;
+	int rc = probe_run(st, &r);
+
+	if (rc)
+		return rc;
+	st->rules = r;
+	st->cond_known = 1;
+	__atomic_store_n(&st->match, (int)r.match, __ATOMIC_RELAXED);
+	if (st->probe_dir && store_cond_cache_save(st->probe_dir, st->ctx->endpoint,
+						   st->ctx->bucket, &r) < 0)
+		log_debug("cannot keep the probe result in %s", st->probe_dir);
+	return 0;
+}
+
+static int s3_cond_probe(struct store *s, struct store_cond_rules *rules)
+{
+	struct s3_store *st = priv(s);
+	int rc;
+
+	pthread_mutex_lock(&st->cond_lock);
+	rc = probe_locked(st);
+	if (rc == 0)
+		*rules = st->rules;
+	pthread_mutex_unlock(&st->cond_lock);
+	return rc;
+}
+
+/* Before a conditional put: the rules known (from the cache, else a
+ * probe), and the store refused when it honours no form of conditional
+ * put, unless the operator accepted that. */
+static int cond_gate(struct s3_store *st)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&st->cond_lock);
+	if (!st->cond_known && st->probe_dir &&
+	    store_cond_cache_load(st->probe_dir, st->ctx->endpoint, st->ctx->bucket,
+				  &st->rules) == 0) {
+		st->cond_known = 1;
+		__atomic_store_n(&st->match, (int)st->rules.match, __ATOMIC_RELAXED);
+	}
+	if (!st->cond_known)
+		rc = probe_locked(st);
+	if (rc == 0 && !store_cond_honoured(&st->rules)) {
+		char *where = server_name(st);
+
+		if (!st->unsafe_no_cond) {
+			rc = store_cond_refuse(where, &st->rules);
+		} else if (!st->warned) {
+			struct buf why = BUF_INIT;
+
+			store_cond_describe(&st->rules, &why);
+			log_warn("%s does not honour conditional writes (%s); going on because "
+				 "unsafe_no_conditional_writes (CAIRN_UNSAFE_NO_CONDITIONAL_WRITES) "
+				 "is set: two writers at once can overwrite each other's snapshots", where, buf_str(&why));
+			buf_free(&why);
+			st->warned = 1;
+		}
+		free(where);
+	}
+	pthread_mutex_unlock(&st->cond_lock);
+	return rc;
+}
+
+/* A conditional put in the form the store wants.  A store that refuses
+ * its own ETag in that form (cached rules of a server since changed) gets
+ * the other form once; the one that works is kept. */
+static int put_conditional(struct s3_store *st, const char *name, const void *data, size_t len,
+			   enum store_cond cond, const char *etag, struct store_info *info)
+{
+	enum store_match_form form = __atomic_load_n(&st->match, __ATOMIC_RELAXED);
+	enum store_match_form other;
+	int rc;
+
+	if (form != STORE_MATCH_BARE)
+		form = STORE_MATCH_QUOTED;
+	rc = put_single(st, name, data, len, cond, etag, form, info);
+	if (rc != S3_REFUSED_OWN_ETAG)
+		return rc;
+	other = form == STORE_MATCH_BARE ? STORE_MATCH_QUOTED : STORE_MATCH_BARE;
+	rc = put_single(st, name, data, len, cond, etag, other, info);
+	if (rc == 0) {
+		log_info("%s at %s refused If-Match with %s; it takes %s, which cairn uses from now on",
+			 st->ctx->bucket, st->ctx->endpoint, form_words(form), form_words(other));
+		pthread_mutex_lock(&st->cond_lock);
+		st->rules.match = other;
+		__atomic_store_n(&st->match, (int)other, __ATOMIC_RELAXED);
+		if (st->probe_dir)
+			store_cond_cache_save(st->probe_dir, st->ctx->endpoint, st->ctx->bucket,
+					      &st->rules);
+		pthread_mutex_unlock(&st->cond_lock);
+	} else if (rc == S3_REFUSED_OWN_ETAG) {
+		char *where = server_name(st);
+
+		rc = err_set(-EIO, "%s refuses If-Match with the object's own ETag %s, quoted or "
+			     "bare: it cannot hold cairn's lease and head; `cairn selftest --store "
+			     "URL` shows what it honours", where, etag);
+		free(where);
+	}
 	return rc;
 }
 
@@ -403,6 +658,7 @@ static void *mp_worker(void *arg)
 struct complete_check {
 	const char *want;	/* md5-of-md5s "-N" */
 	struct buf etag;
+	int completed;		/* the store answered that it completed the upload */
 };
 
 static int check_complete(struct s3_req *rq, struct s3_resp *rs)
@@ -418,27 +674,29 @@ static int check_complete(struct s3_req *rq, struct s3_resp *rs)
 		snprintf(rs->why, sizeof(rs->why), "the answer is not well-formed XML");
 		return S3_RETRY;
 	}
-	if (!etag_is(buf_str(&cc->etag), cc->want))
+	cc->completed = 1;
+	/* No ETag in the answer (Ceph RGW): mp_complete asks HEAD instead. */
+	if (cc->etag.len && !etag_is(buf_str(&cc->etag), cc->want))
 		return err_set(-EBADMSG, "complete multipart upload of %s: the store answered "
 			       "ETag %s, expected \"%s\": the upload did not verify", rq->key,
 			       cc->etag.len ? buf_str(&cc->etag) : "(none)", cc->want);
 	return S3_OK;
 }
 
-static int mp_complete(struct mp *m, enum store_cond cond, const char *etag,
-		       struct store_info *info)
+/* Completes the upload and verifies the object's ETag; *completed tells
+ * whether the store completed it (there is nothing left to abort then). */
+static int mp_complete(struct mp *m, struct store_info *info, int *completed)
 {
 	struct buf body = BUF_INIT;
 	struct md5_ctx mc;
 	uint8_t all[MD5_DIGEST_LEN];
 	char hex[MD5_HEX_LEN + 1];
-	struct complete_check cc = { NULL, BUF_INIT };
+	struct complete_check cc = { NULL, BUF_INIT, 0 };
 	struct sigv4_param q[] = { { "uploadId", m->upload_id } };
-	struct sigv4_header h[2];
-	size_t nh = 0;
+	struct sigv4_header h[] = { { "Content-Type", "application/xml" } };
 	struct s3_req rq = { .method = "POST", .what = "complete multipart upload of",
 			     .key = m->name, .query = q, .nquery = 1, .headers = h,
-			     .validate = check_complete, .arg = &cc };
+			     .nheaders = 1, .validate = check_complete, .arg = &cc };
 	struct s3_resp rs;
 	char *want;
 	unsigned i;
@@ -459,33 +717,32 @@ static int mp_complete(struct mp *m, enum store_cond cond, const char *etag,
 	want = xasprintf("%s-%u", hex, m->nparts);
 	cc.want = want;
 
-	h[nh++] = (struct sigv4_header){ "Content-Type", "application/xml" };
-	add_cond_headers(h, &nh, cond, etag);
-	rq.nheaders = nh;
 	rq.body = body.data;
 	rq.body_len = body.len;
 	s3_resp_init(&rs);
 	rc = s3_perform(m->st->ctx, &rq, &rs);
+	*completed = cc.completed;
 	if (rc == 0) {
-		if (rs.status >= 200 && rs.status < 300) {
+		if (rs.status >= 200 && rs.status < 300 && cc.etag.len) {
 			if (info) {
 				info->size = m->len;
 				copy_etag(info, buf_str(&cc.etag));
 			}
-		} else if ((rs.status == 412 && cond != STORE_ALWAYS) ||
-			   (rs.status == 404 && cond == STORE_IF_MATCH &&
-			    strcmp(rs.code, "NoSuchUpload"))) {
-			rc = precondition_failed(m->st, &rq, &rs, cond, etag, want, info);
-			if (rc == 0 && info)
-				info->size = m->len;
-		} else if (rs.status == 404 && !strcmp(rs.code, "NoSuchUpload") &&
-			   rs.maybe_applied) {
-			/* An earlier attempt completed it and the answer was lost. */
+		} else if ((rs.status >= 200 && rs.status < 300) ||
+			   (rs.status == 404 && !strcmp(rs.code, "NoSuchUpload") &&
+			    rs.maybe_applied)) {
+			/* Completed without an ETag in the answer, or by an earlier
+			 * attempt whose answer was lost: the object must have ours. */
 			struct store_info now;
 
+			*completed = 1;
 			rc = head_name(m->st, m->name, &now);
 			if (rc == 0 && !etag_is(now.etag, want))
-				rc = s3_fail(m->st->ctx, &rq, &rs);
+				rc = rs.status == 404 ? s3_fail(m->st->ctx, &rq, &rs) :
+				     err_set(-EBADMSG, "complete multipart upload of %s at %s: the "
+					     "store answered no ETag, and HEAD says %s, expected \"%s\": "
+					     "the upload did not verify", m->name, m->st->ctx->endpoint,
+					     now.etag[0] ? now.etag : "(none)", want);
 			else if (rc == 0 && info)
 				*info = now;
 		} else {
@@ -516,11 +773,11 @@ static void mp_abort(struct mp *m)
 }
 
 static int put_multipart(struct s3_store *st, const char *name, const void *data, size_t len,
-			 enum store_cond cond, const char *etag, struct store_info *info)
+			 struct store_info *info)
 {
 	struct mp m;
 	pthread_t tid[S3_MAX_PARALLEL];
-	int nthreads = 0, rc, i;
+	int nthreads = 0, completed = 0, rc, i;
 	size_t ps = st->part_size;
 
 	/* Equal parts of at least part_size, at most 10,000 of them. */
@@ -553,8 +810,8 @@ static int put_multipart(struct s3_store *st, const char *name, const void *data
 	if (m.failed)
 		rc = err_set(m.fail_code, "%s", m.fail_msg);
 	else
-		rc = mp_complete(&m, cond, etag, info);
-	if (rc < 0) {
+		rc = mp_complete(&m, info, &completed);
+	if (rc < 0 && !completed) {
 		char saved[1024];
 
 		snprintf(saved, sizeof(saved), "%s", err_msg());
@@ -580,10 +837,15 @@ static int s3_put(struct store *s, const char *key, const void *data, size_t len
 		free(name);
 		return err_set(-EINVAL, "put %s: If-Match needs a valid ETag", key);
 	}
-	if (len > st->threshold)
-		rc = put_multipart(st, name, data, len, cond, etag, info);
-	else
-		rc = put_single(st, name, data, len, cond, etag, info);
+	if (cond == STORE_ALWAYS && len > st->threshold)
+		rc = put_multipart(st, name, data, len, info);
+	else if (cond == STORE_ALWAYS)
+		rc = put_single(st, name, data, len, cond, NULL, STORE_MATCH_QUOTED, info);
+	else if (len > S3_MAX_SINGLE_PUT)
+		rc = err_set(-EFBIG, "a conditional put of %zu bytes is larger than one PUT may "
+			     "carry (5 GiB), and servers ignore conditions on multipart uploads", len);
+	else if (!(rc = cond_gate(st)))
+		rc = put_conditional(st, name, data, len, cond, etag, info);
 	free(name);
 	return rc;
 }
@@ -1035,6 +1297,8 @@ static void s3_close(struct store *s)
 
 	if (st) {
 		s3_ctx_free(st->ctx);
+		pthread_mutex_destroy(&st->cond_lock);
+		free(st->probe_dir);
 		free(st->prefix);
 		free(st);
 	}
@@ -1049,6 +1313,7 @@ static const struct store_ops s3_ops = {
 	.list = s3_list,
 	.del = s3_del,
 	.del_many = s3_del_many,
+	.cond_probe = s3_cond_probe,
 	.close = s3_close,
 };
 
@@ -1213,6 +1478,7 @@ int store_s3_open(const char *url, const char *bucket, const char *prefix,
 	struct store *s;
 	const char *endpoint, *region, *addr;
 	char *aws_endpoint = NULL;
+	bool unsafe;
 	int rc;
 
 	*out = NULL;
@@ -1271,6 +1537,18 @@ int store_s3_open(const char *url, const char *bucket, const char *prefix,
 		return err_set(-EINVAL, "S3 part size %zu is below the 5 MiB S3 requires",
 			       o->part_size);
 	}
+	unsafe = o->unsafe_no_cond;
+	if (!unsafe && env("CAIRN_UNSAFE_NO_CONDITIONAL_WRITES")) {
+		const char *v = env("CAIRN_UNSAFE_NO_CONDITIONAL_WRITES");
+
+		if (!strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "true")) {
+			unsafe = true;
+		} else if (strcmp(v, "0") && strcasecmp(v, "no") && strcasecmp(v, "false")) {
+			free(aws_endpoint);
+			return err_set(-EINVAL, "CAIRN_UNSAFE_NO_CONDITIONAL_WRITES='%s': use 1 (yes) or 0 (no)",
+				       v);
+		}
+	}
 
 	rc = resolve_creds(o, &c);
 	if (rc < 0) {
@@ -1296,6 +1574,9 @@ int store_s3_open(const char *url, const char *bucket, const char *prefix,
 	st->max_parallel = o->max_parallel > 0 ? o->max_parallel : 4;
 	if (st->max_parallel > S3_MAX_PARALLEL)
 		st->max_parallel = S3_MAX_PARALLEL;
+	pthread_mutex_init(&st->cond_lock, NULL);
+	st->probe_dir = o->probe_dir && *o->probe_dir ? xstrdup(o->probe_dir) : NULL;
+	st->unsafe_no_cond = unsafe;
 	s = xcalloc(1, sizeof(*s));
 	s->ops = &s3_ops;
 	s->url = xstrdup(url);

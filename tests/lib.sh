@@ -8,6 +8,7 @@
 #   s3_ctl POST /__proxy/reset               # control request, prints body
 #   s3_stat put.count                        # one counter
 #   cmd & bg_track $!; ...; bg_wait $!       # background jobs the cleanup kills
+#   tap_relay FILE                           # another TAP program's checks as ours
 #   finish                                   # prints the plan, exit status
 
 set -u
@@ -67,6 +68,25 @@ bg_wait() {	# bg_wait PID: waits for a tracked job, sets $bg_rc, untracks it
 }
 
 diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
+
+# tap_relay FILE: each check of another TAP program's output becomes one of
+# ours, renumbered (skips too); its diagnostics pass through; its plan is
+# kept in $tap_plan, not repeated; its "Bail out!" is ours.
+tap_relay() {
+	tap_plan=
+	while IFS= read -r line; do
+		case $line in
+		"ok "*" # SKIP"*)
+			_n=$((_n + 1))
+			echo "ok $_n # SKIP ${line#*# SKIP }" ;;
+		"ok "*) check "${line#ok * - }" true ;;
+		"not ok "*) check "${line#not ok * - }" false ;;
+		"1.."*) tap_plan=${line#1..} ;;
+		"Bail out!"*) echo "$line"; exit 1 ;;
+		*) echo "$line" ;;
+		esac
+	done <"$1"
+}
 
 finish() {
 	echo "1..$_n"

@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "err.h"
 #include "s3srv.h"
 #include "tap.h"
 
@@ -99,6 +100,27 @@ void s3srv_stop(struct s3srv *srv)
 		free(srv->dir);
 		srv->dir = NULL;
 	}
+}
+
+void s3srv_store_opts(const struct s3srv *srv, struct store_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->endpoint = srv->endpoint;
+	o->region = S3SRV_REGION;
+	o->access_key = S3SRV_ACCESS_KEY;
+	o->secret_key = S3SRV_SECRET_KEY;
+	o->addressing = STORE_PATH_STYLE;
+}
+
+struct store *s3srv_store_open(const char *prefix, const struct store_opts *o)
+{
+	struct store *s = NULL;
+	char *url = xasprintf("s3://%s/%s", S3SRV_BUCKET, prefix);
+
+	if (store_open(url, o, &s))
+		tap_bail("cannot open %s: %s", url, err_msg());
+	free(url);
+	return s;
 }
 
 static size_t collect(char *ptr, size_t size, size_t nmemb, void *arg)

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "store.h"
 
 /* The credentials and bucket the test server accepts. */
 #define S3SRV_ACCESS_KEY "CAIRNTESTACCESSKEY01"
@@ -43,6 +44,10 @@ void s3srv_stop(struct s3srv *srv);
 /* Sends a control request ("POST", "/__proxy/outage?ms=3000"); appends the
  * answer's body to resp when not NULL.  Returns the HTTP status or -1. */
 int s3srv_ctl(struct s3srv *srv, const char *method, const char *path, struct buf *resp);
+/* Options that reach the server path-style with its credentials. */
+void s3srv_store_opts(const struct s3srv *srv, struct store_opts *o);
+/* Opens s3://BUCKET/prefix with o; bails out of the test on failure. */
+struct store *s3srv_store_open(const char *prefix, const struct store_opts *o);
 /* One numeric counter from /__proxy/stats, e.g. "requests", "put.bytes_in";
  * a dotted name walks into objects.  -1 when absent. */
 long long s3srv_stat(struct s3srv *srv, const char *name);

@@ -231,6 +231,7 @@ static void check_delete(struct store *s, const char *label)
 struct race {
 	struct store *s;
 	const char *key;
+	int id;
 	int n_incr;
 	int errors;
 };
@@ -243,7 +244,7 @@ static void *race_worker(void *arg)
 		for (int tries = 0; tries < 1000; tries++) {
 			struct buf got = BUF_INIT;
 			struct store_info info;
-			char next[32];
+			char next[64];
 			int rc = store_get(r->s, r->key, 0, STORE_TO_END, &got, &info);
 
 			if (rc) {
@@ -251,7 +252,13 @@ static void *race_worker(void *arg)
 				buf_free(&got);
 				break;
 			}
-			snprintf(next, sizeof(next), "%ld", strtol(buf_str(&got), NULL, 10) + 1);
+			/* The writer's name in the content, as every conditional
+			 * object cairn writes carries a nonce: a put retried after a
+			 * 500 (Ceph RGW answers that to concurrent writes) that then
+			 * meets 412 takes an object holding exactly its bytes for
+			 * its own write. */
+			snprintf(next, sizeof(next), "%ld w%d.%d", strtol(buf_str(&got), NULL, 10) + 1,
+				 r->id, i);
 			buf_free(&got);
 			rc = store_put(r->s, r->key, next, strlen(next), STORE_IF_MATCH, info.etag, NULL);
 			if (rc == 0)
@@ -274,7 +281,7 @@ long store_suite_cas_race(struct store *s, const char *key, int n_threads, int n
 
 	store_put(s, key, "0", 1, STORE_ALWAYS, NULL, NULL);
 	for (int i = 0; i < n_threads && i < 16; i++) {
-		r[i] = (struct race){ s, key, n_incr, 0 };
+		r[i] = (struct race){ s, key, i, n_incr, 0 };
 		pthread_create(&tid[i], NULL, race_worker, &r[i]);
 	}
 	for (int i = 0; i < n_threads && i < 16; i++) {

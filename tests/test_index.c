@@ -92,7 +92,8 @@ static void c_close(struct store *s)
 }
 
 static const struct store_ops counting_ops = {
-	c_put, c_get, c_head, c_list, c_del, c_del_many, c_close,
+	.put = c_put, .get = c_get, .head = c_head, .list = c_list, .del = c_del,
+	.del_many = c_del_many, .close = c_close,
 };
 
 static struct store *counting_open(struct store *inner)

@@ -16,6 +16,8 @@
  *   list PREFIX             ListObjectsV2 (all pages); one key per line
  *   head KEY                HeadObject; prints "SIZE ETAG" (ETag with quotes)
  *   delete KEY              DeleteObject
+ *   mkbucket                CreateBucket of --bucket (signed for us-east-1, so
+ *                           that no LocationConstraint is sent)
  *
  * Exits 0 on success; on error prints "sdk-interop: ..." on stderr and
  * exits 1 (2 for a usage error).  Defaults are the test server's.
@@ -25,6 +27,7 @@
 const fs = require('fs');
 const {
   S3Client,
+  CreateBucketCommand,
   PutObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -38,7 +41,8 @@ const {
 
 const USAGE =
   'usage: node sdk-interop.js --endpoint URL [--bucket B] [--region R] [--access-key K] [--secret-key S]\n' +
-  '         put KEY FILE | mput KEY FILE [PART_MIB] | get KEY OUTFILE | list PREFIX | head KEY | delete KEY\n';
+  '         put KEY FILE | mput KEY FILE [PART_MIB] | get KEY OUTFILE | list PREFIX | head KEY | delete KEY\n' +
+  '         | mkbucket\n';
 
 function usage(msg) {
   process.stderr.write(`sdk-interop: ${msg}\n${USAGE}`);
@@ -145,6 +149,10 @@ async function del(s3, bucket, [key]) {
   await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
 }
 
+async function mkbucket(s3, bucket) {
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+}
+
 const COMMANDS = {
   put: { fn: put, args: [2, 2] },
   mput: { fn: mput, args: [2, 3] },
@@ -152,6 +160,7 @@ const COMMANDS = {
   list: { fn: list, args: [0, 1] },
   head: { fn: head, args: [1, 1] },
   delete: { fn: del, args: [1, 1] },
+  mkbucket: { fn: mkbucket, args: [0, 0], region: 'us-east-1' },
 };
 
 let what = 'sdk-interop';
@@ -163,7 +172,7 @@ async function main() {
   if (!cmd) usage(`unknown command ${opts.command}`);
   const [min, max] = cmd.args;
   if (opts.args.length < min || opts.args.length > max) usage(`${opts.command}: wrong number of arguments`);
-  const s3 = makeClient(opts);
+  const s3 = makeClient(cmd.region ? { ...opts, region: cmd.region } : opts);
   try {
     await cmd.fn(s3, opts.bucket, opts.args);
   } finally {

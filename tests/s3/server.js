@@ -19,7 +19,10 @@
  *     S3's "<md5 of md5s>-<parts>" ETag;
  *   - serialises writes per key (and reads against writes) so that s3rver's
  *     in-place writes look atomic;
- *   - counts requests and bytes, and injects faults on request.
+ *   - counts requests and bytes, and injects faults on request;
+ *   - on request, treats conditional writes and multipart completions the
+ *     way another real server does (a "mode": Ceph RGW, plain s3rver), so
+ *     that tests reproduce their quirks without that server.
  *
  * The C harness (tests/s3srv.h) depends on the command line, the READY line
  * and the /__proxy/ control API; tests/s3/README.md documents all three.
@@ -68,7 +71,8 @@ const DEFAULTS = {
 
 const USAGE =
   'usage: node server.js --dir DIR [--bucket NAME]... [--access-key K] [--secret-key S]\n' +
-  '                      [--region R] [--vhost-suffix SUFFIX] [--verbose] [--ignore-stdin]\n' +
+  '                      [--region R] [--vhost-suffix SUFFIX] [--mode PRESET] [--verbose]\n' +
+  '                      [--ignore-stdin]\n' +
   '       node server.js --self-check\n';
 
 function parseArgs(argv) {
@@ -80,6 +84,13 @@ function parseArgs(argv) {
     '--secret-key': v => (cfg.secretKey = v),
     '--region': v => (cfg.region = v),
     '--vhost-suffix': v => (cfg.vhostSuffix = v.toLowerCase()),
+    '--mode': v => {
+      try {
+        setMode({ preset: v });
+      } catch (e) {
+        usageError(e.message);
+      }
+    },
   };
   const flags = {
     '--verbose': () => (cfg.verbose = true),
@@ -339,6 +350,52 @@ function takeFault(r) {
   }
   return null;
 }
+
+/* ------------------------------------------------------------------ */
+/* Server modes: how conditional writes and multipart completions are  */
+/* treated.  R2's way unless a test asks for another real server's.    */
+
+const MODE_CHOICES = {
+  /* r2: If-Match compared with the ETag, quotes aside; rgw: the header's
+   * value, as sent, must be the start of the bare ETag (Ceph RGW 16.2: the
+   * quoted ETag is refused, the bare one or a prefix of it accepted);
+   * ignore: not looked at (s3rver) */
+  'if-match': ['r2', 'rgw', 'ignore'],
+  'if-none-match': ['r2', 'ignore'],
+  /* empty: CompleteMultipartUpload answers <ETag></ETag> (Ceph RGW) */
+  'complete-etag': ['r2', 'empty'],
+  /* ignore: conditions on CompleteMultipartUpload are not looked at */
+  'complete-cond': ['r2', 'ignore'],
+};
+const MODE_PRESETS = {
+  r2: {},
+  rgw: { 'if-match': 'rgw', 'complete-etag': 'empty', 'complete-cond': 'ignore' },
+  s3rver: { 'if-match': 'ignore', 'if-none-match': 'ignore', 'complete-cond': 'ignore' },
+};
+
+let mode = {};
+
+/* { preset, if-match, ... }: the preset first (every knob of it, the rest
+ * R2's), then single knobs on top.  Throws on an unknown name or value. */
+function setMode(query) {
+  const next = query.preset === undefined ? { ...mode } : {};
+  if (query.preset !== undefined) {
+    if (!MODE_PRESETS[query.preset]) {
+      throw new Error(`unknown mode preset ${JSON.stringify(query.preset)} (${Object.keys(MODE_PRESETS).join(', ')})`);
+    }
+    for (const k of Object.keys(MODE_CHOICES)) next[k] = MODE_PRESETS[query.preset][k] || 'r2';
+  }
+  for (const [k, v] of Object.entries(query)) {
+    if (k === 'preset') continue;
+    if (!MODE_CHOICES[k]) throw new Error(`unknown mode knob ${JSON.stringify(k)}`);
+    if (!MODE_CHOICES[k].includes(v)) throw new Error(`${k} takes ${MODE_CHOICES[k].join(', ')}, not ${JSON.stringify(v)}`);
+    next[k] = v;
+  }
+  mode = next;
+  log('mode', JSON.stringify(mode));
+}
+
+setMode({ preset: 'r2' });
 
 /* ------------------------------------------------------------------ */
 /* Per-key locks: many readers or one writer, FIFO                      */
@@ -867,10 +924,12 @@ function sendXml(res, r, status, xml, headers = {}) {
 /* ------------------------------------------------------------------ */
 /* Conditional requests                                                */
 
-/* Conditional PUT as R2 does it: If-None-Match: * and If-Match: "etag". */
-async function checkWritePreconditions(r) {
-  const inm = r.headers['if-none-match'];
-  const im = r.headers['if-match'];
+/* Conditional PUT as R2 does it: If-None-Match: * and If-Match: "etag";
+ * or as the mode says (complete: this is a CompleteMultipartUpload). */
+async function checkWritePreconditions(r, complete = false) {
+  if (complete && mode['complete-cond'] === 'ignore') return;
+  const inm = mode['if-none-match'] === 'ignore' ? undefined : r.headers['if-none-match'];
+  const im = mode['if-match'] === 'ignore' ? undefined : r.headers['if-match'];
   if (inm === undefined && im === undefined) return;
   if (inm !== undefined && inm.trim() !== '*') {
     throw new S3Fail(501, 'NotImplemented', 'If-None-Match on a write accepts only "*"');
@@ -880,7 +939,13 @@ async function checkWritePreconditions(r) {
     throw new S3Fail(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold',
       { Condition: 'If-None-Match' });
   }
-  if (im !== undefined) {
+  if (im !== undefined && mode['if-match'] === 'rgw') {
+    const v = im.trim();
+    if (cur === null || !(v === '*' || (v !== '' && unquote(cur).startsWith(v)))) {
+      throw new S3Fail(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold',
+        { Condition: 'If-Match' });
+    }
+  } else if (im !== undefined) {
     const wanted = im.split(',').map(unquote);
     if (cur === null || !(wanted.includes('*') || wanted.includes(unquote(cur)))) {
       throw new S3Fail(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold',
@@ -1136,7 +1201,7 @@ async function completeMultipartUpload(res, r) {
   const id = objectId(r.bucket, r.key);
   const etag = multipartEtag(up, listed);
   const b = await withLocks([id], 'w', async () => {
-    await checkWritePreconditions(r);
+    await checkWritePreconditions(r, true);
     const out = await backend('POST', backendPath(r.bucket, r.key, r.rawQuery),
       forwardHeaders(r, ['if-match', 'if-none-match']), r.body);
     if (out.status === 200) {
@@ -1150,7 +1215,8 @@ async function completeMultipartUpload(res, r) {
   sendXml(res, r, 200,
     `<CompleteMultipartUploadResult xmlns="${S3_XMLNS}">` +
     `${el('Location', `http://${r.headers.host}${backendPath(r.bucket, r.key)}`)}` +
-    `${el('Bucket', r.bucket)}${el('Key', r.key)}${el('ETag', etag)}</CompleteMultipartUploadResult>`);
+    `${el('Bucket', r.bucket)}${el('Key', r.key)}` +
+    `${el('ETag', mode['complete-etag'] === 'empty' ? '' : etag)}</CompleteMultipartUploadResult>`);
 }
 
 /* s3rver has no AbortMultipartUpload: drop its upload directory ourselves. */
@@ -1447,6 +1513,15 @@ function handleControl(req, res, proxy) {
       res.on('finish', () => proxy.outage(ms));
       return sendJson(res, 200, { ok: true, ms, port: proxy.port }, { connection: 'close' });
     }
+    case 'GET /__proxy/mode':
+      return sendJson(res, 200, mode);
+    case 'POST /__proxy/mode':
+      try {
+        setMode(q);
+        return sendJson(res, 200, { ok: true, ...mode });
+      } catch (e) {
+        return sendJson(res, 400, { error: e.message });
+      }
     case 'POST /__proxy/fault':
       try {
         const rule = addFaultRule(q);
