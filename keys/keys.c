@@ -56,13 +56,7 @@ int keys_id_from_hex(const char *hex, uint8_t out[KEYS_ID_BYTES])
 
 void keys_id_to_hex(const uint8_t in[KEYS_ID_BYTES], char out[KEYS_ID_SIZE])
 {
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < KEYS_ID_BYTES; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[KEYS_ID_LEN] = '\0';
+	hex_encode(in, KEYS_ID_BYTES, out);
 }
 
 int keys_random_id(char out[KEYS_ID_SIZE])

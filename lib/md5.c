@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "hex.h"
 #include "md5.h"
 
 /* T[i] = floor(2^32 * |sin(i + 1)|), RFC 1321 section 3.4. */
@@ -134,14 +135,7 @@ void md5(const void *data, size_t len, uint8_t out[MD5_DIGEST_LEN])
 
 void md5_hex(const uint8_t digest[MD5_DIGEST_LEN], char hex[MD5_HEX_LEN + 1])
 {
-	static const char digits[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < MD5_DIGEST_LEN; i++) {
-		hex[2 * i] = digits[digest[i] >> 4];
-		hex[2 * i + 1] = digits[digest[i] & 15];
-	}
-	hex[MD5_HEX_LEN] = '\0';
+	hex_encode(digest, MD5_DIGEST_LEN, hex);
 }
 
 void md5_base64(const uint8_t digest[MD5_DIGEST_LEN], char b64[25])

@@ -100,14 +100,8 @@ int index_name_valid(const char *name)
 
 static void index_name_from_raw(const uint8_t raw[INDEX_RAW_ID], char out[INDEX_NAME_SIZE])
 {
-	static const char hex[] = "0123456789abcdef";
-
 	memcpy(out, INDEX_PREFIX, 6);
-	for (int i = 0; i < INDEX_RAW_ID; i++) {
-		out[6 + 2 * i] = hex[raw[i] >> 4];
-		out[6 + 2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[INDEX_NAME_LEN] = '\0';
+	hex_encode(raw, INDEX_RAW_ID, out + 6);
 }
 
 static void index_name_to_raw(const char *name, uint8_t raw[INDEX_RAW_ID])
@@ -517,8 +511,7 @@ int index_lookup(const struct index *idx, const uint8_t id[KEYS_BLOB_ID_LEN],
 	if (!idx->cap_slot || !idx->slot[s = slot_find(idx, id)].e) {
 		char hex[2 * KEYS_BLOB_ID_LEN + 1];
 
-		for (int i = 0; i < KEYS_BLOB_ID_LEN; i++)
-			snprintf(hex + 2 * i, 3, "%02x", id[i]);
+		hex_encode(id, KEYS_BLOB_ID_LEN, hex);
 		return err_set(-ENOENT, "blob %s is not in the index", hex);
 	}
 	ie = &idx->ent[idx->slot[s].e - 1];

@@ -99,19 +99,13 @@ void pack_entry_encode(const struct pack_entry *e, uint8_t out[PACK_ENTRY_SIZE])
 
 void pack_entry_decode(const uint8_t in[PACK_ENTRY_SIZE], struct pack_entry *e)
 {
-	static const char hex[] = "0123456789abcdef";
-
 	memcpy(e->ref.id, in + E_ID, KEYS_BLOB_ID_LEN);
 	e->ref.type = in[E_TYPE];
 	e->ref.compression = in[E_COMP];
 	e->offset = le_get64(in + E_OFF);
 	e->ref.length = le_get32(in + E_LEN);
 	e->ref.raw_length = le_get32(in + E_RAW);
-	for (int i = 0; i < 8; i++) {
-		e->ref.key_id[2 * i] = hex[in[E_KEY + i] >> 4];
-		e->ref.key_id[2 * i + 1] = hex[in[E_KEY + i] & 15];
-	}
-	e->ref.key_id[KEYS_ID_LEN] = '\0';
+	hex_encode(in + E_KEY, 8, e->ref.key_id);
 }
 
 int pack_entry_check(const struct pack_entry *e, enum keys_blob_type type,
