@@ -32,6 +32,8 @@
  * server (store_cond.c). */
 #define REPO_PROBE_DIR "store-probes"
 
+struct conf;	/* conf.h */
+
 /* Where the store, the key and the workspace come from; see repo_opts_resolve. */
 struct repo_opts {
 	const char *store_url;	/* --store, CAIRN_STORE, config `store` */
@@ -65,7 +67,7 @@ struct repo_opts {
 	 * CAIRN_UNSAFE_NO_CONDITIONAL_WRITES=1): use a store that honours no
 	 * conditional put, with a warning, instead of refusing it */
 	int unsafe_no_cond;
-	void *conf;		/* the loaded cairn.conf, owned (repo_opts_free) */
+	struct conf *conf;	/* the loaded cairn.conf, owned (repo_opts_free) */
 };
 
 struct repo_head {
