@@ -204,8 +204,7 @@ static void test_kek_text(void)
 		       "URL-safe base64 refused");
 	}
 	keys_kek_free(kek);
-	keys_kek_free(NULL);
-	ok(1, "keys_kek_free(NULL) is fine");
+	keys_kek_free(NULL);	/* must not crash: the sanitizer builds and valgrind look */
 }
 
 /* ---- tenant key files --------------------------------------------------- */
@@ -725,8 +724,7 @@ static void test_ring(void)
 		bad = (struct keys_ring *)1;
 		is_int(keys_ring_new("", &bad), -EINVAL, "fresh ring for an empty id: -EINVAL");
 	}
-	keys_ring_free(NULL);
-	ok(1, "keys_ring_free(NULL) is fine");
+	keys_ring_free(NULL);	/* must not crash: the sanitizer builds and valgrind look */
 
 	buf_free(&wid);
 	buf_free(&wd);
