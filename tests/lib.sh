@@ -69,8 +69,9 @@ bg_wait() {	# bg_wait PID: waits for a tracked job, sets $bg_rc, untracks it
 
 diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
 
-# tap_relay FILE: each check of another TAP program's output becomes one of
-# ours, renumbered (skips too); its diagnostics pass through; its plan is
+# tap_relay FILE: each check of another program's TAP output ("ok N - what"
+# or "ok - what") becomes one of ours, renumbered (skips too); its
+# diagnostics pass through, any other line as a diagnostic; its plan is
 # kept in $tap_plan, not repeated; its "Bail out!" is ours.
 tap_relay() {
 	tap_plan=
@@ -79,11 +80,14 @@ tap_relay() {
 		"ok "*" # SKIP"*)
 			_n=$((_n + 1))
 			echo "ok $_n # SKIP ${line#*# SKIP }" ;;
+		"ok - "*) check "${line#ok - }" true ;;
+		"not ok - "*) check "${line#not ok - }" false ;;
 		"ok "*) check "${line#ok * - }" true ;;
 		"not ok "*) check "${line#not ok * - }" false ;;
 		"1.."*) tap_plan=${line#1..} ;;
 		"Bail out!"*) echo "$line"; exit 1 ;;
-		*) echo "$line" ;;
+		"#"*) echo "$line" ;;
+		*) echo "# $line" ;;
 		esac
 	done <"$1"
 }

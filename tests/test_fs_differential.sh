@@ -13,13 +13,7 @@ OPS=${FS_RANDOM_OPS:-8000}
 py_check() {	# py_check ARGS...: fsrandom.py's lines become checks
 	timeout 300 python3 "$SRCDIR/tests/fsrandom.py" "$@" >"$TMP/rand.out" 2>&1
 	rc=$?
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) check "${line#ok - }" true ;;
-		"not ok - "*) check "${line#not ok - }" false ;;
-		*) echo "# $line" ;;
-		esac
-	done <"$TMP/rand.out"
+	tap_relay "$TMP/rand.out"
 	[ "$rc" -le 1 ] || check "fsrandom.py $* ran to the end (exit $rc)" false
 }
 

@@ -12,13 +12,7 @@ chmod 755 "$TMP"
 run_posix() {	# run_posix ARGS...: each line of posix.py becomes a check
 	timeout 400 python3 "$SRCDIR/tests/posix.py" "$@" >"$TMP/posix.out" 2>&1
 	rc=$?
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) check "${line#ok - }" true ;;
-		"not ok - "*) check "${line#not ok - }" false ;;
-		*) echo "# $line" ;;
-		esac
-	done <"$TMP/posix.out"
+	tap_relay "$TMP/posix.out"
 	check "posix.py ran to the end" test "$rc" -le 1
 }
 

@@ -23,15 +23,7 @@ fi
 run_random() {
 	"$FS_RANDOM" "$@" >"$TMP/rand.out" 2>"$TMP/rand.err"
 	rc=$?
-	while IFS= read -r line; do
-		case $line in
-		"ok "*" # SKIP"*) ;;
-		"ok "*) check "${line#ok * - }" true ;;
-		"not ok "*) check "${line#not ok * - }" false ;;
-		"1.."*) ;;
-		*) printf '%s\n' "$line" ;;
-		esac
-	done <"$TMP/rand.out"
+	tap_relay "$TMP/rand.out"
 	[ -s "$TMP/rand.err" ] && head -20 "$TMP/rand.err" | sed 's/^/# /'
 	check "fs_random $* exits 0" test "$rc" -eq 0
 }
