@@ -11,7 +11,7 @@ and compares every result -- return value, errno, bytes read -- and, every
 250 operations and at the end, the two whole trees.  Stops at the first
 difference and prints the seed, the operation and both results.
 --compare-only compares the trees and nothing else (after a remount).
-Prints "ok - ..." / "not ok - ..." lines (tests/test_fs_random.sh numbers
+Prints "ok - ..." / "not ok - ..." lines (tests/test_fs_differential.sh numbers
 them).
 """
 import ctypes

@@ -6,7 +6,7 @@
 Runs every check in DIR (made fresh), as root, then again as an
 unprivileged user (65534) for ownership and permissions.  Prints one line
 per check: "ok - NAME" or "not ok - NAME" with "# ..." lines saying what
-was seen; tests/test_fs_posix.sh numbers them as TAP.  Every check passes
+was seen; tests/test_fs_ops.sh numbers them as TAP.  Every check passes
 on ext4 and tmpfs; --cairnfs adds the answers cairnfs gives where it
 differs on purpose (O_TMPFILE, ACLs, whiteout: not supported, and said so).
 """
