@@ -157,10 +157,28 @@ s3_ctl() {	# s3_ctl METHOD PATH: a control request to the proxy
 }
 
 s3_stat() {	# s3_stat NAME: one counter of /__proxy/stats ("put.count", "requests")
-	s3_ctl GET /__proxy/stats | "${NODE:-node}" -e '
-		let v = JSON.parse(require("fs").readFileSync(0, "utf8"));
-		for (const k of process.argv[1].split(".")) v = v == null ? v : v[k];
-		console.log(v == null ? -1 : v);' "$1"
+	s3_ctl GET /__proxy/stats | json_get "$1"
+}
+
+# json_get KEY.PATH: one field of the JSON object on stdin (of the last
+# line, for commands that print one object per line), list items by
+# number; -1 when it is absent or null, booleans as true/false.
+json_get() {
+	python3 -c '
+import json, sys
+lines = [l for l in sys.stdin if l.strip()]
+v = json.loads(lines[-1]) if lines else None
+for k in sys.argv[1].split("."):
+    if isinstance(v, list) and k.isdigit():
+        v = v[int(k)] if int(k) < len(v) else None
+    else:
+        v = v.get(k) if isinstance(v, dict) else None
+print(-1 if v is None else str(v).lower() if isinstance(v, bool) else v)' "$1"
+}
+
+# status_field MOUNTPOINT KEY.PATH: one field of cairn status --json
+status_field() {
+	"$CAIRN" status --mount "$1" --json | json_get "$2"
 }
 
 # --- cairnfs mounts -------------------------------------------------------

@@ -20,12 +20,6 @@ W="$PY $SRCDIR/tests/snapwriters.py"
 meta_sum() {	# meta_sum DIR: what ls -lR shows, without reading any file
 	(cd "$1" && find . -mindepth 1 \( -type d -printf '%p %y %m %n %T@\n' \) -o -printf '%p %y %m %s %n %T@ %l\n' | LC_ALL=C sort)
 }
-status_field() {	# status_field MOUNT KEY.SUBKEY: one figure of cairn status --json
-	"$CAIRN" status --mount "$1" --json | "${NODE:-node}" -e '
-		let v = JSON.parse(require("fs").readFileSync(0, "utf8"));
-		for (const k of process.argv[1].split(".")) v = v == null ? v : v[k];
-		console.log(v == null ? -1 : v);' "$2"
-}
 get_data() { s3_stat "objects.get_data.$1"; }
 
 # --- a workspace with a snapshot ------------------------------------------

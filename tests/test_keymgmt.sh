@@ -33,9 +33,7 @@ err_lacks() { ! grep -q -- "$1" "$TMP/err" || { diag "stderr holds '$1':"; show;
 out_has() { grep -q -- "$1" "$TMP/out" || { diag "stdout lacks '$1':"; show; false; }; }
 one_line() { [ "$(wc -l <"$TMP/err")" -eq 1 ] || { diag "stderr is not one line:"; show; false; }; }
 eq() { [ "$1" = "$2" ] || { diag "'$1' != '$2'"; false; }; }
-jget() { python3 -c 'import json,sys; d=json.load(sys.stdin)
-for k in sys.argv[1].split("."): d=d[k]
-print(d)' "$1" <"$TMP/out"; }
+jget() { json_get "$1" <"$TMP/out"; }
 
 # same A B: the two trees have the same names, bytes and modes
 same() {

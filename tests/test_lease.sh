@@ -34,12 +34,6 @@ lease_field() {	# lease_field NAME: acquired or expires of the lease object
 released() { [ -n "$(lease_field expires)" ] && [ "$(lease_field expires)" = "$(lease_field acquired)" ]; }
 holder() { "$CAIRN" cat lease 2>/dev/null | sed -n 's/.*"host": *"\([^"]*\)".*/\1/p'; }
 generation() { "$CAIRN" cat head 2>/dev/null | sed -n 's/.*"generation": *\([0-9]*\).*/\1/p'; }
-status_field() {	# status_field MOUNT KEY.SUBKEY: one field of cairn status --json
-	"$CAIRN" status --mount "$1" --json | "${NODE:-node}" -e '
-		let v = JSON.parse(require("fs").readFileSync(0, "utf8"));
-		for (const k of process.argv[1].split(".")) v = v == null ? v : v[k];
-		console.log(v == null ? -1 : v);' "$2"
-}
 exit_of() {	# exit_of PID: waits (30 s at most) for a child; its status in $rc
 	_i=0
 	while kill -0 "$1" 2>/dev/null && [ $_i -lt 300 ]; do
