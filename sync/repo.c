@@ -315,7 +315,9 @@ static int load_keys(struct repo *r, const struct keys_kek *kek, const char *url
 	return rc ? rc : keys_ring_set_current(r->ring, k.newest);
 }
 
-static int open_base(struct repo *r, const struct repo_opts *opts)
+/* create: make a file:// store's directory when it is missing (init
+ * only: every other command finds the store or says it is not there). */
+static int open_base(struct repo *r, const struct repo_opts *opts, int create)
 {
 	if (!opts->store_url || !*opts->store_url)
 		return err_set(-EINVAL, "no store given: use --store URL (or CAIRN_STORE, or `store` in cairn.conf)");
@@ -326,7 +328,7 @@ static int open_base(struct repo *r, const struct repo_opts *opts)
 			       REPO_TENANT_MAX);
 	if (opts->workspace && *opts->workspace && !keys_ws_id_valid(opts->workspace))
 		return err_set(-EINVAL, "bad workspace id '%s'", opts->workspace);
-	return store_open(opts->store_url, NULL, &r->base);
+	return store_open(opts->store_url, &(struct store_opts){ .create = create }, &r->base);
 }
 
 int repo_open(const struct repo_opts *opts, struct repo **out)
@@ -337,7 +339,7 @@ int repo_open(const struct repo_opts *opts, struct repo **out)
 	int rc;
 
 	*out = NULL;
-	rc = open_base(r, opts);
+	rc = open_base(r, opts, 0);
 	if (!rc && opts->workspace && *opts->workspace)
 		snprintf(ws, sizeof(ws), "%s", opts->workspace);
 	else if (!rc)
@@ -365,7 +367,7 @@ int repo_tenant_workspaces(const struct repo_opts *opts, char ***ids, size_t *n)
 {
 	struct repo *r = repo_new(opts);
 	struct catalog c = { 0 };
-	int rc = open_base(r, opts);
+	int rc = open_base(r, opts, 0);
 
 	if (!rc)
 		rc = catalog_list(r, &c);
@@ -383,7 +385,7 @@ int repo_tenant_workspaces(const struct repo_opts *opts, char ***ids, size_t *n)
 int repo_open_bare(const struct repo_opts *opts, const char *ws_id, struct repo **out)
 {
 	struct repo *r = repo_new(opts);
-	int rc = open_base(r, opts);
+	int rc = open_base(r, opts, 0);
 
 	*out = NULL;
 	if (!rc && !keys_ws_id_valid(ws_id))
@@ -515,7 +517,7 @@ int repo_init(const struct repo_opts *opts, int create_key, struct repo **out)
 	int rc, created = 0;
 
 	*out = NULL;
-	rc = open_base(r, opts);
+	rc = open_base(r, opts, 1);
 	if (!rc)
 		rc = init_kek(opts, create_key, &kek, &created);
 	if (!rc && opts->workspace && *opts->workspace) {
@@ -569,7 +571,7 @@ int repo_init_if_missing(const struct repo_opts *opts, int *created)
 	if (!opts->workspace || !*opts->workspace)
 		rc = err_set(-EINVAL, "init = yes needs the workspace id pinned (workspace = ID in cairn.conf): without one, every start would make a new workspace");
 	else
-		rc = open_base(r, opts);
+		rc = open_base(r, opts, 0);
 	if (!rc)
 		rc = repo_attach(r, opts->workspace);
 	if (!rc)

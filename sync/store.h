@@ -99,13 +99,17 @@ struct store_opts {
 	size_t multipart_threshold; /* S3: objects larger go multipart; 0: 32 MiB */
 	size_t part_size;	/* S3: multipart part size; 0: 8 MiB (>= 5 MiB) */
 	int max_parallel;	/* S3: parallel part uploads; 0: 4 */
+	int create;		/* file: make DIR when it does not exist (the
+				 * commands that make stores: init, selftest);
+				 * else a missing DIR is -ENOENT */
 };
 
 #define STORE_PATH_STYLE 1
 #define STORE_VIRTUAL_HOST 2
 
 /* Opens the store named by url: file:///DIR or s3://BUCKET[/PREFIX].
- * opts may be NULL. */
+ * opts may be NULL.  Opening writes nothing: a file:// DIR that does not
+ * exist is -ENOENT unless opts->create. */
 int store_open(const char *url, const struct store_opts *opts, struct store **out);
 void store_close(struct store *s);
 
@@ -149,7 +153,7 @@ int store_key_valid(const char *key);
 int store_prefix_open(struct store *base, const char *prefix, struct store **out);
 
 /* The implementations, for store_open() and tests. */
-int store_file_open(const char *url, const char *dir, struct store **out);
+int store_file_open(const char *url, const char *dir, int create, struct store **out);
 int store_s3_open(const char *url, const char *bucket, const char *prefix,
 		  const struct store_opts *opts, struct store **out);
 
