@@ -8,6 +8,15 @@
  * only then tells the waiting parent, which exits 0 -- or, with the child's
  * one-line error already on stderr, 1.  Threads (the lease renewer, the
  * committer, the FUSE workers) are all started in the child.
+ *
+ * Stopping: whatever order an unmount and SIGTERM, SIGINT or SIGHUP come
+ * in (and however many), the end is the same: the kernel's cached writes
+ * are written back, the mount goes, the metadata is committed durably, a
+ * last snapshot saves what changed since the previous one (final_snapshot,
+ * on by default), the lease is released and the process exits 0.  The
+ * signals never reach a handler or their default action: the stop thread
+ * (lib/stop.c) takes them and ends the FUSE loop; only SIGKILL cuts a
+ * stop short, and the next mount of the same cache recovers from that.
  */
 #define FUSE_USE_VERSION 34
 #include "config.h"
@@ -20,8 +29,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
@@ -30,14 +42,17 @@
 #include "err.h"
 #include "fetch.h"
 #include "fs.h"
+#include "conf.h"
 #include "fsutil.h"
 #include "log.h"
 #include "repo.h"
+#include "stop.h"
 
 struct cfs_opts {
 	char *key, *workspace, *tenant, *cache, *state_dir, *conf, *name;
 	char *snapshot, *cache_size;
-	int force, discard_local, keep_local, noprefetch, allow_rollback, init;
+	char *host_id, *takeover_from, *lease_ttl, *lease_wait, *final_snapshot;
+	int force, discard_local, keep_local, noprefetch, allow_rollback, init, nonempty;
 	int foreground, debug, help, version;
 	char *source, *mountpoint;
 };
@@ -61,6 +76,12 @@ static const struct fuse_opt cfs_opt_spec[] = {
 	CFS_OPT("keep_local_as_snapshot", keep_local),
 	CFS_OPT("noprefetch", noprefetch),
 	CFS_OPT("init", init),
+	CFS_OPT("nonempty", nonempty),
+	CFS_OPT("host_id=%s", host_id),
+	CFS_OPT("takeover_from=%s", takeover_from),
+	CFS_OPT("lease_ttl=%s", lease_ttl),
+	CFS_OPT("lease_wait=%s", lease_wait),
+	CFS_OPT("final_snapshot=%s", final_snapshot),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -86,7 +107,9 @@ static const char usage[] =
 	"  -f         stay in the foreground      -d  FUSE debug output (implies -f)\n"
 	"  -o key=PROVIDER,workspace=ID,tenant=T,cache=DIR,state_dir=DIR,conf=FILE,\n"
 	"     name=NAME,force,allow_rollback,snapshot=ID,cache_size=SIZE,noprefetch,\n"
-	"     discard_local,keep_local_as_snapshot,init\n"
+	"     discard_local,keep_local_as_snapshot,init,nonempty,host_id=ID,\n"
+	"     takeover_from=HOST,lease_ttl=DURATION,lease_wait=DURATION|forever,\n"
+	"     final_snapshot=yes|no\n"
 	"See cairnfs(8).\n";
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -134,6 +157,11 @@ static void free_opts(struct cfs_opts *o)
 	free(o->name);
 	free(o->snapshot);
 	free(o->cache_size);
+	free(o->host_id);
+	free(o->takeover_from);
+	free(o->lease_ttl);
+	free(o->lease_wait);
+	free(o->final_snapshot);
 	free(o->source);
 	free(o->mountpoint);
 }
@@ -248,6 +276,177 @@ static void tune_writeback(const char *mountpoint)
 	}
 }
 
+/* ---- stopping ------------------------------------------------------------
+ * The stop thread (lib/stop.c) calls on_stop for every stop signal.  Before
+ * the FUSE loop runs, a stop is only recorded: run() looks at
+ * stop_requested() after each step and does not mount.  Once it runs, the
+ * first signal writes the kernel's cached writes back (syncfs, while the
+ * workers still answer, for at most FLUSH_WAIT seconds), ends the session,
+ * and wakes the main thread out of the loop's wait with SIGUSR1 until the
+ * loop has returned; run() then does the rest of the stop. */
+
+#define FLUSH_WAIT 30	/* seconds */
+
+static struct {
+	pthread_mutex_t lock;		/* guards everything below */
+	pthread_cond_t cond;		/* loop_done, flushed */
+	struct fuse_session *se;	/* while the loop may run */
+	const char *mountpoint;
+	pthread_t main;
+	int serving;			/* the loop was entered */
+	int loop_done;			/* ... and has returned */
+	int flushed;
+	int stops;			/* signals taken */
+} stopper = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void wake_handler(int sig)
+{
+	(void)sig;	/* only there to interrupt the loop's wait */
+}
+
+static void *flush_main(void *arg)
+{
+	int fd = open(arg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || syncfs(fd))
+		log_warn("stopping: cannot write back the kernel's cache of %s: %s", (char *)arg,
+			 strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_lock(&stopper.lock);
+	stopper.flushed = 1;
+	pthread_cond_broadcast(&stopper.cond);
+	pthread_mutex_unlock(&stopper.lock);
+	free(arg);
+	return NULL;
+}
+
+static void timed_wait(int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&stopper.cond, &stopper.lock, &ts);
+}
+
+static void on_stop(int sig, void *unused)
+{
+	pthread_t t;
+
+	(void)unused;
+	pthread_mutex_lock(&stopper.lock);
+	if (stopper.stops++) {
+		pthread_mutex_unlock(&stopper.lock);
+		log_info("%s: already stopping", stop_signal_name(sig));
+		return;
+	}
+	log_info("%s: stopping (write back, unmount, last snapshot, release the lease)",
+		 stop_signal_name(sig));
+	if (!stopper.se || stopper.loop_done) {
+		pthread_mutex_unlock(&stopper.lock);
+		return;		/* not mounted yet, or unmounted already */
+	}
+	if (stopper.serving && stopper.mountpoint &&
+	    pthread_create(&t, NULL, flush_main, xstrdup(stopper.mountpoint)) == 0) {
+		pthread_detach(t);
+		for (int i = 0; i < FLUSH_WAIT * 10 && !stopper.flushed && !stopper.loop_done; i++)
+			timed_wait(100);
+		if (!stopper.flushed && !stopper.loop_done)
+			log_warn("stopping: the write-back of %s takes more than %d s: going on",
+				 stopper.mountpoint, FLUSH_WAIT);
+	}
+	if (stopper.se && !stopper.loop_done) {
+		fuse_session_exit(stopper.se);
+		while (!stopper.loop_done) {
+			pthread_kill(stopper.main, SIGUSR1);
+			timed_wait(100);
+		}
+	}
+	pthread_mutex_unlock(&stopper.lock);
+}
+
+/* Ends the stopper's part: the loop has returned (or never ran). */
+static void stopper_loop_done(void)
+{
+	pthread_mutex_lock(&stopper.lock);
+	stopper.loop_done = 1;
+	pthread_cond_broadcast(&stopper.cond);
+	pthread_mutex_unlock(&stopper.lock);
+}
+
+/* 0, or -EINTR with the error set when a stop came before the mount. */
+static int stop_check(const char *what)
+{
+	int sig = stop_requested();
+
+	return sig ? err_set(-EINTR, "stopped by %s %s", stop_signal_name(sig), what) : 0;
+}
+
+/* While waiting for another machine's lease: a line in cairnfs.waiting
+ * of the cache dir, which cairnd reports; removed when the wait is over. */
+static void lease_waiting(const char *line, void *arg)
+{
+	struct repo *r = arg;
+	char *path = xasprintf("%s/cairnfs.waiting", r->state_dir);
+
+	if (line) {
+		char *tmp = xasprintf("%s.tmp", path);
+		FILE *f = fopen(tmp, "w");
+
+		if (f && fprintf(f, "%s\n", line) > 0 && fclose(f) == 0)
+			rename(tmp, path);
+		else if (f)
+			fclose(f);
+		free(tmp);
+	} else {
+		unlink(path);
+	}
+	free(path);
+}
+
+/* A lost lease may be taken back when the head is still the snapshot this
+ * cache was last in step with: no other writer committed meanwhile. */
+static int lease_may_retake(struct repo *r, void *arg)
+{
+	struct fs *fs = arg;
+	struct repo_head head;
+	char *base = NULL;
+	int ok;
+
+	if (repo_head_read(r, &head)) {
+		err_clear();
+		return 0;
+	}
+	pthread_mutex_lock(&fs->lock);
+	if (fs_meta_get(fs, "base", &base))
+		base = NULL;
+	pthread_mutex_unlock(&fs->lock);
+	ok = head.generation ? base && !strcmp(base, head.snapshot_id) : !base || !*base;
+	free(base);
+	return ok;
+}
+
+/* Nothing of the mountpoint's own would be hidden by the mount. */
+static int mountpoint_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int empty = 1;
+
+	if (!d)
+		return 1;	/* cannot tell: the mount says why */
+	while (empty && (de = readdir(d)) != NULL)
+		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+	closedir(d);
+	return empty;
+}
+
 /* A warm cache whose base is not the snapshot to serve (the head moved
  * on, or -o snapshot= names another): refreshed when it holds no local
  * change, else refused unless told what to do with the local changes. */
@@ -302,6 +501,22 @@ static int resume_or_refresh(struct fs *fs, struct repo *r, struct cfs_opts *o)
 	return rc;
 }
 
+/* The options of the lease wait and of the final snapshot, checked. */
+static int stop_opts(struct cfs_opts *o, const struct repo_opts *ro, double *lease_wait,
+		     int *final_snapshot)
+{
+	const char *wait = o->lease_wait ? o->lease_wait : ro->lease_wait;
+	int rc = 0;
+
+	*lease_wait = 300;	/* a stopping machine's last snapshot has time */
+	*final_snapshot = !ro->no_final_snapshot;
+	if (wait)
+		rc = repo_lease_wait_parse(wait, lease_wait);
+	if (!rc && o->final_snapshot && conf_parse_bool(o->final_snapshot, final_snapshot))
+		rc = err_set(-EINVAL, "final_snapshot=%s: say yes or no", o->final_snapshot);
+	return rc;
+}
+
 static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 {
 	struct repo_opts ro = { 0 };
@@ -309,8 +524,9 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	struct fs fs;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 10 };
+	struct repo_lease_wait lw = { .waiting = lease_waiting, .may_retake = lease_may_retake };
 	char *v = NULL, *opts;
-	int rc, ready = 0, fs_opened = 0, mounted = 0;
+	int rc, ready = 0, fs_opened = 0, mounted = 0, final_snapshot = 1, unsaved = 0;
 
 	if (strstr(o->source, "://"))
 		ro.store_url = o->source;
@@ -323,6 +539,9 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	ro.cache_dir = o->cache;
 	ro.force = o->force;
 	ro.allow_rollback = o->allow_rollback;
+	ro.host_id = o->host_id;
+	ro.takeover_from = o->takeover_from;
+	ro.lease_ttl = o->lease_ttl;
 	/* FUSE's own options are checked now, not after a long fill */
 	{
 		struct fuse_args probe = FUSE_ARGS_INIT(0, NULL);
@@ -340,6 +559,8 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 		fuse_session_destroy(t);
 	}
 	rc = repo_opts_resolve(&ro, o->conf, o->name);
+	if (!rc)
+		rc = stop_opts(o, &ro, &lw.seconds, &final_snapshot);
 	if (!rc && (ro.init || o->init)) {
 		int created;
 
@@ -355,8 +576,12 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	 * cache must not take (with force) the lease of the one serving it */
 	rc = fs_open(&fs, r->state_dir, &ready);
 	fs_opened = 1;
+	lw.waiting_arg = r;
+	lw.retake_arg = &fs;
 	if (!rc)
-		rc = repo_lease_acquire_as(r, "cairnfs");
+		rc = repo_lease_acquire_wait(r, "cairnfs", &lw);
+	if (!rc)
+		rc = stop_check("before the mount");
 	if (!rc)
 		rc = fetch_index(r, &fs.idx);
 	if (rc)
@@ -386,6 +611,8 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	else
 		rc = resume_or_refresh(&fs, r, o);
 	if (!rc)
+		rc = stop_check("before the mount");
+	if (!rc)
 		rc = write_pid(r->state_dir);
 	if (rc)
 		goto out;
@@ -399,22 +626,39 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 		rc = err_set(-EINVAL, "cannot start the FUSE session (see the message above)");
 		goto out;
 	}
-	if (fuse_set_signal_handlers(se)) {
-		rc = err_set(-EIO, "cannot install signal handlers");
-		goto out;
+	{
+		struct sigaction sa = { .sa_handler = wake_handler };	/* no SA_RESTART */
+		sigset_t usr1;
+
+		sigemptyset(&sa.sa_mask);
+		sigemptyset(&usr1);
+		sigaddset(&usr1, SIGUSR1);
+		if (sigaction(SIGUSR1, &sa, NULL) || pthread_sigmask(SIG_UNBLOCK, &usr1, NULL)) {
+			rc = err_set(-EIO, "cannot install the stop signal's handler");
+			goto out;
+		}
 	}
-	if (fuse_session_mount(se, o->mountpoint)) {
+	pthread_mutex_lock(&stopper.lock);
+	stopper.se = se;
+	stopper.main = pthread_self();
+	stopper.mountpoint = o->mountpoint;
+	pthread_mutex_unlock(&stopper.lock);
+	rc = stop_check("before the mount");
+	/* the control socket answers from the moment the mount shows */
+	if (!rc)
+		rc = fs_ctl_start(&fs, r->ws_id);
+	if (!rc && fuse_session_mount(se, o->mountpoint))
 		rc = err_set(-EIO, "cannot mount on %s (see the message above)", o->mountpoint);
+	if (rc)
 		goto out;
-	}
 	mounted = 1;
 	tune_writeback(o->mountpoint);
+	pthread_mutex_lock(&fs.lock);
 	fs.mountpoint = o->mountpoint;
+	pthread_mutex_unlock(&fs.lock);
 	rc = fs_committer_start(&fs);
 	if (!rc)
 		rc = fs_lazy_start(&fs);
-	if (!rc)
-		rc = fs_ctl_start(&fs, r->ws_id);
 	if (rc)
 		goto out;
 	if (!o->foreground) {
@@ -423,11 +667,15 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	}
 	log_info("workspace %s mounted on %s", r->ws_id, o->mountpoint);
 	ready_fd = -1;
-	rc = fuse_session_loop_mt(se, &lc);
-	if (rc)
+	pthread_mutex_lock(&stopper.lock);
+	stopper.serving = 1;
+	pthread_mutex_unlock(&stopper.lock);
+	rc = stop_requested() ? 0 : fuse_session_loop_mt(se, &lc);
+	if (rc && !stop_requested())
 		log_error("the FUSE loop ended with %s", strerror(rc < 0 ? -rc : rc));
 	rc = 0;
 out:
+	stopper_loop_done();
 	if (rc)
 		fprintf(stderr, "cairnfs: %s\n", err_msg());
 	/* The mount goes first: closing /dev/fuse aborts the connection, so a
@@ -442,12 +690,16 @@ out:
 	if (se) {
 		if (mounted)
 			fuse_session_unmount(se);
-		fuse_remove_signal_handlers(se);
+		pthread_mutex_lock(&stopper.lock);
+		stopper.se = NULL;
+		pthread_mutex_unlock(&stopper.lock);
 		fuse_session_destroy(se);
 	}
 	if (fs_opened) {
-		fs_ctl_stop(&fs);	/* a snapshot under way ends first */
 		fs_lazy_stop(&fs);
+		if (mounted && final_snapshot && fs_final_snapshot(&fs) && !rc)
+			unsaved = 1;
+		fs_ctl_stop(&fs);	/* a snapshot under way ends first */
 		fs_close(&fs);
 		index_free(fs.idx);
 	}
@@ -457,13 +709,26 @@ out:
 		if (!rc)
 			unlink(pid);
 		free(pid);
+		lease_waiting(NULL, r);
 		repo_close(r);	/* releases the lease */
 	}
 	if (!rc)
-		log_info("unmounted");
+		log_info(unsaved ? "unmounted; the last changes are in the cache dir only" : "unmounted");
 	free(v);
 	repo_opts_free(&ro);
-	return rc ? 1 : 0;
+	return rc ? 1 : unsaved ? 2 : 0;
+}
+
+static void make_absolute(char **path)
+{
+	char cwd[PATH_MAX];
+	char *abs;
+
+	if (!*path || **path == '/' || !getcwd(cwd, sizeof(cwd)))
+		return;
+	abs = xasprintf("%s/%s", cwd, *path);
+	free(*path);
+	*path = abs;
 }
 
 /* Checks the command line; 0 to go on, else the exit status. */
@@ -492,11 +757,19 @@ static int check_args(struct cfs_opts *o)
 		fprintf(stderr, "cairnfs: mountpoint %s is not a directory\n", o->mountpoint);
 		return 1;
 	}
+	if (!o->nonempty && !mountpoint_empty(o->mountpoint)) {
+		fprintf(stderr, "cairnfs: mountpoint %s is not empty: the mount would hide its files;"
+			" empty it, or mount with -o nonempty\n", o->mountpoint);
+		return 1;
+	}
 	abs = realpath(o->mountpoint, NULL);
 	if (abs) {
 		free(o->mountpoint);
 		o->mountpoint = abs;
 	}
+	/* the daemon works from /: its dirs are made absolute now */
+	make_absolute(&o->cache);
+	make_absolute(&o->state_dir);
 	return 0;
 }
 
@@ -519,6 +792,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "cairnfs: cannot fork: %s\n", strerror(-rc));
 			rc = 1;
 		}
+	}
+	if (rc == 0 && stop_init(on_stop, NULL)) {
+		fprintf(stderr, "cairnfs: %s\n", err_msg());
+		rc = 1;
 	}
 	if (rc == 0)
 		rc = run(&o, &args, ready_fd);

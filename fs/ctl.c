@@ -7,6 +7,8 @@
  *   {"op":"snapshot", "agent_config":[PATH...], "tags":[TAG...]}
  *   {"op":"hydrate"}
  *   {"op":"activity"}   (cheap: what cairnd polls every second)
+ *   {"op":"agent-config", "agent_config":[PATH...], "agent_config_exclude":[PAT...]}
+ *                       (cairnd: the file set of the final snapshot)
  * A reply is {"ok":true, ...} or {"ok":false, "error":"one line"}.
  * Each connection has a thread of its own, so status answers while a
  * snapshot runs; fs_ctl_stop waits for them all.
@@ -32,6 +34,7 @@
 #include "fs.h"
 #include "fsutil.h"
 #include "log.h"
+#include "repo.h"
 #include "store.h"
 
 #define REQUEST_MAX (64u << 10)
@@ -56,6 +59,21 @@ static json_int_t meta_int(struct fs *fs, const char *key)
 		n = strtoll(v, NULL, 10);
 	free(v);
 	return n;
+}
+
+/* The lease as status shows it: a lost lease means work that will not
+ * be saved until it is taken back. */
+static json_t *lease_json(struct fs *fs)
+{
+	struct repo_lease_status ls;
+
+	if (!fs->repo || repo_lease_status(fs->repo, &ls))
+		return json_pack("{s:s}", "state", "none");
+	return json_pack("{s:s, s:s, s:I, s:o, s:o, s:I}", "state", ls.lost ? "lost" : "held",
+			 "host", ls.host, "expires", (json_int_t)(ls.expires_ns / 1000000000ull),
+			 "lost_at", ls.lost_ns ? json_integer((json_int_t)(ls.lost_ns / 1000000000ull)) : json_null(),
+			 "why", ls.why[0] ? json_string(ls.why) : json_null(),
+			 "retakes", (json_int_t)ls.retakes);
 }
 
 static json_t *do_status(struct fs *fs)
@@ -109,6 +127,12 @@ static json_t *do_status(struct fs *fs)
 		      "last_pause_ms", pause,
 		      "prefetch", prefetch == 0 ? "off" : prefetch == 2 ? "hydrating" : "background");
 	free(base);
+	if (r) {
+		pthread_mutex_lock(&fs->lock);
+		json_object_set_new(r, "stopping", json_boolean(fs->unmounted));
+		pthread_mutex_unlock(&fs->lock);
+		json_object_set_new(r, "lease", lease_json(fs));
+	}
 	return r ? r : fail("cannot build the status reply");
 }
 
@@ -147,16 +171,17 @@ int fs_ctl_parse(const char *line, size_t len, struct fs_ctl_req *out)
 	if (!out->json || !json_is_object(out->json) || !op)
 		return err_set(-EINVAL, "bad request: one JSON object with \"op\" per line");
 	out->op = !strcmp(op, "status") ? FS_CTL_STATUS : !strcmp(op, "snapshot") ? FS_CTL_SNAPSHOT :
-		  !strcmp(op, "hydrate") ? FS_CTL_HYDRATE : !strcmp(op, "activity") ? FS_CTL_ACTIVITY : 0;
+		  !strcmp(op, "hydrate") ? FS_CTL_HYDRATE : !strcmp(op, "activity") ? FS_CTL_ACTIVITY :
+		  !strcmp(op, "agent-config") ? FS_CTL_AGENT_CONFIG : 0;
 	if (!out->op)
-		return err_set(-EINVAL, "unknown op: status, snapshot, hydrate and activity are known");
-	if (out->op != FS_CTL_SNAPSHOT)
+		return err_set(-EINVAL, "unknown op: status, snapshot, hydrate, activity and agent-config are known");
+	if (out->op != FS_CTL_SNAPSHOT && out->op != FS_CTL_AGENT_CONFIG)
 		return 0;
 	np = strings(json_object_get(out->json, "agent_config"), &out->agent_config);
 	nt = strings(json_object_get(out->json, "tags"), &out->tags);
 	nx = strings(json_object_get(out->json, "agent_config_exclude"), &out->agent_exclude);
 	if (np < 0 || nt < 0 || nx < 0)
-		return err_set(-EINVAL, "snapshot: agent_config, agent_config_exclude and tags must be arrays of strings");
+		return err_set(-EINVAL, "%s: agent_config, agent_config_exclude and tags must be arrays of strings", op);
 	out->n_agent_config = (size_t)np;
 	out->ntags = (size_t)nt;
 	out->n_agent_exclude = (size_t)nx;
@@ -219,15 +244,31 @@ static json_t *do_hydrate(struct fs *fs)
 	return json_pack("{s:b}", "ok", 1);
 }
 
+/* The file set cairnd hands every snapshot, kept for the final one. */
+static json_t *do_agent_config(struct fs *fs, const struct fs_ctl_req *req)
+{
+	for (size_t i = 0; i < req->n_agent_config; i++)
+		if (req->agent_config[i][0] != '/')
+			return fail("agent-config: each path must be absolute");
+	fs_set_agent_config(fs, req->n_agent_config ? req->agent_config : NULL,
+			    req->n_agent_exclude ? req->agent_exclude : NULL);
+	return json_pack("{s:b}", "ok", 1);
+}
+
 /* Whether anything changed: the change counter, no scan of the tree. */
 static json_t *do_activity(struct fs *fs)
 {
 	json_t *r;
 
+	struct repo_lease_status ls;
+	int lost = fs->repo && repo_lease_status(fs->repo, &ls) == 0 && ls.lost;
+
 	pthread_mutex_lock(&fs->lock);
-	r = json_pack("{s:b, s:I, s:b, s:b}", "ok", 1, "change_seq", (json_int_t)fs->change_seq,
-		      "changed", fs->changed, "snapshot_running", fs->snapshotting);
+	r = json_pack("{s:b, s:I, s:b, s:b, s:b}", "ok", 1, "change_seq", (json_int_t)fs->change_seq,
+		      "changed", fs->changed, "snapshot_running", fs->snapshotting, "lease_lost", lost);
 	pthread_mutex_unlock(&fs->lock);
+	if (r && lost)
+		json_object_set_new(r, "lease_why", json_string(ls.why));
 	return r ? r : fail("cannot build the activity reply");
 }
 
@@ -244,6 +285,8 @@ static json_t *handle(struct fs *fs, const char *line, size_t len)
 		r = do_snapshot(fs, &req);
 	else if (req.op == FS_CTL_HYDRATE)
 		r = do_hydrate(fs);
+	else if (req.op == FS_CTL_AGENT_CONFIG)
+		r = do_agent_config(fs, &req);
 	else
 		r = do_activity(fs);
 	fs_ctl_req_free(&req);

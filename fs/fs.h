@@ -126,6 +126,10 @@ struct fs {
 	char *mountpoint;
 	double last_pause_ms;		/* the last snapshot's metadata pause */
 	uint64_t snapshots, snapshot_failures;	/* since the mount (lock) */
+	/* the agent config cairnd registered (ctl "agent-config"), for the
+	 * snapshots cairnfs takes by itself (the final one); under lock */
+	char **acfg, **acfg_exclude;	/* NULL-terminated, or NULL */
+	int unmounted;			/* the stop is under way (lock) */
 	/* the control socket (ctl.c) */
 	char *ws_id;
 	char *ctl_path;
@@ -260,6 +264,7 @@ struct fs_snap_opts {
 	const char *const *tags;
 	size_t ntags;
 	int no_head;		/* keep-local-as-snapshot: parent = base, head untouched */
+	int if_changed;		/* commit nothing when both roots are the parent's */
 };
 struct fs_snap_result {
 	char id[33];
@@ -268,12 +273,21 @@ struct fs_snap_result {
 	uint64_t new_bytes, stored_bytes;
 	uint64_t retaken, left_dirty;		/* changed while read */
 	double pause_ms, duration_ms;
+	int unchanged;				/* if_changed, and nothing was */
 };
 /* Takes a snapshot of the cache: dirty files are read and chunked, every
  * directory becomes a tree (unchanged ones dedup to blobs the store has),
  * head last.  Writers wait only for the metadata commit that opens the
  * view.  Returns 0 or a negative code with the error set. */
 int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_result *res);
+/* The stop's part, once the mount is gone: a durable commit of the
+ * metadata, then a snapshot of what changed since the last one, with the
+ * agent config cairnd registered (nothing when nothing changed).  Every
+ * outcome is logged; the cache keeps whatever could not be saved.  0 when
+ * everything is in a snapshot, else a negative code. */
+int fs_final_snapshot(struct fs *fs);
+/* Sets the agent config (NULL-terminated lists, copied; NULL for none). */
+void fs_set_agent_config(struct fs *fs, const char *const *paths, const char *const *exclude);
 
 /* ---- ctl.c: the control socket ---- */
 
@@ -282,7 +296,8 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
  * another user; malloc'd. */
 /* One control-socket request, parsed (the op, and a snapshot's options,
  * which point into json). */
-enum fs_ctl_op { FS_CTL_STATUS = 1, FS_CTL_SNAPSHOT, FS_CTL_HYDRATE, FS_CTL_ACTIVITY };
+enum fs_ctl_op { FS_CTL_STATUS = 1, FS_CTL_SNAPSHOT, FS_CTL_HYDRATE, FS_CTL_ACTIVITY,
+		 FS_CTL_AGENT_CONFIG };
 struct fs_ctl_req {
 	enum fs_ctl_op op;
 	const char **agent_config, **agent_exclude, **tags;

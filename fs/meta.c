@@ -1266,6 +1266,7 @@ int fs_init_root(struct fs *fs, uid_t uid, gid_t gid, mode_t mode, int ready)
 
 void fs_close(struct fs *fs)
 {
+	fs_set_agent_config(fs, NULL, NULL);
 	fs_committer_stop(fs);
 	if (fs->db) {
 		pthread_mutex_lock(&fs->lock);

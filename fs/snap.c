@@ -534,10 +534,11 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
 	};
 	struct snapshot_result sr;
 	uint8_t ws_root[TREE_ID_LEN], agent_root[TREE_ID_LEN];
-	const uint8_t *parent_agent;
+	const uint8_t *parent_agent, *parent_ws;
+	const char *parent_id;
 	uint64_t t0 = mono_ns(), p0, seq;
 	char *base = NULL;
-	int rc;
+	int rc, changed;
 
 	memset(res, 0, sizeof(*res));
 	memset(&sr, 0, sizeof(sr));
@@ -558,7 +559,8 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
 	if (!rc && (sqlite3_exec(w.db, "BEGIN; SELECT count(*) FROM meta;", NULL, NULL, NULL) != SQLITE_OK))
 		rc = view_fail(&w, "begin");
 	seq = fs->change_seq;
-	if (!rc && o->no_head && fs_meta_get(fs, "base", &base))
+	changed = fs->changed;
+	if (!rc && (o->no_head || o->if_changed) && fs_meta_get(fs, "base", &base))
 		base = NULL;
 	fs->snapshotting = 1;
 	pthread_mutex_unlock(&fs->lock);
@@ -567,7 +569,12 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
 	if (rc)
 		goto out;
 
-	rc = walk_dir(&w, FS_ROOT_INO, ws_root);
+	parent_ws = snapshot_job_parent_root(w.job, RECORD_ROOT_WORKSPACE);
+	parent_id = snapshot_job_parent_id(w.job);
+	if (o->if_changed && !changed && parent_ws && base && parent_id && !strcmp(base, parent_id))
+		memcpy(ws_root, parent_ws, TREE_ID_LEN);	/* the cache is its base */
+	else
+		rc = walk_dir(&w, FS_ROOT_INO, ws_root);
 	parent_agent = snapshot_job_parent_root(w.job, RECORD_ROOT_AGENT_CONFIG);
 	if (!rc && o->n_agent_config) {
 		struct record_stats keep = *w.st;
@@ -579,6 +586,12 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
 		memcpy(agent_root, parent_agent, TREE_ID_LEN);	/* as the parent had it */
 	} else if (!rc) {
 		rc = snapshot_job_paths(w.job, NULL, 0, NULL, agent_root);
+	}
+	if (!rc && o->if_changed && parent_ws && parent_agent &&
+	    !memcmp(ws_root, parent_ws, TREE_ID_LEN) && !memcmp(agent_root, parent_agent, TREE_ID_LEN)) {
+		res->unchanged = 1;	/* the head has it all */
+		snprintf(res->id, sizeof(res->id), "%s", parent_id);
+		goto out;
 	}
 	if (!rc)
 		rc = snapshot_job_commit(w.job, ws_root, agent_root, o->no_head ? base : NULL,
@@ -617,11 +630,107 @@ out:
 	free(base);
 	res->duration_ms = (double)(mono_ns() - t0) / 1e6;
 	pthread_mutex_unlock(&fs->snap_mutex);
-	if (!rc)
+	if (!rc && !res->unchanged)
 		log_info("snapshot %.8s (generation %llu): %llu dirty files read (%llu bytes), %llu"
 			 " bytes new, %llu stored, %.0f ms (writers paused %.1f ms)", res->id,
 			 (unsigned long long)res->generation, (unsigned long long)res->files_read,
 			 (unsigned long long)res->bytes_read, (unsigned long long)res->new_bytes,
 			 (unsigned long long)res->stored_bytes, res->duration_ms, res->pause_ms);
+	return rc;
+}
+
+static char **strv_dup(const char *const *v)
+{
+	size_t n = 0;
+	char **out;
+
+	if (!v)
+		return NULL;
+	while (v[n])
+		n++;
+	out = xcalloc(n + 1, sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i] = xstrdup(v[i]);
+	return out;
+}
+
+static void strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static size_t strv_len(char *const *v)
+{
+	size_t n = 0;
+
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+void fs_set_agent_config(struct fs *fs, const char *const *paths, const char *const *exclude)
+{
+	char **p = strv_dup(paths), **x = strv_dup(exclude), **old_p, **old_x;
+
+	pthread_mutex_lock(&fs->lock);
+	old_p = fs->acfg;
+	old_x = fs->acfg_exclude;
+	fs->acfg = p;
+	fs->acfg_exclude = x;
+	pthread_mutex_unlock(&fs->lock);
+	strv_free(old_p);
+	strv_free(old_x);
+}
+
+int fs_final_snapshot(struct fs *fs)
+{
+	struct fs_snap_opts o = { .if_changed = 1 };
+	struct fs_snap_result res;
+	char **acfg, **exclude;
+	int rc, changed;
+
+	pthread_mutex_lock(&fs->lock);
+	fs->unmounted = 1;
+	/* what the cache holds is durable before the store is asked anything */
+	rc = fs_meta_commit(fs, 1);
+	if (rc)
+		log_error("stopping: cannot commit the metadata: %s", err_msg());
+	acfg = strv_dup((const char *const *)fs->acfg);
+	exclude = strv_dup((const char *const *)fs->acfg_exclude);
+	changed = fs->changed;
+	pthread_mutex_unlock(&fs->lock);
+	if (!changed && !acfg) {
+		log_info("stopping: nothing changed since the last snapshot");
+		goto out;
+	}
+	if ((rc = repo_lease_check(fs->repo)) != 0) {
+		log_error("stopping: no final snapshot: %s; the changes stay in the cache dir %s: mount it again to save them",
+			  err_msg(), fs->cache_dir);
+		goto out;
+	}
+	o.agent_config = (const char *const *)acfg;
+	o.n_agent_config = strv_len(acfg);
+	o.agent_exclude = (const char *const *)exclude;
+	o.n_agent_exclude = strv_len(exclude);
+	rc = fs_snapshot(fs, &o, &res);
+	pthread_mutex_lock(&fs->lock);
+	if (rc)
+		fs->snapshot_failures++;
+	else if (!res.unchanged)
+		fs->snapshots++;
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		log_error("stopping: the final snapshot failed: %s; the changes stay in the cache dir %s: mount it again to save them",
+			  err_msg(), fs->cache_dir);
+	else if (res.unchanged)
+		log_info("stopping: nothing changed since snapshot %.8s", res.id);
+	else
+		log_info("stopping: final snapshot %.8s (generation %llu)", res.id,
+			 (unsigned long long)res.generation);
+out:
+	strv_free(acfg);
+	strv_free(exclude);
 	return rc;
 }

@@ -86,6 +86,7 @@ static struct conf_workspace *ws_section(struct conf *c, const char *name)
 	memset(w, 0, sizeof(*w));
 	w->name = xstrdup(name);
 	w->interval = w->idle_after = w->shutdown_after = w->shutdown_deadline = -1;
+	w->final_snapshot = -1;
 	w->keep_last = w->keep_hourly = w->keep_daily = w->keep_weekly = -1;
 	return w;
 }
@@ -115,6 +116,10 @@ static int conf_handler(void *user, const char *section, const char *name, const
 		{ "mountpoint", offsetof(struct conf_workspace, mountpoint) },
 		{ "cache_dir", offsetof(struct conf_workspace, cache_dir) },
 		{ "cache_size", offsetof(struct conf_workspace, cache_size) },
+		{ "host_id", offsetof(struct conf_workspace, host_id) },
+		{ "takeover_from", offsetof(struct conf_workspace, takeover_from) },
+		{ "lease_ttl", offsetof(struct conf_workspace, lease_ttl) },
+		{ "lease_wait", offsetof(struct conf_workspace, lease_wait) },
 	}, durations[] = {
 		{ "interval", offsetof(struct conf_workspace, interval) },
 		{ "idle_after", offsetof(struct conf_workspace, idle_after) },
@@ -162,6 +167,24 @@ static int conf_handler(void *user, const char *section, const char *name, const
 				return 0;
 			}
 		}
+		if (!strcmp(name, "lease_ttl")) {
+			long secs;
+
+			if (conf_parse_duration(value, &secs) || secs < 2 || secs > 86400) {
+				snprintf(p->why, sizeof(p->why),
+					 "'lease_ttl = %s' is not a duration from 2s to 1d (e.g. 30s)", value);
+				return 0;
+			}
+		}
+		if (!strcmp(name, "lease_wait") && strcmp(value, "forever")) {
+			long secs;
+
+			if (conf_parse_duration(value, &secs)) {
+				snprintf(p->why, sizeof(p->why),
+					 "'lease_wait = %s' is not a duration or 'forever' (e.g. 5m)", value);
+				return 0;
+			}
+		}
 		free(*(char **)(base + strings[i].off));
 		*(char **)(base + strings[i].off) = xstrdup(value);
 		return 1;
@@ -174,6 +197,12 @@ static int conf_handler(void *user, const char *section, const char *name, const
 			return 1;
 		snprintf(p->why, sizeof(p->why), "'%s = %s' is not a duration: use seconds or a number with s, m, h or d (e.g. 5m)",
 			 name, value);
+		return 0;
+	}
+	if (!strcmp(name, "final_snapshot")) {
+		if (conf_parse_bool(value, &w->final_snapshot) == 0)
+			return 1;
+		snprintf(p->why, sizeof(p->why), "'final_snapshot = %s' is not yes or no", value);
 		return 0;
 	}
 	if (!strcmp(name, "init")) {
@@ -262,6 +291,10 @@ void conf_free(struct conf *c)
 		free(w->mountpoint);
 		free(w->cache_dir);
 		free(w->cache_size);
+		free(w->host_id);
+		free(w->takeover_from);
+		free(w->lease_ttl);
+		free(w->lease_wait);
 	}
 	free(c->ws);
 	free(c->path);

@@ -17,7 +17,10 @@ struct conf_workspace {
 	char *store, *tenant, *workspace, *key;
 	char *mountpoint, *cache_dir;
 	char *cache_size;	/* cairnfs -o cache_size=, checked as a size */
+	/* the lease (repo_opts): checked as a duration / "forever" */
+	char *host_id, *takeover_from, *lease_ttl, *lease_wait;
 	int init;		/* init = yes: cairnfs makes the workspace if missing */
+	int final_snapshot;	/* final_snapshot = yes|no (cairnfs); -1 when not set */
 	/* snapshot policy, seconds; -1 when not set */
 	long interval, idle_after, shutdown_after, shutdown_deadline;
 	/* keep rules; -1 when not set */

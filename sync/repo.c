@@ -76,6 +76,12 @@ static struct repo *repo_new(const struct repo_opts *opts)
 		 opts->tenant && *opts->tenant ? opts->tenant : "default");
 	r->allow_rollback = opts->allow_rollback;
 	r->force = opts->force;
+	if (opts->host_id && *opts->host_id)
+		r->host_id = xstrdup(opts->host_id);
+	if (opts->takeover_from && *opts->takeover_from)
+		r->takeover_from = xstrdup(opts->takeover_from);
+	if (opts->lease_ttl && *opts->lease_ttl)
+		r->lease_ttl = xstrdup(opts->lease_ttl);
 	/* an https:// key with no [control-plane] url: that URL is the one */
 	if (opts->cp_url && *opts->cp_url)
 		r->cp.url = xstrdup(opts->cp_url);
@@ -602,6 +608,9 @@ void repo_close(struct repo *r)
 	store_close(r->base);
 	keys_ring_free(r->ring);
 	free(r->state_dir);
+	free(r->host_id);
+	free(r->takeover_from);
+	free(r->lease_ttl);
 	free((char *)r->cp.url);
 	free((char *)r->cp.token_file);
 	free((char *)r->cp.ca_file);

@@ -23,6 +23,7 @@
 
 #include "cplane.h"
 #include "keys.h"
+#include "record.h"
 #include "store.h"
 
 #define REPO_FORMAT_VERSION 1
@@ -47,7 +48,16 @@ struct repo_opts {
 	const char *cp_url, *cp_token_file, *cp_ca_file;
 	int allow_rollback;	/* accept a head older than the highest seen */
 	int force;		/* take over another holder's lease */
+	/* the lease ([workspace] keys, CAIRN_* variables, cairnfs -o):
+	 * host_id (CAIRN_HOST_ID; default /etc/machine-id) names this machine
+	 * in the lease; takeover_from (CAIRN_TAKEOVER_FROM) names a machine
+	 * known to be gone, whose lease is taken at once; lease_ttl
+	 * (CAIRN_LEASE_TTL) is a duration; lease_wait (CAIRN_LEASE_WAIT) how
+	 * long a mount waits for a live holder elsewhere ("forever", or a
+	 * duration) */
+	const char *host_id, *takeover_from, *lease_ttl, *lease_wait;
 	int init;		/* config `init = yes`: make the workspace if missing */
+	int no_final_snapshot;	/* config `final_snapshot = no` (cairnfs) */
 	void *conf;		/* the loaded cairn.conf, owned (repo_opts_free) */
 };
 
@@ -66,6 +76,7 @@ struct repo {
 	char *state_dir;	/* local state of this workspace (0700) */
 	int allow_rollback;
 	int force;
+	char *host_id, *takeover_from, *lease_ttl;	/* see repo_opts; NULL: unset */
 	struct cplane cp;	/* cp.url NULL: no control plane */
 	int cp_checked;		/* the head was checked against it once */
 	/* the highest generation this repo knows was ever committed (state
@@ -142,8 +153,42 @@ int repo_state_note_generation(struct repo *r, uint64_t g);
 int repo_lease_acquire(struct repo *r);
 /* The same, naming the program that holds it ("cairn prune", "cairnfs"). */
 int repo_lease_acquire_as(struct repo *r, const char *program);
+/* How a mount takes the lease when another machine holds it. */
+struct repo_lease_wait {
+	/* how long to wait for a holder elsewhere that stays: < 0 for ever,
+	 * 0 not at all (refuse at once, as repo_lease_acquire does) */
+	double seconds;
+	/* called with a one-line description when a wait begins and when the
+	 * holder changes, and with NULL when the wait is over; may be NULL */
+	void (*waiting)(const char *line, void *arg);
+	void *waiting_arg;
+	/* once the lease was lost, it is taken back (when it may be taken
+	 * again) only if this says 1: the workspace did not move meanwhile.
+	 * Called from the renewer thread.  NULL: never taken back. */
+	int (*may_retake)(struct repo *r, void *arg);
+	void *retake_arg;
+};
+/* repo_lease_acquire_as that waits as w says (NULL: does not wait): a
+ * lost machine's lease is waited out, a stopping one's release taken at
+ * once.  -EINTR when a stop signal came meanwhile (stop.h). */
+int repo_lease_acquire_wait(struct repo *r, const char *program, const struct repo_lease_wait *w);
+/* Parses a lease_wait value ("forever", "0", "90s", "5m") into seconds
+ * (< 0: for ever).  0 or -EINVAL with the error set. */
+int repo_lease_wait_parse(const char *s, double *seconds);
 /* 0 while the lease is held and renewed; -ECANCELED once it was lost. */
 int repo_lease_check(struct repo *r);
+/* What a status shows of the lease. */
+struct repo_lease_status {
+	int lost;		/* lost (or not renewed past its expiry) */
+	uint64_t expires_ns;	/* unix ns */
+	uint64_t lost_ns;	/* when it was lost; 0 */
+	unsigned retakes;	/* times it was taken back */
+	char why[256];		/* why it was lost; "" */
+	char host[RECORD_HOST_MAX + 1]; /* this holder's host id */
+};
+/* 0 and *st while this process has the lease (held or lost); -ENOENT when
+ * it never took it. */
+int repo_lease_status(struct repo *r, struct repo_lease_status *st);
 void repo_lease_release(struct repo *r);
 
 /* Seals plain as an object of kind under the current data key and puts it

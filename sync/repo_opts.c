@@ -58,11 +58,17 @@ int repo_opts_resolve(struct repo_opts *opts, const char *config_path, const cha
 	fill(&opts->tenant, "CAIRN_TENANT", w ? w->tenant : NULL);
 	fill(&opts->workspace, "CAIRN_WORKSPACE", w ? w->workspace : NULL);
 	fill(&opts->state_dir, "CAIRN_STATE_DIR", NULL);
+	fill(&opts->host_id, "CAIRN_HOST_ID", w ? w->host_id : NULL);
+	fill(&opts->takeover_from, "CAIRN_TAKEOVER_FROM", w ? w->takeover_from : NULL);
+	fill(&opts->lease_ttl, "CAIRN_LEASE_TTL", w ? w->lease_ttl : NULL);
+	fill(&opts->lease_wait, "CAIRN_LEASE_WAIT", w ? w->lease_wait : NULL);
 	fill(&opts->cp_url, "CAIRN_CONTROL_PLANE", c->cp_url);
 	fill(&opts->cp_token_file, "CAIRN_CONTROL_PLANE_TOKEN_FILE", c->cp_token_file);
 	fill(&opts->cp_ca_file, "CAIRN_CONTROL_PLANE_CA_FILE", c->cp_ca_file);
 	if (w && w->init)
 		opts->init = 1;
+	if (w && w->final_snapshot == 0)
+		opts->no_final_snapshot = 1;
 	if (w && w->cache_dir && (!opts->cache_dir || !*opts->cache_dir))
 		opts->cache_dir = w->cache_dir;
 	return 0;

@@ -754,6 +754,11 @@ int snapshot_job_begin(struct repo *r, const struct snapshot_opts *o, struct sna
 	return 0;
 }
 
+const char *snapshot_job_parent_id(const struct snapshot_job *j)
+{
+	return j->head.generation ? j->head.snapshot_id : NULL;
+}
+
 const uint8_t *snapshot_job_parent_root(const struct snapshot_job *j, const char *name)
 {
 	if (!strcmp(name, RECORD_ROOT_WORKSPACE))

@@ -56,6 +56,8 @@ struct snapshot_job;
  * pipeline; takes the lease unless r holds it.  Returns 0 or a negative
  * code; on error nothing was written. */
 int snapshot_job_begin(struct repo *r, const struct snapshot_opts *o, struct snapshot_job **out);
+/* The parent's id (the head's snapshot), or NULL for the first snapshot. */
+const char *snapshot_job_parent_id(const struct snapshot_job *j);
 /* The parent's root called name, or NULL. */
 const uint8_t *snapshot_job_parent_root(const struct snapshot_job *j, const char *name);
 /* The index the job adds to (blobs it has are not stored again). */

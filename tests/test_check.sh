@@ -228,7 +228,7 @@ check "the summary counts one warning" has "; 1 warning$"
 run check --json
 check "check --json reports it as a warning, not damage" \
 	sh -c "grep -q '\"problem\":\"unreferenced\"' '$tmp/out' && grep -q '\"damage\":false' '$tmp/out'"
-rm -r "$W/data/ee"
+rm "$W/$extra"	# only it: a real pack may live in data/ee too
 
 snap=$(cd "$W" && ls snapshots | head -n 1)
 cp "$W/snapshots/$snap" "$tmp/saved"

@@ -96,6 +96,11 @@ struct vmd_ws {
 	int idle_snapped, reported;	/* this idle period */
 	int final_asked;		/* shutdown: ws_shutdown was called */
 	pid_t hook_pid;
+	/* the lease: what cairnfs waits for (its cairnfs.waiting line), and
+	 * whether the mount lost it (its status) */
+	char *lease_wait;
+	int lease_lost;
+	int shutdown_snap_failed;	/* cairnd's shutdown snapshot failed */
 };
 
 struct vmd {
@@ -168,5 +173,8 @@ void vctl_close_all(struct vmd *d);
 
 /* hook.c: the idle report to the hook command and the control plane */
 pid_t hook_report(struct vmd_ws *w, double idle_since_wall);
+/* Tells the control plane (if any) what became of the lease: event
+ * "waiting", "taken", "lost" or "held" (taken back), with a line. */
+void hook_lease_report(struct vmd_ws *w, const char *event, const char *detail);
 
 #endif

@@ -6,6 +6,11 @@
  *
  * Both run in a child of cairnd, which may wait on the network for as
  * long as it likes; cairnd learns the outcome from its exit status.
+ *
+ * The lease report (/v1/lease: waiting for another machine's lease, taken,
+ * lost, taken back) goes to the control plane only, from a child whose
+ * outcome is only logged: the platform learns that a VM is stuck behind
+ * another, or works without being saved.
  */
 #include "config.h"
 
@@ -117,4 +122,35 @@ pid_t hook_report(struct vmd_ws *w, double idle_since_wall)
 	free(body);
 	json_decref(j);
 	return pid;
+}
+
+void hook_lease_report(struct vmd_ws *w, const char *event, const char *detail)
+{
+	struct vmd *d = w->d;
+	json_t *j;
+	pid_t pid;
+
+	if (!d->conf.cp_url)
+		return;
+	j = json_pack("{s:s, s:s}", "event", event, "workspace", w->c->name);
+	json_object_set_new(j, "workspace_id", w->ws_id ? json_string(w->ws_id) : json_null());
+	json_object_set_new(j, "detail", detail ? json_string(detail) : json_null());
+	pid = fork();
+	if (pid == 0) {
+		struct cplane cp = { d->conf.cp_url, d->conf.cp_token_file, d->conf.cp_ca_file };
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGTERM, SIG_DFL);
+		if (cplane_post(&cp, "/v1/lease", j, NULL)) {
+			fprintf(stderr, "cairnd: lease report (%s): %s\n", event, err_msg());
+			_exit(1);
+		}
+		_exit(0);
+	}
+	if (pid < 0)
+		log_warn("workspace %s: cannot report the lease (%s): %s", w->c->name, event,
+			 strerror(errno));
+	json_decref(j);
 }

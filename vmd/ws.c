@@ -70,10 +70,28 @@ static int run_wait(const char *const *argv)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 }
 
+/* Something is mounted on path: its device differs from its parent's, or
+ * it is a FUSE mount whose daemon is gone (ENOTCONN). */
+static int is_mounted(const char *path)
+{
+	struct stat st, up;
+	char *parent;
+	int r;
+
+	if (stat(path, &st))
+		return errno == ENOTCONN;
+	parent = xasprintf("%s/..", path);
+	r = stat(parent, &up) == 0 && (up.st_dev != st.st_dev || up.st_ino == st.st_ino);
+	free(parent);
+	return r;
+}
+
 static void lazy_unmount(struct vmd_ws *w)
 {
 	const char *argv[] = { "/bin/fusermount3", "-uz", w->c->mountpoint, NULL };
 
+	if (!is_mounted(w->c->mountpoint))
+		return;
 	if (access(argv[0], X_OK))
 		argv[0] = "/usr/bin/fusermount3";
 	run_wait(argv);
@@ -127,9 +145,12 @@ static void clear_mountpoint(struct vmd_ws *w)
 void ws_start(struct vmd_ws *w)
 {
 	struct vmd *d = w->d;
-	char *opts = w->c->cache_size ?
-		xasprintf("conf=%s,cache_size=%s", d->conf_path, w->c->cache_size) :
-		xasprintf("conf=%s", d->conf_path);
+	/* a lease held elsewhere is waited for as long as it takes (the
+	 * status says so), unless the config says how long */
+	char *opts = xasprintf("conf=%s%s%s%s", d->conf_path,
+			       w->c->cache_size ? ",cache_size=" : "",
+			       w->c->cache_size ? w->c->cache_size : "",
+			       w->c->lease_wait ? "" : ",lease_wait=forever");
 	const char *argv[] = { vmd_program(d, "cairnfs"), w->c->name, w->c->mountpoint, "-f", "-o", opts,
 			       NULL };
 	char **env = vmd_child_env(d, w->c->name);
@@ -151,6 +172,8 @@ void ws_start(struct vmd_ws *w)
 	w->fs_pid = pid;
 	w->fs_started = vmd_now();
 	w->mount_deadline = w->fs_started + MOUNT_WAIT;
+	free(w->lease_wait);
+	w->lease_wait = NULL;
 	w->state = WS_MOUNTING;
 	log_info("workspace %s: cairnfs started (pid %d) for %s", w->c->name, (int)pid, w->c->mountpoint);
 	vmd_status(d, "mounting workspace %s on %s", w->c->name, w->c->mountpoint);
@@ -194,6 +217,30 @@ static void go_up(struct vmd_ws *w)
 	log_info("workspace %s: up on %s", w->c->name, w->c->mountpoint);
 }
 
+/* Tells cairnfs the agent config, so that the last snapshot it takes by
+ * itself when it is stopped (an unmount, SIGTERM) has it too. */
+static void register_agent_config(struct vmd_ws *w)
+{
+	json_t *req, *r = NULL, *paths = json_array(), *excl = json_array();
+
+	for (size_t i = 0; w->acfg_paths && w->acfg_paths[i]; i++)
+		json_array_append_new(paths, json_string(w->acfg_paths[i]));
+	for (size_t i = 0; w->acfg_paths && w->acfg_exclude && w->acfg_exclude[i]; i++)
+		json_array_append_new(excl, json_string(w->acfg_exclude[i]));
+	req = json_pack("{s:s, s:o, s:o}", "op", "agent-config", "agent_config", paths,
+			"agent_config_exclude", excl);
+	if (!w->acfg_paths) {
+		json_decref(req);
+		return;
+	}
+	if (ctl_call(w->ws_id, req, &r, 30) || !json_is_true(json_object_get(r, "ok")))
+		log_warn("workspace %s: cannot hand cairnfs the agent config (its stop snapshot will keep the previous one): %s",
+			 w->c->name, r ? json_string_value(json_object_get(r, "error")) : err_msg());
+	err_clear();
+	json_decref(req);
+	json_decref(r);
+}
+
 /* The mount is there: restore the agent config if this is a new cache,
  * then the agents. */
 static void mounted(struct vmd_ws *w)
@@ -205,6 +252,7 @@ static void mounted(struct vmd_ws *w)
 	int fresh = access(marker, F_OK) != 0;
 
 	free(marker);
+	register_agent_config(w);
 	if (ctl_call(w->ws_id, req, &r, 30) == 0 && json_is_true(json_object_get(r, "ok"))) {
 		snap = json_string_value(json_object_get(r, "snapshot"));
 		free(w->last_snapshot);
@@ -439,7 +487,7 @@ static void unmount(struct vmd_ws *w)
 		argv[0] = "/usr/bin/fusermount3";
 	w->state = WS_UNMOUNTING;
 	vmd_status(w->d, "unmounting workspace %s", w->c->name);
-	if (run_wait(argv)) {
+	if (is_mounted(w->c->mountpoint) && run_wait(argv)) {
 		log_warn("workspace %s: %s is busy: detached lazily", w->c->name, w->c->mountpoint);
 		lazy_unmount(w);
 	}
@@ -485,7 +533,11 @@ static void snapshot_ended(struct vmd_ws *w, int status)
 					  w->snap_reason, w->c->mountpoint,
 					  WIFEXITED(status) ? "exited with status" : "was killed by signal",
 					  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-		log_error("workspace %s: %s", w->c->name, w->last_error);
+		if (d->stopping)	/* cairnfs, told to stop too, takes its own */
+			log_warn("workspace %s: %s; cairnfs takes the last snapshot as it stops",
+				 w->c->name, w->last_error);
+		else
+			log_error("workspace %s: %s", w->c->name, w->last_error);
 		reply = json_pack("{s:b, s:s}", "ok", 0, "error", w->last_error);
 	}
 	json_decref(r);
@@ -500,8 +552,9 @@ static void snapshot_ended(struct vmd_ws *w, int status)
 		if (w->snap_again) {
 			ws_snapshot(w, "shutdown");
 		} else if (!strcmp(w->snap_reason, "shutdown")) {
-			if (!ok)
-				d->deadline_missed |= 2;	/* the last snapshot failed */
+			/* failed: cairnfs's own stop snapshot may still save it
+			 * (cairnfs_ended tells from its exit status) */
+			w->shutdown_snap_failed = !ok;
 			unmount(w);
 		}
 		return;
@@ -518,8 +571,21 @@ static void cairnfs_ended(struct vmd_ws *w, int status)
 
 	w->fs_pid = 0;
 	if (was == WS_UNMOUNTING || d->stopping) {
+		/* 0: everything is in a snapshot (ours, or its final one); 2: its
+		 * final snapshot failed, the changes are in the cache dir only */
+		int saved = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+
 		w->state = WS_OFF;
-		log_info("workspace %s: cairnfs has exited; unmounted", w->c->name);
+		if (d->stopping && (WIFEXITED(status) && WEXITSTATUS(status) == 2))
+			d->deadline_missed |= 2;
+		else if (d->stopping && w->shutdown_snap_failed && !saved)
+			d->deadline_missed |= 2;
+		if (saved)
+			log_info("workspace %s: cairnfs has exited; unmounted", w->c->name);
+		else
+			log_error("workspace %s: cairnfs has exited (%s %d): the last changes may be in its cache dir only",
+				  w->c->name, WIFEXITED(status) ? "status" : "signal",
+				  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 		return;
 	}
 	if (WIFEXITED(status))
@@ -594,6 +660,26 @@ int ws_child_exited(struct vmd *d, pid_t pid, int status)
 	return 0;
 }
 
+/* A mount that lost its lease works on, but nothing it does is saved
+ * until cairnfs takes the lease back: said loudly, once each way. */
+static void lease_lost_seen(struct vmd_ws *w, int lost, const char *why)
+{
+	if (lost == w->lease_lost)
+		return;
+	w->lease_lost = lost;
+	if (lost) {
+		free(w->last_error);
+		w->last_error = xasprintf("the mount lost the lease of the workspace (%s): its changes are not saved until it is taken back",
+					  why ? why : "not renewed");
+		log_error("workspace %s: %s", w->c->name, w->last_error);
+		vmd_status(w->d, "workspace %s: LEASE LOST: changes are not saved", w->c->name);
+	} else {
+		log_warn("workspace %s: the mount has the lease back: its changes are saved again", w->c->name);
+		vmd_status(w->d, "workspace %s: lease taken back", w->c->name);
+	}
+	hook_lease_report(w, lost ? "lost" : "held", lost ? w->last_error : NULL);
+}
+
 /* One second of the idle rules. */
 static void activity(struct vmd_ws *w, double now)
 {
@@ -609,6 +695,8 @@ static void activity(struct vmd_ws *w, double now)
 		busy |= seq != w->change_seq;
 		w->change_seq = seq;
 		w->changed = json_is_true(json_object_get(r, "changed"));
+		lease_lost_seen(w, json_is_true(json_object_get(r, "lease_lost")),
+				json_string_value(json_object_get(r, "lease_why")));
 	} else {
 		err_clear();
 	}
@@ -658,6 +746,45 @@ static void activity(struct vmd_ws *w, double now)
 #undef DIRTY
 }
 
+/* The wait for another machine's lease, as cairnfs reports it in
+ * cairnfs.waiting of the cache dir: logged, in the status (and STATUS=),
+ * and told to the control plane. */
+static void lease_wait_changed(struct vmd_ws *w, const char *line)
+{
+	struct vmd *d = w->d;
+
+	free(w->lease_wait);
+	w->lease_wait = line ? xstrdup(line) : NULL;
+	if (line) {
+		log_warn("workspace %s: %s", w->c->name, line);
+		vmd_status(d, "workspace %s: waiting for the lease (%s)", w->c->name, line);
+	} else {
+		log_info("workspace %s: the lease is taken; mounting", w->c->name);
+	}
+	hook_lease_report(w, line ? "waiting" : "taken", line);
+}
+
+static void lease_wait_poll(struct vmd_ws *w, double now)
+{
+	char *path = xasprintf("%s/cairnfs.waiting", w->c->cache_dir);
+	char line[1024] = "";
+	FILE *f = fopen(path, "r");
+
+	free(path);
+	if (f) {
+		if (fgets(line, sizeof(line), f))
+			line[strcspn(line, "\n")] = '\0';
+		fclose(f);
+	}
+	if (line[0]) {
+		w->mount_deadline = now + MOUNT_WAIT;	/* waiting is not hanging */
+		if (!w->lease_wait || strcmp(w->lease_wait, line))
+			lease_wait_changed(w, line);
+	} else if (w->lease_wait) {
+		lease_wait_changed(w, NULL);
+	}
+}
+
 void ws_tick(struct vmd_ws *w, double now)
 {
 	switch (w->state) {
@@ -667,9 +794,12 @@ void ws_tick(struct vmd_ws *w, double now)
 		if (ctl_mount_workspace(w->c->mountpoint, &id) == 0) {
 			free(w->ws_id);
 			w->ws_id = id;
+			if (w->lease_wait)
+				lease_wait_changed(w, NULL);
 			mounted(w);
 		} else {
 			err_clear();
+			lease_wait_poll(w, now);
 			if (now > w->mount_deadline) {
 				log_error("workspace %s: not mounted %.0f s after cairnfs started; restarting it",
 					  w->c->name, MOUNT_WAIT);
@@ -756,6 +886,9 @@ json_t *ws_json(struct vmd_ws *w)
 	json_object_set_new(j, "snapshot_failures", json_integer(w->snapshot_failures));
 	json_object_set_new(j, "snapshot_running", json_boolean(w->snap_pid > 0));
 	json_object_set_new(j, "last_error", w->last_error ? json_string(w->last_error) : json_null());
+	json_object_set_new(j, "lease_wait", w->lease_wait ? json_string(w->lease_wait) : json_null());
+	json_object_set_new(j, "lease", json_string(w->lease_lost ? "lost" : w->state == WS_UP ? "held" :
+						    w->lease_wait ? "waiting" : "none"));
 	return j;
 }
 
@@ -771,4 +904,5 @@ void ws_free(struct vmd_ws *w)
 	free(w->last_error);
 	free(w->restore_tmp);
 	free(w->waiters);
+	free(w->lease_wait);
 }

@@ -14,6 +14,8 @@
 //   POST /v1/idle   the idle report (JSON object); 204, or 401 on a wrong
 //                   token, 400 on a body that is not a JSON object, or
 //                   --status CODE when given (to test failures)
+//   POST /v1/lease  cairnd's lease report (waiting, taken, lost, held): as
+//                   /v1/idle, logged only
 //   POST /v1/unwrap  unwraps a workspace key with the tenant key of that id
 //                   among --keks (files in cairn's tenant key text form),
 //                   as a real control plane would with libsodium; 200
@@ -111,7 +113,7 @@ const server = https.createServer({
     if (req.headers.authorization !== `Bearer ${token}`) {
       return reply(res, 401, { error: 'bad or missing bearer token' });
     }
-    const endpoints = { '/v1/idle': null, '/v1/unwrap': unwrap, '/v1/generation': generation };
+    const endpoints = { '/v1/idle': null, '/v1/lease': null, '/v1/unwrap': unwrap, '/v1/generation': generation };
     if (req.method !== 'POST' || !(req.url in endpoints)) {
       return reply(res, 404, { error: `no endpoint ${req.method} ${req.url}` });
     }
