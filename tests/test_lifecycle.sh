@@ -14,8 +14,8 @@
 # and starts VM k+1 at once.  After a clean stop (term, umount, group):
 # every process of VM k exits, its lease is released, VM k+1 gets in
 # without a refusal or a wait (its cairnd stays up, its agent runs, no
-# word of the lease), and every acknowledged record and the agent config
-# are there.  After a kill: VM k+1 gets in within the lease's expiry plus
+# line says the lease is held), and every acknowledged record and the
+# agent config are there.  After a kill: VM k+1 gets in within the lease's expiry plus
 # a margin, without a person, with every record acknowledged before the
 # last snapshot that completed, and that snapshot's agent config.  The
 # head's generation never goes back; at the end a restore of the last
@@ -185,15 +185,16 @@ sys.exit(0 if l["expires"] <= time.time() * 1e9 else 1)' "$V/lease.json" 2>/dev/
 			diag "the lease: $(cat "$V/lease.json")" "$(grep " $V/mnt " /proc/self/mountinfo | sed 's/^/still mounted: /')"
 		vm_wait_agent $k $grace
 		ok=$?
-		# a refusal, or a wait for the lease, is a line about the lease
-		wait_words=$(grep -i 'lease' "$N/cairnd.log" | grep -i 'wait\|in use\|until\|refus\|held')
+		# a refusal, or a wait for the lease (its start or its end), says so
+		wait_words=$(grep -i 'in use by\|held by\|waiting for\|cannot take the lease\|the lease is taken' "$N/cairnd.log")
 		check "cycle $ran ($stop): VM $k gets in without a refusal or a wait" \
 			sh -c '[ $1 = 0 ] && [ -z "$2" ]' _ $ok "$wait_words"
 	else
 		vm_wait_agent $k $((ttl + margin))
 		ok=$?
 		[ $ok = 0 ] && diag "VM $k's agent runs $(awk -v a="$(cat "$N/started")" -v b="$t_stop" \
-			'BEGIN { printf "%.1f", a - b }') s after the kill (lease TTL $ttl s)"
+			'BEGIN { printf "%.1f", a - b }') s after the kill (lease TTL $ttl s)" \
+			"$(grep -m1 'held by\|in use by' "$N/cairnd.log")"
 		check "cycle $ran ($stop): VM $k gets in within the lease expiry + ${margin} s, without a person" test $ok = 0
 	fi
 	if [ $ok != 0 ]; then
