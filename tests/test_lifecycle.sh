@@ -80,7 +80,7 @@ vm_stop() {
 	umount)
 		# a umount fails (EBUSY) only while the agent is in a write: again
 		_i=0
-		until fusermount3 -u "$_v/mnt" 2>/dev/null; do
+		until timeout 30 fusermount3 -u "$_v/mnt" 2>/dev/null; do
 			_i=$((_i + 1))
 			if [ $_i -ge 40 ]; then
 				diag "cycle $k: $_v/mnt stays busy: detached lazily"
@@ -164,13 +164,15 @@ for stop in $stops; do
 	lease_ok=0
 	if [ $clean = 1 ]; then
 		adm cat lease --json >"$V/lease.json" 2>&1
-		"$PY" -c 'import json, sys, time
+		# released: expires == acquired (cairn-format(5)), not merely run out
+		"$PY" -c 'import json, sys
 l = json.load(open(sys.argv[1]))
-sys.exit(0 if l["expires"] <= time.time() * 1e9 else 1)' "$V/lease.json" 2>/dev/null && lease_ok=1
+sys.exit(0 if l["expires"] == l["acquired"] else 1)' "$V/lease.json" 2>/dev/null && lease_ok=1
 	else
 		snap=$(adm cat head --json | sed -n 's/.*"snapshot":"\([0-9a-f]*\)".*/\1/p')
 		adm cat snapshot "$snap" --json >"$V/head-snap.json" 2>/dev/null
-		need=$($LC need "$V/acks" "$V/head-snap.json" 2>/dev/null || echo 0)
+		need=$($LC need "$V/acks" "$V/head-snap.json" 2>&1) ||
+			{ check "cycle $((ran + 1)) ($stop): the head's snapshot can be read" false; diag "$need"; need=0; }
 	fi
 
 	# VM k+1, at once
@@ -212,7 +214,7 @@ sys.exit(0 if l["expires"] <= time.time() * 1e9 else 1)' "$V/lease.json" 2>/dev/
 			exit 1
 		}
 	fi
-	res=$($LC records "$N/mnt/records.txt" $((k - 1)) "$need" 2>&1)
+	res=$(timeout 60 $LC records "$N/mnt/records.txt" $((k - 1)) "$need" 2>&1)
 	check "cycle $ran ($stop): VM $((k - 1))'s records are there ($ack acknowledged, $need needed)" \
 		test $? = 0 || diag "$res"
 	res=$($LC config "$N/seen" "$V/home" $((k - 1)) "$need" 2>&1)

@@ -7,16 +7,18 @@
 # VMs are played as tests/test_lifecycle.sh plays them (tests/vm.sh): each
 # its own state, cache, run dir, home and CAIRN_HOST_ID, its cairnd with
 # one workspace and one agent that appends fsync'd records and writes its
-# ~/.claude.  Each run lets VM k work for 3 s, then
+# ~/.claude.  Each run lets VM k work for 3 s (and, before a kill, a
+# random part of the lease's renewal period more), then
 #   clean   SIGTERM to VM k's cairnd; VM k+1 started the moment it exits
 #   lost    kill -9 of every process of VM k; VM k+1 started at once
 # and times, with date +%s.%N, the moment VM k+1's agent runs (its first
 # act writes the time down).  A VM k+1 whose cairnd exits (a refused
 # lease) is started again 5 s later, as Restart=on-failure with
 # RestartSec=5s of cairnd.service would do; those restarts are counted.
-# The lease TTL is CAIRN_LEASE_TTL (default: cairn's own, 60 s), renewed
-# every third of it.  Prints one table: the median of --runs (default 5)
-# of each, with every run.
+# The lease TTL is CAIRN_LEASE_TTL (default: cairn's own), renewed every
+# third of it; the table names the TTL read from the first VM's lease.
+# Prints one table: the median of --runs (default 5) of each, with every
+# run.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -35,7 +37,6 @@ export CAIRN_SRCDIR CAIRN_BUILDDIR NODE_PATH
 VM_INTERVAL=60
 . "$top/tests/vm.sh"
 vm_setup
-ttl=${CAIRN_LEASE_TTL:-60}
 
 # up K: VM k started until its agent runs, again after 5 s each time its
 # cairnd exits first (10 minutes at most); sets $restarts
@@ -56,12 +57,21 @@ up() {
 
 k=1
 up 1
+# the TTL in use, from the lease VM 1 took (expires - acquired, before its
+# first renewal a third of the TTL later)
+ttl=$(adm cat lease --json | python3 -c 'import json, sys
+l = json.load(sys.stdin); print("%g" % round((l["expires"] - l["acquired"]) / 1e9, 1))')
 : >"$D/results"
 for kind in clean lost; do
 	r=0
 	while [ $r -lt "$runs" ]; do
 		r=$((r + 1))
-		sleep 3
+		# a VM is lost at any point of its lease's renewal period
+		if [ $kind = clean ]; then
+			sleep 3
+		else
+			sleep "$(python3 -c "import random; print(3 + random.uniform(0, $ttl / 3))")"
+		fi
 		pids=$(tree_pids $vmd)
 		echo "$pids" >>"$D/pids"
 		t0=$(now)
