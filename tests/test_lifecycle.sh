@@ -12,14 +12,16 @@
 #   kill      kill -9 of every process of the VM at a random moment
 #   killsnap  the same while a snapshot is under way
 # and starts VM k+1 at once.  After a clean stop (term, umount, group):
-# every process of VM k exits, its lease is released, VM k+1 gets in
-# without a refusal or a wait (its cairnd stays up, its agent runs, no
-# line says the lease is held), and every acknowledged record and the
-# agent config are there.  After a kill: VM k+1 gets in within the lease's expiry plus
-# a margin, without a person, with every record acknowledged before the
-# last snapshot that completed, and that snapshot's agent config.  The
-# head's generation never goes back; at the end a restore of the last
-# snapshot has everything and `cairn check --read-data` is clean.
+# every process of VM k exits (cairnd with 0), its lease is released,
+# VM k+1 gets in without a refusal or a wait (its cairnd stays up, its
+# agent runs, no line says the lease is held), and every acknowledged
+# record and the agent config are there.  After a kill: VM k+1 gets in
+# within the lease's expiry plus a margin, without a person, with every
+# record acknowledged before the last snapshot that completed, and that
+# snapshot's agent config.  The head's generation never goes back; at
+# the end a restore of the last snapshot has everything and `cairn check
+# --read-data` is clean.  The agent acknowledges a record once its write
+# and fsync have returned (cairn keeps every acknowledged fsync).
 #
 #   LIFECYCLE_STOPS     the stops, in order (default: each kind once), or
 #                       "random" (LIFECYCLE_CYCLES of them, LIFECYCLE_SEED)
@@ -99,7 +101,7 @@ vm_stop() {
 	esac
 	t_stop=$(now)
 	if ! wait_gone 60 $pids; then
-		check "cycle $k ($2): every process of VM $1 exits" false
+		check "VM $1 ($2): every process exits within 60 s" false
 		diag "still there: $(for p in $pids; do alive $p && ps -o pid=,args= -p $p; done)"
 		kill -9 $pids 2>/dev/null
 	fi
@@ -145,11 +147,14 @@ for stop in $stops; do
 	# snapshot of VM k, so that it can lose only what came after one
 	wait_log $grace acked "$V" 1 || check "cycle $((ran + 1)): VM $k's agent acknowledges records" false
 	case $stop in
+	kill*)
+		wait_log 60 at_least snaps_done "$V/cairnd.log" 1 ||
+			check "cycle $((ran + 1)): VM $k snapshots every ${VM_INTERVAL} s while its agent writes" false ;;
+	esac
+	case $stop in
 	kill)
-		wait_log 60 at_least snaps_done "$V/cairnd.log" 1
 		rnd 3000; msleep $r ;;
 	killsnap)
-		wait_log 60 at_least snaps_done "$V/cairnd.log" 1
 		wait_log 60 snapping "$V/cairnd.log"
 		rnd 400; msleep $r ;;
 	*)
@@ -182,8 +187,8 @@ sys.exit(0 if l["expires"] == l["acquired"] else 1)' "$V/lease.json" 2>/dev/null
 	ran=$((ran + 1))
 	if [ $clean = 1 ]; then
 		need=$ack
-		check "cycle $ran ($stop): VM $((k - 1)) exits, unmounted, and releases its lease (cairnd exit $vmd_rc)" \
-			sh -c '[ $1 = 1 ] && ! grep -q " $2 " /proc/self/mountinfo' _ $lease_ok "$V/mnt" ||
+		check "cycle $ran ($stop): VM $((k - 1)) stops (cairnd exit $vmd_rc), unmounted, and releases its lease" \
+			sh -c '[ $1 = 1 ] && [ $3 = 0 ] && ! grep -q " $2 " /proc/self/mountinfo' _ $lease_ok "$V/mnt" "$vmd_rc" ||
 			diag "the lease: $(cat "$V/lease.json")" "$(grep " $V/mnt " /proc/self/mountinfo | sed 's/^/still mounted: /')"
 		vm_wait_agent $k $grace
 		ok=$?
