@@ -31,6 +31,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -43,6 +44,7 @@
 #include "fetch.h"
 #include "fs.h"
 #include "conf.h"
+#include "ctlclient.h"
 #include "fsutil.h"
 #include "log.h"
 #include "repo.h"
@@ -432,6 +434,45 @@ static int lease_may_retake(struct repo *r, void *arg)
 	return ok;
 }
 
+/* An unmount returns before its daemon has finished its stop (the last
+ * commit, the final snapshot, the lease): a new mount of the same cache
+ * waits for that daemon to exit instead of failing, for CACHE_WAIT
+ * seconds at most.  A cache that another cairnfs serves, not stopping, is
+ * refused at once (fs_open says so). */
+#define CACHE_WAIT 300
+
+static int wait_cache_free(const char *cache_dir, const char *ws_id)
+{
+	int fd = open(cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), told = 0;
+
+	if (fd < 0)
+		return 0;	/* a new cache: fs_open makes it */
+	for (int ticks = 0; flock(fd, LOCK_EX | LOCK_NB); ticks++) {
+		json_t *req = json_pack("{s:s}", "op", "status"), *r = NULL;
+		int serving = ctl_call(ws_id, req, &r, 2) == 0 && json_is_true(json_object_get(r, "ok")) &&
+			      !json_is_true(json_object_get(r, "stopping"));
+
+		json_decref(req);
+		json_decref(r);
+		err_clear();
+		if (serving || ticks >= CACHE_WAIT * 10) {
+			close(fd);
+			return 0;	/* fs_open refuses, naming the cache */
+		}
+		if (!told++)
+			log_warn("cache dir %s: the cairnfs that served it is finishing its stop: waiting for it to exit",
+				 cache_dir);
+		if (stop_requested()) {
+			close(fd);
+			return stop_check("while waiting for the cache dir");
+		}
+		usleep(100 * 1000);
+	}
+	flock(fd, LOCK_UN);
+	close(fd);
+	return 0;
+}
+
 /* Nothing of the mountpoint's own would be hidden by the mount. */
 static int mountpoint_empty(const char *path)
 {
@@ -574,6 +615,9 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 		goto out;
 	/* the cache dir's lock before the lease: a second cairnfs on a busy
 	 * cache must not take (with force) the lease of the one serving it */
+	rc = wait_cache_free(r->state_dir, r->ws_id);
+	if (rc)
+		goto out;
 	rc = fs_open(&fs, r->state_dir, &ready);
 	fs_opened = 1;
 	lw.waiting_arg = r;
@@ -716,7 +760,7 @@ out:
 		log_info(unsaved ? "unmounted; the last changes are in the cache dir only" : "unmounted");
 	free(v);
 	repo_opts_free(&ro);
-	return rc ? 1 : unsaved ? 2 : 0;
+	return rc ? 1 : unsaved ? 3 : 0;
 }
 
 static void make_absolute(char **path)
@@ -782,6 +826,8 @@ int main(int argc, char **argv)
 	/* the terminal hears only warnings and errors; the log file, once the
 	 * mount is up, hears everything */
 	log_setup("cairnfs", LOG_LVL_WARN);
+	if (fsu_no_core_dumps())
+		log_warn("cannot turn core dumps off: %s", strerror(errno));
 	if (fuse_opt_parse(&args, &o, cfs_opt_spec, opt_proc) == -1)
 		rc = 1;
 	else

@@ -131,7 +131,11 @@ static json_t *do_status(struct fs *fs)
 		pthread_mutex_lock(&fs->lock);
 		json_object_set_new(r, "stopping", json_boolean(fs->unmounted));
 		pthread_mutex_unlock(&fs->lock);
-		json_object_set_new(r, "lease", lease_json(fs));
+		json_t *lease = lease_json(fs);
+
+		json_object_set_new(r, "lease_lost", json_integer(
+			!strcmp(json_string_value(json_object_get(lease, "state")), "lost")));
+		json_object_set_new(r, "lease", lease);
 	}
 	return r ? r : fail("cannot build the status reply");
 }

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include "cmd-common.h"
 #include "err.h"
+#include "fsutil.h"
 #include "keys.h"
 #include "log.h"
 #include "reencrypt.h"
@@ -523,6 +525,10 @@ int main(int argc, char **argv)
 
 	cmd_program = "cairn-keyadm";
 	log_setup("cairn-keyadm", LOG_LVL_WARN);
+	if (fsu_no_core_dumps())
+		log_warn("cannot turn core dumps off: %s", strerror(errno));
+	if (cmd_stop_init())
+		return CMD_EXIT_ERROR;
 	if (keys_init()) {
 		fprintf(stderr, "cairn-keyadm: %s\n", err_msg());
 		return CMD_EXIT_ERROR;

@@ -202,6 +202,11 @@ int keys_kek_load_file(const char *path, struct keys_kek **out)
 			     (unsigned)(st.st_mode & 07777), path, path);
 		goto out;
 	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		rc = err_set(-EPERM, "tenant key file '%s' belongs to uid %u, who could replace it: chown it to this user or root",
+			     path, (unsigned)st.st_uid);
+		goto out;
+	}
 	if (st.st_size > KEK_FILE_MAX) {
 		rc = err_set(-EINVAL, "tenant key file '%s' is %lld bytes: too large for a "
 			     "tenant key", path, (long long)st.st_size);

@@ -204,6 +204,12 @@ int keys_wrap_at(const struct keys_kek *kek, const char *ws_id, enum keys_key_ki
  * keys or to hand it to a control plane.  Returns 0, -EBADMSG (not a wrapped
  * key, truncated, malformed) or -ENOTSUP (unknown version or algorithm). */
 int keys_wrap_peek(const uint8_t *obj, size_t len, struct keys_wrap_info *info);
+/* Whether the header hdr (keys_wrap_peek) holds the ids its name and the
+ * caller expect: 0, or -EBADMSG naming both.  keys_unwrap checks it; so
+ * must whoever hands the object to a control plane to unwrap, which may
+ * only decrypt. */
+int keys_wrap_check_ids(const struct keys_wrap_info *hdr, const char *ws_id, const char *key_id,
+			const char *kek_id);
 
 /* Unwraps obj, which must hold key key_id of workspace ws_id wrapped by
  * tenant key kek_id (the ids its name and the caller expect), into key_out

@@ -79,6 +79,8 @@ static int load_exec(const char *spec, struct keys_kek **out)
 	const char *cmd = spec + 5;
 	char *argv[] = { "/bin/sh", "-c", (char *)cmd, NULL };
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	sigset_t none, all;
 	struct timespec t0;
 	char *text = NULL;
 	ssize_t len;
@@ -92,8 +94,20 @@ static int load_exec(const char *spec, struct keys_kek **out)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	/* the command starts with no signal blocked or ignored, whatever
+	 * this process does with its own */
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_init(&sa);
+	posix_spawnattr_setsigmask(&sa, &none);
+	posix_spawnattr_setsigdefault(&sa, &all);
+	/* a process group of its own, so that a timeout kills all of it */
+	posix_spawnattr_setpgroup(&sa, 0);
+	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+				 POSIX_SPAWN_SETPGROUP);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);
+	rc = posix_spawn(&pid, "/bin/sh", &fa, &sa, argv, environ);
+	posix_spawnattr_destroy(&sa);
 	posix_spawn_file_actions_destroy(&fa);
 	close(p[1]);
 	if (rc) {
@@ -104,7 +118,7 @@ static int load_exec(const char *spec, struct keys_kek **out)
 	len = text ? read_output(p[0], text, &t0) : -ENOMEM;
 	close(p[0]);
 	if (len == -ETIMEDOUT)
-		kill(pid, SIGKILL);
+		kill(-pid, SIGKILL);	/* the shell and whatever it started */
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (len == -ETIMEDOUT)

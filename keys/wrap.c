@@ -109,6 +109,21 @@ int keys_wrap_at(const struct keys_kek *kek, const char *ws_id, enum keys_key_ki
 	return 0;
 }
 
+int keys_wrap_check_ids(const struct keys_wrap_info *hdr, const char *ws_id, const char *key_id,
+			const char *kek_id)
+{
+	if (strcmp(hdr->ws_id, ws_id))
+		return err_set(-EBADMSG, "cannot unwrap key %s: the object belongs to "
+			       "workspace %s, not %s", key_id, hdr->ws_id, ws_id);
+	if (strcmp(hdr->key_id, key_id))
+		return err_set(-EBADMSG, "cannot unwrap key %s: the object holds key %s",
+			       key_id, hdr->key_id);
+	if (strcmp(hdr->kek_id, kek_id))
+		return err_set(-EBADMSG, "cannot unwrap key %s: the object is wrapped by "
+			       "tenant key %s, not %s", key_id, hdr->kek_id, kek_id);
+	return 0;
+}
+
 int keys_wrap_peek(const uint8_t *obj, size_t len, struct keys_wrap_info *info)
 {
 	size_t n;
@@ -186,15 +201,9 @@ int keys_unwrap(const struct keys_kek *kek, const uint8_t *obj, size_t len,
 	if (rc)
 		return err_prefix(rc, "cannot unwrap key %s (keys/%s.%s)", key_id, key_id,
 				  kek_id);
-	if (strcmp(hdr.ws_id, ws_id))
-		return err_set(-EBADMSG, "cannot unwrap key %s: the object belongs to "
-			       "workspace %s, not %s", key_id, hdr.ws_id, ws_id);
-	if (strcmp(hdr.key_id, key_id))
-		return err_set(-EBADMSG, "cannot unwrap key %s: the object holds key %s",
-			       key_id, hdr.key_id);
-	if (strcmp(hdr.kek_id, kek_id))
-		return err_set(-EBADMSG, "cannot unwrap key %s: the object is wrapped by "
-			       "tenant key %s, not %s", key_id, hdr.kek_id, kek_id);
+	rc = keys_wrap_check_ids(&hdr, ws_id, key_id, kek_id);
+	if (rc)
+		return rc;
 	if (strcmp(kek->id, hdr.kek_id))
 		return err_set(-EACCES, "cannot unwrap key %s: wrong tenant key? (it is "
 			       "wrapped by tenant key %s, the key given is %s)", key_id,

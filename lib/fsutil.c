@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -213,5 +215,14 @@ int fsu_parse_size(const char *text, uint64_t *out)
 	if (n > UINT64_MAX / mul)
 		return -EINVAL;
 	*out = n * mul;
+	return 0;
+}
+
+int fsu_no_core_dumps(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+		return -errno;
 	return 0;
 }

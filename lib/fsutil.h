@@ -37,4 +37,10 @@ int fsu_read_boot_id(char **out);
  * overflow). */
 int fsu_parse_size(const char *text, uint64_t *out);
 
+/* No core dump of this process, ever: a program that holds unwrapped keys
+ * (in its own memory, or in curl's and OpenSSL's buffers) and S3 secrets
+ * (in its environment) calls it first.  Also makes it non-dumpable, so
+ * other users cannot ptrace it or read its /proc files.  0 or -errno. */
+int fsu_no_core_dumps(void);
+
 #endif

@@ -19,6 +19,7 @@
 #include "stop.h"
 
 static int first_signal;	/* atomic */
+static int cancels;		/* atomic */
 static stop_fn stop_cb;
 static void *stop_arg;
 
@@ -78,6 +79,24 @@ void stop_request(int sig)
 
 	__atomic_compare_exchange_n(&first_signal, &none, sig, 0, __ATOMIC_ACQ_REL,
 				    __ATOMIC_ACQUIRE);
+}
+
+void stop_set_cancels(int on)
+{
+	__atomic_store_n(&cancels, on, __ATOMIC_RELEASE);
+}
+
+int stop_cancelled(void)
+{
+	return __atomic_load_n(&cancels, __ATOMIC_ACQUIRE) ? stop_requested() : 0;
+}
+
+void stop_unblock(void)
+{
+	sigset_t set;
+
+	stop_set(&set);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 const char *stop_signal_name(int sig)

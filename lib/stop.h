@@ -33,6 +33,18 @@ int stop_requested(void);
  * function). */
 void stop_request(int sig);
 
+/* Whether a stop cancels the work under way (cairn's commands: they stop
+ * at the next safe point, commit nothing more and release the lease) or
+ * only ends the waiting for more (cairnfs: its stop finishes what it
+ * does, the final snapshot included).  Off by default. */
+void stop_set_cancels(int on);
+/* The stop signal when a stop came and cancels work, else 0. */
+int stop_cancelled(void);
+
+/* Unblocks the stop signals: for a child between fork and exec (and
+ * before an exec), which must not inherit the block. */
+void stop_unblock(void);
+
 /* "SIGTERM", "SIGINT", "SIGHUP" or "signal N", for messages. */
 const char *stop_signal_name(int sig);
 

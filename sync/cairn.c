@@ -4,11 +4,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cmd.h"
 #include "err.h"
+#include "fsutil.h"
 #include "log.h"
 
 const struct cmd_entry *const cmd_table[] = {
@@ -36,6 +38,10 @@ int main(int argc, char **argv)
 	const char *name;
 
 	log_setup("cairn", LOG_LVL_WARN);
+	if (fsu_no_core_dumps())
+		log_warn("cannot turn core dumps off: %s", strerror(errno));
+	if (cmd_stop_init())
+		return CMD_EXIT_ERROR;
 	if (argc < 2) {
 		cmd_help_entry.exec(1, argv);
 		return CMD_EXIT_USAGE;

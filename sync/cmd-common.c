@@ -14,6 +14,8 @@
 #include "err.h"
 #include "fetch.h"
 #include "log.h"
+#include "repo.h"
+#include "stop.h"
 
 const char *cmd_program = "cairn";
 
@@ -185,4 +187,34 @@ void cmd_progress_done(const struct cmd_common *c)
 		fprintf(stderr, "\r\033[K");
 		fflush(stderr);
 	}
+}
+
+/* A stop signal: a command that holds no lease ends at once, as the
+ * default action would; one that does stops at its next safe point
+ * (repo_stop_check), commits nothing more and releases the lease first. */
+static void on_stop(int sig, void *unused)
+{
+	static int told;
+	char line[160];
+	int n;
+
+	(void)unused;
+	if (!repo_leases_held())
+		_exit(128 + sig);
+	if (told++)
+		return;
+	n = snprintf(line, sizeof(line), "%s: %s: stopping at the next safe point; the lease is released first\n",
+		     cmd_program, stop_signal_name(sig));
+	if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;
+}
+
+int cmd_stop_init(void)
+{
+	stop_set_cancels(1);
+	if (stop_init(on_stop, NULL)) {
+		fprintf(stderr, "%s: %s\n", cmd_program, err_msg());
+		return -1;
+	}
+	return 0;
 }

@@ -129,6 +129,8 @@ static int cmd_forget_exec(int argc, char **argv)
 				       ids[i], (unsigned long long)snaps[i].generation);
 		}
 		if (!dry && ngone)
+			rc = repo_lease_confirm(r);
+		if (!dry && ngone && !rc)
 			rc = store_del_many(r->store, gone, ngone);
 	}
 	if (!rc && !c.json && !c.quiet)

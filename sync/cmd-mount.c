@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "cmd-common.h"
 #include "err.h"
+#include "stop.h"
 
 enum { OPT_CACHE = OPT_COMMON_LAST, OPT_FOREGROUND, OPT_SNAPSHOT, OPT_CACHE_SIZE, OPT_DISCARD,
        OPT_KEEP, OPT_NO_PREFETCH };
@@ -180,6 +181,7 @@ static int mount_exec(int argc, char **argv)
 	}
 	args[n] = NULL;
 	fflush(NULL);
+	stop_unblock();		/* cairnfs takes its stop signals itself */
 	execvp(cairnfs, (char *const *)args);
 	fprintf(stderr, "cairn mount: cannot run %s: %s (is cairn installed whole?)\n", cairnfs,
 		strerror(errno));

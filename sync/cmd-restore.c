@@ -35,6 +35,7 @@ static int cmd_restore_exec(int argc, char **argv)
 		CMD_COMMON_LONGOPTS,
 		{ "include", required_argument, NULL, 'i' },
 		{ "root", required_argument, NULL, 'R' },
+		{ "privileged", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cmd_common c = { 0 };
@@ -54,6 +55,8 @@ static int cmd_restore_exec(int argc, char **argv)
 			ro.include = optarg;
 		else if (opt == 'R')
 			ro.root = optarg;
+		else if (opt == 'P')
+			ro.privileged = 1;
 		else
 			return cmd_usage(&cmd_restore_entry);
 	}
@@ -78,9 +81,10 @@ static int cmd_restore_exec(int argc, char **argv)
 	if (rc)
 		rc = cmd_fail(&cmd_restore_entry, NULL);
 	else if (c.json)
-		cmd_json_line(json_pack("{s:s, s:s, s:I, s:I}", "snapshot", id, "target", argv[optind + 1],
+		cmd_json_line(json_pack("{s:s, s:s, s:I, s:I, s:I}", "snapshot", id, "target", argv[optind + 1],
 					"files", (json_int_t)pc.last.files,
-					"bytes", (json_int_t)pc.last.bytes));
+					"bytes", (json_int_t)pc.last.bytes,
+					"privileges_left_out", (json_int_t)pc.last.stripped));
 	else if (!c.quiet)
 		printf("restored snapshot %.8s (generation %llu) to %s: %llu files, %s\n", id,
 		       (unsigned long long)rec.generation, argv[optind + 1],
@@ -94,7 +98,7 @@ static int cmd_restore_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_restore_entry = {
 	.name = "restore",
-	.usage = "SNAPSHOT|latest DIR [--include PATH] [--root NAME] " CMD_COMMON_USAGE,
+	.usage = "SNAPSHOT|latest DIR [--include PATH] [--root NAME] [--privileged] " CMD_COMMON_USAGE,
 	.summary = "write a snapshot (or one path of it) back to a directory",
 	.exec = cmd_restore_exec,
 };

@@ -45,6 +45,25 @@ static void age(json_int_t t, char out[32])
 		snprintf(out, 32, "%lld h ago", s / 3600);
 }
 
+static void print_lease(json_t *l)
+{
+	const char *state = json_string_value(json_object_get(l, "state"));
+	json_int_t retakes = json_integer_value(json_object_get(l, "retakes"));
+	char a[32];
+
+	if (!state)
+		return;
+	if (!strcmp(state, "lost")) {
+		age(json_integer_value(json_object_get(l, "lost_at")), a);
+		printf("  lease:     LOST (%s, %s): changes stay in the cache and are not saved until"
+		       " it is taken back\n", json_is_string(json_object_get(l, "why")) ?
+		       json_string_value(json_object_get(l, "why")) : "not renewed", a);
+	} else if (!strcmp(state, "held")) {
+		printf("  lease:     held as host %s%s\n", json_string_value(json_object_get(l, "host")),
+		       retakes ? " (taken back after a loss)" : "");
+	}
+}
+
 static void print_text(json_t *r)
 {
 	char b1[32], b2[32], b3[32], a[32];
@@ -84,6 +103,7 @@ static void print_text(json_t *r)
 	       cmd_bytes((uint64_t)geti(r, "store", "bytes_out"), b2));
 	printf("  snapshots: %lld taken, %lld failed since the mount\n",
 	       (long long)geti(r, "snapshots", "taken"), (long long)geti(r, "snapshots", "failed"));
+	print_lease(json_object_get(r, "lease"));
 }
 
 /* ---- metrics ----------------------------------------------------------- */
@@ -113,6 +133,8 @@ static const struct metric metrics[] = {
 	{ "cairn_fetch_errors_total", "counter", "reads that could not fetch their data (EIO)", "fetch_errors", NULL },
 	{ "cairn_snapshots_total", "counter", "snapshots taken by this mount", "snapshots", "taken" },
 	{ "cairn_snapshot_failures_total", "counter", "snapshots that failed", "snapshots", "failed" },
+	{ "cairn_lease_lost", "gauge", "1 while the mount has lost its lease: its changes are not saved", "lease_lost", NULL },
+	{ "cairn_lease_retakes_total", "counter", "times the mount took its lost lease back", "lease", "retakes" },
 };
 
 /* A label value with \, " and newline escaped. */

@@ -42,6 +42,10 @@ extern const struct cmd_entry *const cmd_table[];
 /* The program the commands belong to, for messages: "cairn" unless its
  * main sets another ("cairn-keyadm"). */
 extern const char *cmd_program;
+/* Takes SIGTERM, SIGINT and SIGHUP in a thread (stop.h): a command that
+ * holds a lease stops at its next safe point and releases it, any other
+ * ends at once.  Call first in main.  0, or -1 with a line on stderr. */
+int cmd_stop_init(void);
 
 /* Prints "usage: PROGRAM NAME USAGE" to stderr and returns CMD_EXIT_USAGE. */
 int cmd_usage(const struct cmd_entry *e);

@@ -30,10 +30,29 @@
 #define TOKEN_MAX 4096
 #define REPLY_MAX (64 * 1024)
 
+/* https://, or plain http:// to the loopback address only (the tests'
+ * reference server): parsed, so that "http://127.0.0.1@elsewhere/" or
+ * "http://127.0.0.1.example/" is not taken for loopback. */
 static int url_ok(const char *u)
 {
-	return u && (!strncmp(u, "https://", 8) || !strncmp(u, "http://127.0.0.1", 16) ||
-		     !strncmp(u, "http://[::1]", 12));
+	CURLU *h;
+	char *scheme = NULL, *host = NULL, *user = NULL;
+	int ok;
+
+	if (!u)
+		return 0;
+	h = curl_url();
+	ok = h && curl_url_set(h, CURLUPART_URL, u, 0) == CURLUE_OK &&
+	     curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	     curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	     curl_url_get(h, CURLUPART_USER, &user, 0) == CURLUE_NO_USER &&
+	     (!strcmp(scheme, "https") ||
+	      (!strcmp(scheme, "http") && (!strcmp(host, "127.0.0.1") || !strcmp(host, "[::1]"))));
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_url_cleanup(h);
+	return ok;
 }
 
 int cplane_check(const struct cplane *cp)
@@ -75,13 +94,24 @@ static int read_token(const char *path, char **out)
 	*out = NULL;
 	if (fd < 0)
 		return err_set(-errno, "control-plane token file %s: %s", path, strerror(errno));
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0) {
+		int rc = err_set(-errno, "control-plane token file %s: %s", path, strerror(errno));
+
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
 		close(fd);
 		return err_set(-EINVAL, "control-plane token file %s is not a regular file", path);
 	}
 	if (st.st_mode & 077) {
 		close(fd);
 		return err_set(-EPERM, "control-plane token file %s is readable by others: chmod 600 it", path);
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		close(fd);
+		return err_set(-EPERM, "control-plane token file %s belongs to uid %u, who could change it: chown it to this user or root",
+			       path, (unsigned)st.st_uid);
 	}
 	t = sodium_malloc(TOKEN_MAX);
 	n = t ? read(fd, t, TOKEN_MAX - 1) : -1;
@@ -146,8 +176,11 @@ static int post_once(const struct cplane *cp, const char *url, const char *auth,
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
-	if (cp->ca_file && *cp->ca_file)
+	if (cp->ca_file && *cp->ca_file) {
+		/* the file is the only trust: not also libcurl's CA dir */
 		curl_easy_setopt(curl, CURLOPT_CAINFO, cp->ca_file);
+		curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+	}
 	cc = curl_easy_perform(curl);
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
@@ -275,6 +308,8 @@ int cplane_generation(const struct cplane *cp, const char *tenant, const char *w
 	int rc;
 
 	json_object_set_new(req, "snapshot", snapshot_id && *snapshot_id ? json_string(snapshot_id) : json_null());
+	if (cp->reporter)
+		json_object_set_new(req, "reporter", json_string(cp->reporter));
 	rc = cplane_post(cp, "/v1/generation", req, &reply);
 	json_decref(req);
 	if (rc)

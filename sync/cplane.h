@@ -23,6 +23,7 @@ struct cplane {
 	const char *url;	/* https://HOST[:PORT][/PREFIX]; NULL: none configured */
 	const char *token_file;	/* first line is the bearer token; 0600 or stricter */
 	const char *ca_file;	/* PEM CAs to verify the server; NULL: the system's */
+	const char *reporter;	/* "cairnd" in its generation reports; NULL: none */
 };
 
 #define CPLANE_TIMEOUT_S 30L

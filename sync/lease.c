@@ -47,6 +47,10 @@
 #define LEASE_MARGIN (5 * NS)		/* past an expiry: clock skew between machines */
 #define LEASE_POLL (2 * NS)		/* a waiting mount reads the lease this often */
 
+/* Leases this process holds or is taking (atomic): a stop signal with
+ * none can end the process at once. */
+static int leases_held;
+
 struct repo_lease {
 	struct repo *r;
 	struct record_lease me;
@@ -55,6 +59,8 @@ struct repo_lease {
 	pthread_t renewer;
 	pthread_mutex_t lock;		/* guards etag, me.expires_ns, stop, lost,
 					 * lost_ns, why, retakes */
+	pthread_mutex_t write_lock;	/* one lease write at a time (renewer,
+					 * confirm, retake), taken before lock */
 	pthread_cond_t wake;
 	int stop;
 	int lost;
@@ -257,6 +263,39 @@ static void lease_retake(struct repo_lease *l)
 	log_warn("took the lease of workspace %s back: its work is saved again", r->ws_id);
 }
 
+/* One renewal written now, with If-Match on our last write (one lease
+ * write at a time), its outcome applied: 0; -ECANCELED, or any failure
+ * past the expiry, makes the lease lost; another code leaves it as it
+ * was (the caller may try again). */
+static int lease_renew(struct repo_lease *l)
+{
+	struct record_lease next;
+	char etag[STORE_ETAG_MAX];
+	int rc;
+
+	pthread_mutex_lock(&l->write_lock);
+	pthread_mutex_lock(&l->lock);
+	next = l->me;
+	next.expires_ns = now_ns() + l->ttl_ns;
+	memcpy(etag, l->etag, sizeof(etag));
+	pthread_mutex_unlock(&l->lock);
+	rc = lease_write(l->r, &next, STORE_IF_MATCH, etag, etag);
+	pthread_mutex_lock(&l->lock);
+	if (rc == 0) {
+		memcpy(l->etag, etag, sizeof(etag));
+		l->me.expires_ns = next.expires_ns;
+	} else if (rc == -ECANCELED || now_ns() >= l->me.expires_ns) {
+		l->lost = 1;
+		l->lost_ns = now_ns();
+		snprintf(l->why, sizeof(l->why), "%s", err_msg());
+		log_error("lost the lease of workspace %s: %s; until it is taken back, its changes stay in the local cache and no snapshot can be committed",
+			  l->r->ws_id, l->why);
+	}
+	pthread_mutex_unlock(&l->lock);
+	pthread_mutex_unlock(&l->write_lock);
+	return rc;
+}
+
 static void *lease_renewer(void *arg)
 {
 	struct repo_lease *l = arg;
@@ -265,9 +304,7 @@ static void *lease_renewer(void *arg)
 	pthread_mutex_lock(&l->lock);
 	while (!l->stop) {
 		uint64_t at = now_ns() + (l->lost ? LEASE_POLL : l->ttl_ns / 3);
-		struct record_lease next = l->me;
-		char etag[STORE_ETAG_MAX];
-		int rc;
+		int lost, rc;
 
 		deadline.tv_sec = (time_t)(at / NS);
 		deadline.tv_nsec = (long)(at % NS);
@@ -275,30 +312,20 @@ static void *lease_renewer(void *arg)
 			;
 		if (l->stop)
 			break;
-		if (l->lost) {
-			pthread_mutex_unlock(&l->lock);
-			lease_retake(l);
-			pthread_mutex_lock(&l->lock);
-			continue;
-		}
-		next.expires_ns = now_ns() + l->ttl_ns;
-		memcpy(etag, l->etag, sizeof(etag));
+		lost = l->lost;
 		pthread_mutex_unlock(&l->lock);
-		rc = lease_write(l->r, &next, STORE_IF_MATCH, etag, etag);
-		pthread_mutex_lock(&l->lock);
-		if (rc == 0) {
-			memcpy(l->etag, etag, sizeof(etag));
-			l->me.expires_ns = next.expires_ns;
-		} else if (rc == -ECANCELED || now_ns() >= l->me.expires_ns) {
-			l->lost = 1;
-			l->lost_ns = now_ns();
-			snprintf(l->why, sizeof(l->why), "%s", err_msg());
-			log_error("lost the lease of workspace %s: %s; until it is taken back, its changes stay in the local cache and no snapshot can be committed",
-				  l->r->ws_id, l->why);
+		rc = 0;
+		if (lost) {
+			pthread_mutex_lock(&l->write_lock);
+			lease_retake(l);
+			pthread_mutex_unlock(&l->write_lock);
 		} else {
+			rc = lease_renew(l);
+		}
+		pthread_mutex_lock(&l->lock);
+		if (rc && !l->lost)
 			log_warn("cannot renew the lease of workspace %s (will retry): %s",
 				 l->r->ws_id, err_msg());
-		}
 	}
 	pthread_mutex_unlock(&l->lock);
 	return NULL;
@@ -414,8 +441,10 @@ int repo_lease_acquire_wait(struct repo *r, const char *program, const struct re
 	l->r = r;
 	l->ttl_ns = ttl_ns;
 	holder_identity(r, &l->me, program);
+	__atomic_add_fetch(&leases_held, 1, __ATOMIC_ACQ_REL);
 	rc = lease_take(r, &l->me, l->etag, w, ttl_ns);
 	if (rc) {
+		__atomic_sub_fetch(&leases_held, 1, __ATOMIC_ACQ_REL);
 		free(l);
 		return err_prefix(rc, "cannot take the lease");
 	}
@@ -424,6 +453,7 @@ int repo_lease_acquire_wait(struct repo *r, const char *program, const struct re
 		l->retake_arg = w->retake_arg;
 	}
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->write_lock, NULL);
 	pthread_cond_init(&l->wake, NULL);
 	pthread_create(&l->renewer, NULL, lease_renewer, l);
 	r->lease = l;
@@ -440,11 +470,26 @@ int repo_lease_acquire(struct repo *r)
 	return repo_lease_acquire_as(r, "cairn");
 }
 
+int repo_leases_held(void)
+{
+	return __atomic_load_n(&leases_held, __ATOMIC_ACQUIRE);
+}
+
+int repo_stop_check(struct repo *r)
+{
+	int sig = stop_cancelled();
+
+	return sig ? err_set(-EINTR, "workspace %s: interrupted by %s: nothing more is committed, and the lease is released",
+			     r->ws_id, stop_signal_name(sig)) : 0;
+}
+
 int repo_lease_check(struct repo *r)
 {
 	struct repo_lease *l = r->lease;
 	int lost;
 
+	if (repo_stop_check(r))
+		return -EINTR;
 	if (!l)
 		return err_set(-ECANCELED, "workspace %s: this process does not hold the lease", r->ws_id);
 	pthread_mutex_lock(&l->lock);
@@ -452,6 +497,20 @@ int repo_lease_check(struct repo *r)
 	pthread_mutex_unlock(&l->lock);
 	return lost ? err_set(-ECANCELED, "workspace %s: the lease was lost (another writer took over, or the store was unreachable past its expiry)",
 			      r->ws_id) : 0;
+}
+
+int repo_lease_confirm(struct repo *r)
+{
+	int rc = repo_lease_check(r);
+
+	if (rc)
+		return rc;
+	/* the store says whether we still hold it, not our clock */
+	rc = lease_renew(r->lease);
+	if (rc == -ECANCELED)
+		return err_set(-ECANCELED, "workspace %s: the lease was taken over by another writer: nothing is deleted",
+			       r->ws_id);
+	return rc ? err_prefix(rc, "workspace %s: cannot confirm the lease before deleting", r->ws_id) : 0;
 }
 
 int repo_lease_status(struct repo *r, struct repo_lease_status *st)
@@ -494,7 +553,9 @@ void repo_lease_release(struct repo *r)
 			log_info("released the lease of workspace %s", r->ws_id);
 	}
 	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->write_lock);
 	pthread_cond_destroy(&l->wake);
 	free(l);
 	r->lease = NULL;
+	__atomic_sub_fetch(&leases_held, 1, __ATOMIC_ACQ_REL);
 }

@@ -397,9 +397,11 @@ int prune_repo(struct repo *r, const struct prune_opts *o, struct prune_stats *s
 		rc = index_write_consolidated(m.idx, r->store, dk, r->ws_id, NULL, NULL);
 	/* 3. the superseded index objects, 4. the packs nobody lists now */
 	if (!rc)
+		rc = repo_lease_confirm(r);
+	if (!rc)
 		rc = index_delete_superseded(m.idx, r->store, NULL);
 	if (!rc)
-		rc = repo_lease_check(r);
+		rc = repo_lease_confirm(r);
 	prune_progress(o, "deleting", ndoomed);
 	if (!rc && ndoomed)
 		rc = store_del_many(r->store, doomed, ndoomed);

@@ -180,9 +180,11 @@ static int packs_pass(struct repo *r, const struct keys_key *dk, const struct re
 	if (!rc)
 		rc = index_write_consolidated(idx, r->store, dk, r->ws_id, NULL, NULL);
 	if (!rc)
+		rc = repo_lease_confirm(r);
+	if (!rc)
 		rc = index_delete_superseded(idx, r->store, NULL);
 	if (!rc)
-		rc = repo_lease_check(r);
+		rc = repo_lease_confirm(r);
 	if (!rc && ndoomed)
 		rc = store_del_many(r->store, doomed, ndoomed);
 	if (!rc)
@@ -282,7 +284,7 @@ static int retire(struct repo *r, const struct keys_key *dk, const struct reencr
 	}
 	progress(o, "retiring", 0, n);
 	if (!rc)
-		rc = repo_lease_check(r);
+		rc = repo_lease_confirm(r);
 	if (!rc && n)
 		rc = store_del_many(r->store, gone, n);
 	if (!rc)

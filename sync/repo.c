@@ -45,7 +45,9 @@ static char *default_state_dir(const char *ws_id)
 		return xasprintf("/var/lib/cairn/%s", ws_id);
 	if (xdg && *xdg)
 		return xasprintf("%s/cairn/%s", xdg, ws_id);
-	return xasprintf("%s/.local/state/cairn/%s", home && *home ? home : "/tmp", ws_id);
+	if (home && *home)
+		return xasprintf("%s/.local/state/cairn/%s", home, ws_id);
+	return NULL;	/* not /tmp: the cache is plaintext */
 }
 
 static int state_dir_make(struct repo *r, const struct repo_opts *opts)
@@ -59,12 +61,16 @@ static int state_dir_make(struct repo *r, const struct repo_opts *opts)
 		r->state_dir = xasprintf("%s/%s", opts->state_dir, r->ws_id);
 	else
 		r->state_dir = default_state_dir(r->ws_id);
+	if (!r->state_dir)
+		return err_set(-EINVAL, "no place for the state dir: set HOME, XDG_STATE_HOME or --state-dir");
 	marker = xasprintf("%s/", r->state_dir);
 	rc = fsu_mkdir_parents(marker);
 	free(marker);
 	if (rc)
 		return err_set(rc, "cannot create the state dir %s: %s", r->state_dir, strerror(-rc));
-	chmod(r->state_dir, 0700);
+	if (chmod(r->state_dir, 0700))
+		return err_set(-errno, "state dir %s: cannot make it private (chmod 700): %s", r->state_dir,
+			       strerror(errno));
 	return 0;
 }
 
@@ -277,6 +283,9 @@ static int key_load_one(const char *name, uint64_t size, void *arg)
 	k->mine++;
 	rc = store_get(k->r->store, name, 0, STORE_TO_END, &obj, NULL);
 	if (!rc && (rc = keys_wrap_peek(obj.data, obj.len, &info)) != 0)
+		err_prefix(rc, "%s", name);
+	/* the control plane may only decrypt: the ids are checked here */
+	if (!rc && !k->kek && (rc = keys_wrap_check_ids(&info, k->r->ws_id, key_id, kek_id)) != 0)
 		err_prefix(rc, "%s", name);
 	if (!rc && k->kek)
 		rc = keys_ring_add_wrapped(k->r->ring, k->kek, obj.data, obj.len, key_id, kek_id);

@@ -175,8 +175,21 @@ int repo_lease_acquire_wait(struct repo *r, const char *program, const struct re
 /* Parses a lease_wait value ("forever", "0", "90s", "5m") into seconds
  * (< 0: for ever).  0 or -EINVAL with the error set. */
 int repo_lease_wait_parse(const char *s, double *seconds);
-/* 0 while the lease is held and renewed; -ECANCELED once it was lost. */
+/* 0 while the lease is held and renewed; -ECANCELED once it was lost;
+ * -EINTR once a stop signal cancels the work (repo_stop_check). */
 int repo_lease_check(struct repo *r);
+/* repo_lease_check, then a renewal written now with If-Match: the store,
+ * not this machine's clock, confirms the lease is still ours.  Called
+ * right before deletes (prune, index consolidation, reencrypt), so a
+ * writer whose lease was taken over deletes nothing the new holder may
+ * deduplicate against.  0, -ECANCELED (taken over) or another code. */
+int repo_lease_confirm(struct repo *r);
+/* -EINTR with the error set once a stop signal came that cancels work
+ * (stop.h: cairn's commands), else 0: the long loops of lease holders
+ * (a snapshot's walk and uploads, prune, reencrypt) call it. */
+int repo_stop_check(struct repo *r);
+/* Leases this process holds or is taking. */
+int repo_leases_held(void);
 /* What a status shows of the lease. */
 struct repo_lease_status {
 	int lost;		/* lost (or not renewed past its expiry) */

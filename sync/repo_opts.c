@@ -6,6 +6,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "conf.h"
@@ -23,6 +25,22 @@ static void fill(const char **field, const char *env, const char *from_conf)
 		*field = v;
 	else if (from_conf)
 		*field = from_conf;
+}
+
+/* key = exec: makes the config code that runs with this process's rights
+ * (root, under cairnd): only its owner (root or this user) may write it. */
+static int conf_exec_trusted(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return err_set(-errno, "%s: %s", path, strerror(errno));
+	if ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022))
+		return err_set(-EPERM, "%s names an exec: key provider, a command run as uid %u, but %s:"
+			       " make it owned by root (or this user) and writable by its owner only (chmod 644)",
+			       path, (unsigned)geteuid(),
+			       st.st_mode & 022 ? "others may write it" : "another user owns it");
+	return 0;
 }
 
 int repo_opts_resolve(struct repo_opts *opts, const char *config_path, const char *name)
@@ -55,6 +73,11 @@ int repo_opts_resolve(struct repo_opts *opts, const char *config_path, const cha
 	}
 	fill(&opts->store_url, "CAIRN_STORE", w ? w->store : NULL);
 	fill(&opts->key, "CAIRN_KEY", w ? w->key : NULL);
+	if (w && opts->key == w->key && !strncmp(w->key, "exec:", 5)) {
+		rc = conf_exec_trusted(path);
+		if (rc)
+			return rc;
+	}
 	fill(&opts->tenant, "CAIRN_TENANT", w ? w->tenant : NULL);
 	fill(&opts->workspace, "CAIRN_WORKSPACE", w ? w->workspace : NULL);
 	fill(&opts->state_dir, "CAIRN_STATE_DIR", NULL);

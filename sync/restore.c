@@ -13,11 +13,20 @@
  *      survive the writes inside them.
  * Names come from tree_decode, which refuses "/", NUL, "." and "..";
  * restore checks again before touching the disk.
+ *
+ * Must stay true: nothing is done by path from the target down.  The
+ * target is opened once; every directory under it is reached from there
+ * one component at a time with O_NOFOLLOW (dir_at), and every entry is
+ * made, changed and renamed by *at calls on its own name with no symlink
+ * followed, so a process that races the restore (renames a directory it
+ * owns, plants a symlink) cannot lead root's writes, chmods or chowns
+ * outside the target.
  */
 #include "config.h"
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +47,10 @@
 #define DEFAULT_WORKERS 4
 
 struct rfile {
-	char *path;		/* final path */
-	char *tmp;		/* temp path while being written */
+	char *path;		/* final path, for messages */
+	char *dir, *name;	/* its directory (relative to the target, "" for
+				 * the target) and its name there */
+	char *tmp;		/* the temp file's name in dir while written */
 	struct tree_entry meta;	/* borrowed fields copied: see file_add */
 	uint64_t link_group;
 	int secondary;		/* another name of files[primary]: linked, not written */
@@ -47,7 +58,8 @@ struct rfile {
 };
 
 struct rdir {
-	char *path;
+	char *path;		/* for messages */
+	char *dir, *name;	/* as in struct rfile */
 	struct tree_entry meta;
 	int depth;
 };
@@ -60,10 +72,21 @@ struct need {
 	uint64_t file_off;
 };
 
+/* The last directory a thread opened under the target, and its fd (an
+ * O_PATH fd, for *at calls): consecutive entries mostly share one. */
+struct dircache {
+	char *rel;
+	int fd;
+};
+#define DIRCACHE_INIT { NULL, -1 }
+
 struct restore {
 	struct repo *r;
 	struct index *idx;
 	const struct restore_opts *o;
+	const char *target;	/* for messages */
+	int root_fd;		/* the target, opened once */
+	struct dircache dc;	/* the main thread's */
 	int owners;
 	struct rfile *files;
 	size_t nfiles, files_cap;
@@ -83,22 +106,77 @@ struct restore {
 	struct restore_progress prog;
 };
 
-/* Makes directory path, replacing whatever non-directory is there: a
- * symlink left in the target must never lead the restore outside it. */
-static int make_dir(const char *path)
+static void dircache_free(struct dircache *c)
 {
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->rel);
+	c->fd = -1;
+	c->rel = NULL;
+}
+
+/* The directory rel under the target ("" for the target itself), reached
+ * one component at a time with O_NOFOLLOW: a symlink on the way is an
+ * error, never followed.  The fd belongs to c (until its next call). */
+static int dir_at(struct restore *rs, struct dircache *c, const char *rel)
+{
+	size_t have = c->rel ? strlen(c->rel) : 0;
+	const char *rest = rel;
+	int fd;
+
+	if (c->fd >= 0 && !strcmp(c->rel, rel))
+		return c->fd;
+	/* below the cached one: walk on from it */
+	if (c->fd >= 0 && have && !strncmp(rel, c->rel, have) && rel[have] == '/') {
+		fd = openat(c->fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		rest = rel + have + 1;
+	} else {
+		fd = openat(rs->root_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	while (fd >= 0 && *rest) {
+		size_t n = strcspn(rest, "/");
+		char *comp = xstrndup(rest, n);
+		int next = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		free(comp);
+		close(fd);
+		fd = next;
+		rest += n + (rest[n] == '/');
+	}
+	if (fd < 0)
+		return err_set(-errno, "%s/%s: cannot open the directory: %s (a symlink or a file took its place?)",
+			       rs->target, rel, strerror(errno));
+	dircache_free(c);
+	c->rel = xstrdup(rel);
+	c->fd = fd;
+	return fd;
+}
+
+/* Makes directory name in dir, replacing whatever non-directory is there:
+ * a symlink left in the target must never lead the restore outside it. */
+static int make_dir(struct restore *rs, const char *dir, const char *name, const char *path)
+{
+	int pfd = dir_at(rs, &rs->dc, dir);
 	struct stat st;
 
-	if (lstat(path, &st) == 0) {
+	if (pfd < 0)
+		return pfd;
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISDIR(st.st_mode))
 			return 0;
-		if (unlink(path) < 0)
+		if (unlinkat(pfd, name, 0) < 0)
 			return err_set(-errno, "%s: cannot replace with a directory: %s", path,
 				       strerror(errno));
 	}
-	if (mkdir(path, 0700) < 0)
+	if (mkdirat(pfd, name, 0700) < 0)
 		return err_set(-errno, "%s: cannot create directory: %s", path, strerror(errno));
 	return 0;
+}
+
+/* "dir/name", or name when dir is the target. */
+static char *rel_join(const char *dir, const char *name)
+{
+	return *dir ? xasprintf("%s/%s", dir, name) : xstrdup(name);
 }
 
 static int name_safe(const char *name)
@@ -125,29 +203,68 @@ static void meta_free(struct tree_entry *e)
 	free(e->xattrs);
 }
 
-/* xattrs, owner, mode and times of path (not following a symlink). */
-static int apply_meta(struct restore *rs, const char *path, const struct tree_entry *e)
+/* An xattr that gives privilege (file capabilities, security labels,
+ * trusted.*): restored only with o->privileged. */
+static int xattr_privileged(const char *name)
+{
+	return !strncmp(name, "security.", 9) || !strncmp(name, "trusted.", 8);
+}
+
+static void stripped(struct restore *rs)
+{
+	pthread_mutex_lock(&rs->lock);
+	rs->prog.stripped++;
+	pthread_mutex_unlock(&rs->lock);
+}
+
+/* xattrs, owner, mode and times of entry name in dir (never following a
+ * symlink); path names it in messages. */
+static int apply_meta(struct restore *rs, struct dircache *c, const char *dir, const char *name,
+		      const char *path, const struct tree_entry *e)
 {
 	struct timespec times[2];
+	mode_t mode = e->mode;
+	int pfd = dir_at(rs, c, dir);
 
-	for (size_t i = 0; i < e->nxattrs; i++)
-		if (lsetxattr(path, e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].value_len, 0) < 0 &&
-		    errno != ENOTSUP && errno != EPERM)
-			return err_set(-errno, "%s: cannot set xattr %s: %s", path, e->xattrs[i].name,
-				       strerror(errno));
-	if (rs->owners && lchown(path, e->uid, e->gid) < 0)
+	if (pfd < 0)
+		return pfd;
+	if (e->nxattrs) {
+		/* anchored at the directory already opened: no path walk */
+		char *at = xasprintf("/proc/self/fd/%d/%s", pfd, name);
+
+		for (size_t i = 0; i < e->nxattrs; i++) {
+			if (!rs->o->privileged && xattr_privileged(e->xattrs[i].name)) {
+				stripped(rs);
+				continue;
+			}
+			if (lsetxattr(at, e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].value_len, 0) < 0 &&
+			    errno != ENOTSUP && errno != EPERM) {
+				int rc = err_set(-errno, "%s: cannot set xattr %s: %s", path,
+						 e->xattrs[i].name, strerror(errno));
+
+				free(at);
+				return rc;
+			}
+		}
+		free(at);
+	}
+	if (!rs->o->privileged && e->type == TREE_REG && (mode & (S_ISUID | S_ISGID))) {
+		mode &= ~(mode_t)(S_ISUID | S_ISGID);
+		stripped(rs);
+	}
+	if (rs->owners && fchownat(pfd, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return err_set(-errno, "%s: cannot set owner %u:%u: %s", path, e->uid, e->gid, strerror(errno));
-	if (e->type != TREE_SYMLINK && chmod(path, e->mode) < 0)
-		return err_set(-errno, "%s: cannot set mode %o: %s", path, e->mode, strerror(errno));
+	if (e->type != TREE_SYMLINK && fchmodat(pfd, name, mode, AT_SYMLINK_NOFOLLOW) < 0)
+		return err_set(-errno, "%s: cannot set mode %o: %s", path, mode, strerror(errno));
 	times[0].tv_sec = e->mtime.sec;	/* atime is not kept: use mtime */
 	times[0].tv_nsec = e->mtime.nsec;
 	times[1] = times[0];
-	if (utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) < 0)
+	if (utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW) < 0)
 		return err_set(-errno, "%s: cannot set times: %s", path, strerror(errno));
 	return 0;
 }
 
-static size_t file_add(struct restore *rs, const char *path, const struct tree_entry *e)
+static size_t file_add(struct restore *rs, const char *dir, const char *path, const struct tree_entry *e)
 {
 	struct rfile *f;
 
@@ -158,6 +275,8 @@ static size_t file_add(struct restore *rs, const char *path, const struct tree_e
 	f = &rs->files[rs->nfiles];
 	memset(f, 0, sizeof(*f));
 	f->path = xstrdup(path);
+	f->dir = xstrdup(dir);
+	f->name = xstrdup(e->name);
 	meta_copy(&f->meta, e);
 	f->link_group = e->link_group;
 	return rs->nfiles++;
@@ -172,28 +291,47 @@ static void need_add(struct restore *rs, const struct index_entry *ent, size_t f
 	rs->needs[rs->nneeds++] = (struct need){ ent->pack, ent->e, file, off };
 }
 
+/* Makes an empty temp file in directory pfd: its name in *name.  The fd,
+ * or a negative errno. */
+static int temp_at(int pfd, char **name)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		int fd;
+
+		*name = xasprintf(".cairn-restore-%08x%08x", randombytes_random(), randombytes_random());
+		fd = openat(pfd, *name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : -errno;
+		free(*name);
+		*name = NULL;
+	}
+	return -EEXIST;
+}
+
 /* A regular file: its temp file, sized, and the blobs it needs. */
 static int plan_file(struct restore *rs, const char *dir, const char *path,
 		     const struct tree_entry *e)
 {
 	uint64_t off = 0;
 	size_t fi;
-	int fd;
+	int fd, pfd;
 
 	for (size_t g = 0; e->link_group && g < rs->ngroups; g++) {
 		if (rs->groups[g] == e->link_group) {
 			/* a second name of a hard-linked file: linked in pass 3 */
-			fi = file_add(rs, path, e);
+			fi = file_add(rs, dir, path, e);
 			rs->files[fi].secondary = 1;
 			rs->files[fi].primary = rs->group_file[g];
 			return 0;
 		}
 	}
-	fi = file_add(rs, path, e);
-	rs->files[fi].tmp = xasprintf("%s/.cairn-restore-XXXXXX", dir);
-	fd = mkostemp(rs->files[fi].tmp, O_CLOEXEC);
+	fi = file_add(rs, dir, path, e);
+	pfd = dir_at(rs, &rs->dc, dir);
+	if (pfd < 0)
+		return pfd;
+	fd = temp_at(pfd, &rs->files[fi].tmp);
 	if (fd < 0)
-		return err_set(-errno, "%s: cannot create a temp file in %s: %s", path, dir, strerror(errno));
+		return err_set(fd, "%s: cannot create a temp file beside it: %s", path, strerror(-fd));
 	if (ftruncate(fd, (off_t)e->size) < 0) {
 		int rc = err_set(-errno, "%s: cannot size to %llu bytes: %s", path,
 				 (unsigned long long)e->size, strerror(errno));
@@ -231,36 +369,43 @@ static int plan_file(struct restore *rs, const char *dir, const char *path,
 	return 0;
 }
 
-static int plan_dir(struct restore *rs, const char *path, const struct tree *t, int depth);
+static int plan_dir(struct restore *rs, const char *dir, const struct tree *t, int depth);
 
+/* Entry e of directory dir (relative to the target). */
 static int plan_entry(struct restore *rs, const char *dir, const struct tree_entry *e, int depth)
 {
-	char *path;
-	int rc = 0;
+	char *path, *rel;
+	int rc = 0, pfd;
 
 	if (!name_safe(e->name))
-		return err_set(-EBADMSG, "refusing tree entry '%s' in %s: it would escape the target",
-			       e->name ? e->name : "", dir);
-	path = xasprintf("%s/%s", dir, e->name);
+		return err_set(-EBADMSG, "refusing tree entry '%s' in %s/%s: it would escape the target",
+			       e->name ? e->name : "", rs->target, dir);
+	rel = rel_join(dir, e->name);
+	path = xasprintf("%s/%s", rs->target, rel);
 	switch (e->type) {
 	case TREE_DIR: {
 		struct tree sub;
 
-		rc = make_dir(path);
+		rc = make_dir(rs, dir, e->name, path);
 		if (rc)
 			break;
 		rc = fetch_tree(rs->r, rs->idx, e->subtree, &sub);
 		if (!rc)
-			rc = plan_dir(rs, path, &sub, depth + 1);
+			rc = plan_dir(rs, rel, &sub, depth + 1);
 		tree_free(&sub);
 		if (!rc) {
+			struct rdir *d;
+
 			if (rs->ndirs == rs->dirs_cap) {
 				rs->dirs_cap = rs->dirs_cap ? rs->dirs_cap * 2 : 64;
 				rs->dirs = xrealloc(rs->dirs, rs->dirs_cap * sizeof(*rs->dirs));
 			}
-			rs->dirs[rs->ndirs].path = xstrdup(path);
-			meta_copy(&rs->dirs[rs->ndirs].meta, e);
-			rs->dirs[rs->ndirs++].depth = depth + 1;
+			d = &rs->dirs[rs->ndirs++];
+			d->path = xstrdup(path);
+			d->dir = xstrdup(dir);
+			d->name = xstrdup(e->name);
+			meta_copy(&d->meta, e);
+			d->depth = depth + 1;
 		}
 		break;
 	}
@@ -268,11 +413,16 @@ static int plan_entry(struct restore *rs, const char *dir, const struct tree_ent
 		rc = plan_file(rs, dir, path, e);
 		break;
 	case TREE_SYMLINK:
-		unlink(path);
-		if (symlink(e->target, path) < 0)
+		pfd = dir_at(rs, &rs->dc, dir);
+		if (pfd < 0) {
+			rc = pfd;
+			break;
+		}
+		unlinkat(pfd, e->name, 0);
+		if (symlinkat(e->target, pfd, e->name) < 0)
 			rc = err_set(-errno, "%s: cannot create symlink: %s", path, strerror(errno));
 		else
-			rc = apply_meta(rs, path, e);
+			rc = apply_meta(rs, &rs->dc, dir, e->name, path, e);
 		break;
 	case TREE_FIFO:
 	case TREE_CHR:
@@ -281,31 +431,41 @@ static int plan_entry(struct restore *rs, const char *dir, const struct tree_ent
 		mode_t kind = e->type == TREE_FIFO ? S_IFIFO : e->type == TREE_CHR ? S_IFCHR :
 			      e->type == TREE_BLK ? S_IFBLK : S_IFSOCK;
 
+		if ((kind == S_IFCHR || kind == S_IFBLK) && !rs->o->privileged) {
+			stripped(rs);	/* a device node is a way into the kernel */
+			break;
+		}
 		if ((kind == S_IFCHR || kind == S_IFBLK) && geteuid() != 0) {
 			log_warn("%s: device files are restored only as root; skipped", path);
 			break;
 		}
-		unlink(path);
-		if (mknod(path, kind | (e->mode & 07777), makedev(e->rdev_major, e->rdev_minor)) < 0)
+		pfd = dir_at(rs, &rs->dc, dir);
+		if (pfd < 0) {
+			rc = pfd;
+			break;
+		}
+		unlinkat(pfd, e->name, 0);
+		if (mknodat(pfd, e->name, kind | (e->mode & 07777), makedev(e->rdev_major, e->rdev_minor)) < 0)
 			rc = err_set(-errno, "%s: cannot create %s: %s", path, tree_type_name(e->type),
 				     strerror(errno));
 		else
-			rc = apply_meta(rs, path, e);
+			rc = apply_meta(rs, &rs->dc, dir, e->name, path, e);
 		break;
 	}
 	default:
 		rc = err_set(-EBADMSG, "%s: unknown entry type %d", path, e->type);
 	}
 	free(path);
+	free(rel);
 	return rc;
 }
 
-static int plan_dir(struct restore *rs, const char *path, const struct tree *t, int depth)
+static int plan_dir(struct restore *rs, const char *dir, const struct tree *t, int depth)
 {
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < t->count; i++)
-		rc = plan_entry(rs, path, &t->entries[i], depth);
+		rc = plan_entry(rs, dir, &t->entries[i], depth);
 	return rc;
 }
 
@@ -319,11 +479,15 @@ static int cmp_need(const void *a, const void *b)
 	return x->e.offset < y->e.offset ? -1 : x->e.offset > y->e.offset;
 }
 
-static int write_at(const char *path, const void *data, size_t len, uint64_t off)
+/* Writes data at off of f's temp file, reached through c. */
+static int write_at(struct restore *rs, struct dircache *c, const struct rfile *f, const void *data,
+		    size_t len, uint64_t off)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	int rc;
+	int pfd = dir_at(rs, c, f->dir), fd, rc;
 
+	if (pfd < 0)
+		return pfd;
+	fd = openat(pfd, f->tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	rc = lseek(fd, (off_t)off, SEEK_SET) < 0 ? -errno : fsu_write_all(fd, data, len);
@@ -332,7 +496,7 @@ static int write_at(const char *path, const void *data, size_t len, uint64_t off
 }
 
 /* needs[i..k) from other copies: their pack is gone from the store. */
-static int fetch_elsewhere(struct restore *rs, size_t i, size_t k)
+static int fetch_elsewhere(struct restore *rs, struct dircache *c, size_t i, size_t k)
 {
 	struct buf plain = BUF_INIT;
 	int rc = 0;
@@ -344,7 +508,7 @@ static int fetch_elsewhere(struct restore *rs, size_t i, size_t k)
 		buf_reset(&plain);
 		rc = fetch_blob_elsewhere(rs->r, rs->idx, &ent, &plain);
 		if (!rc)
-			rc = write_at(rs->files[nd->file].tmp, plain.data, plain.len, nd->file_off);
+			rc = write_at(rs, c, &rs->files[nd->file], plain.data, plain.len, nd->file_off);
 		if (rc > 0 || (rc < 0 && rc != -ENOENT && rc != -EBADMSG))
 			err_set(rc, "%s: cannot write: %s", rs->files[nd->file].path, strerror(-rc));
 	}
@@ -354,7 +518,7 @@ static int fetch_elsewhere(struct restore *rs, size_t i, size_t k)
 
 /* Decodes the blobs of needs[i..k) from range (which starts at pack offset
  * start) and writes them to their files; *bytes gets what was written. */
-static int range_to_files(struct restore *rs, size_t i, size_t k, uint64_t start,
+static int range_to_files(struct restore *rs, struct dircache *c, size_t i, size_t k, uint64_t start,
 			  const struct buf *range, struct buf *plain, uint64_t *bytes)
 {
 	int rc = 0;
@@ -374,7 +538,7 @@ static int range_to_files(struct restore *rs, size_t i, size_t k, uint64_t start
 				break;
 			}
 		}
-		rc = write_at(f->tmp, plain->data, plain->len, nd->file_off);
+		rc = write_at(rs, c, f, plain->data, plain->len, nd->file_off);
 		if (rc)
 			err_set(rc, "%s: cannot write: %s", f->path, strerror(-rc));
 		*bytes += plain->len;
@@ -386,7 +550,7 @@ static int range_to_files(struct restore *rs, size_t i, size_t k, uint64_t start
  * range whose blobs do not verify is read again (store_read_again) before
  * the object is called damaged; rewriting what was written
  * from the first read is harmless. */
-static int fetch_run(struct restore *rs, size_t i, size_t j)
+static int fetch_run(struct restore *rs, struct dircache *c, size_t i, size_t j)
 {
 	struct buf range = BUF_INIT, plain = BUF_INIT;
 	int rc = 0;
@@ -410,12 +574,12 @@ static int fetch_run(struct restore *rs, size_t i, size_t j)
 				rc = err_set(-EBADMSG, "%s: pack is shorter than its index entries say",
 					     rs->needs[i].pack);
 			if (!rc)
-				rc = range_to_files(rs, i, k, start, &range, &plain, &bytes);
+				rc = range_to_files(rs, c, i, k, start, &range, &plain, &bytes);
 			if (!store_read_again(rc, attempt))
 				break;
 		}
 		if (rc == -ENOENT) {
-			rc = fetch_elsewhere(rs, i, k);
+			rc = fetch_elsewhere(rs, c, i, k);
 			i = k;
 			continue;
 		}
@@ -434,6 +598,7 @@ static int fetch_run(struct restore *rs, size_t i, size_t j)
 static void *fetch_worker(void *arg)
 {
 	struct restore *rs = arg;
+	struct dircache c = DIRCACHE_INIT;
 
 	for (;;) {
 		size_t i, j;
@@ -449,7 +614,7 @@ static void *fetch_worker(void *arg)
 			;
 		rs->next_need = j;
 		pthread_mutex_unlock(&rs->lock);
-		rc = fetch_run(rs, i, j);
+		rc = fetch_run(rs, &c, i, j);
 		if (rc) {
 			pthread_mutex_lock(&rs->lock);
 			if (!rs->error) {
@@ -460,6 +625,7 @@ static void *fetch_worker(void *arg)
 			break;
 		}
 	}
+	dircache_free(&c);
 	return NULL;
 }
 
@@ -491,15 +657,20 @@ static int cmp_dir_depth(const void *a, const void *b)
 
 static int finish(struct restore *rs)
 {
+	struct dircache other = DIRCACHE_INIT;
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < rs->nfiles; i++) {
 		struct rfile *f = &rs->files[i];
+		int pfd;
 
 		if (f->secondary)
 			continue;	/* linked below, once the primary is in place */
-		rc = apply_meta(rs, f->tmp, &f->meta);
-		if (!rc && rename(f->tmp, f->path) < 0)
+		rc = apply_meta(rs, &rs->dc, f->dir, f->tmp, f->path, &f->meta);
+		pfd = rc ? rc : dir_at(rs, &rs->dc, f->dir);
+		if (!rc && pfd < 0)
+			rc = pfd;
+		if (!rc && renameat(pfd, f->tmp, pfd, f->name) < 0)
 			rc = err_set(-errno, "%s: cannot rename into place: %s", f->path, strerror(errno));
 		if (!rc) {
 			free(f->tmp);
@@ -508,62 +679,74 @@ static int finish(struct restore *rs)
 		}
 	}
 	for (size_t i = 0; !rc && i < rs->nfiles; i++) {
-		struct rfile *f = &rs->files[i];
-		const char *primary;
+		struct rfile *f = &rs->files[i], *p;
+		int ppfd, pfd;
 
 		if (!f->secondary)
 			continue;
-		primary = rs->files[f->primary].path;
-		unlink(f->path);
-		if (link(primary, f->path) < 0)
-			rc = err_set(-errno, "%s: cannot link to %s: %s", f->path, primary, strerror(errno));
+		p = &rs->files[f->primary];
+		ppfd = dir_at(rs, &other, p->dir);
+		pfd = ppfd < 0 ? ppfd : dir_at(rs, &rs->dc, f->dir);
+		if (ppfd < 0 || pfd < 0) {
+			rc = ppfd < 0 ? ppfd : pfd;
+			break;
+		}
+		unlinkat(pfd, f->name, 0);
+		if (linkat(ppfd, p->name, pfd, f->name, 0) < 0)
+			rc = err_set(-errno, "%s: cannot link to %s: %s", f->path, p->path, strerror(errno));
 		else
 			rs->prog.files++;
 	}
+	dircache_free(&other);
 	if (rs->ndirs > 1)
 		qsort(rs->dirs, rs->ndirs, sizeof(*rs->dirs), cmp_dir_depth);
 	for (size_t i = 0; !rc && i < rs->ndirs; i++) {
-		rc = apply_meta(rs, rs->dirs[i].path, &rs->dirs[i].meta);
+		struct rdir *d = &rs->dirs[i];
+
+		rc = apply_meta(rs, &rs->dc, d->dir, d->name, d->path, &d->meta);
 		rs->prog.dirs++;
 	}
 	return rc;
 }
 
-/* Finds o->include in the root tree: its entry and the directory it is in. */
-/* Makes target and, below it, every directory of include but its last
- * component (each through make_dir: nothing there may lead outside). */
-static int make_include_dirs(const char *target, const char *include)
+/* Makes, below the target, every directory of include but its last
+ * component (each through make_dir: nothing there may lead outside);
+ * *dir_out gets the last one's path relative to the target. */
+static int make_include_dirs(struct restore *rs, const char *include, char **dir_out)
 {
-	char *mk = xasprintf("%s/", target), *copy = xstrdup(include), *save = NULL, *part;
-	char *dir = xstrdup(target);
-	int rc = fsu_mkdir_parents(mk);
+	char *copy = xstrdup(include), *save = NULL, *part;
+	char *dir = xstrdup("");
+	int rc = 0;
 
-	if (rc)
-		rc = err_set(rc, "%s: cannot create: %s", target, strerror(-rc));
 	part = strtok_r(copy, "/", &save);
 	while (!rc && part) {
-		char *next = strtok_r(NULL, "/", &save), *sub;
+		char *next = strtok_r(NULL, "/", &save), *sub, *path;
 
 		if (!next)
 			break;
-		sub = xasprintf("%s/%s", dir, part);
+		sub = rel_join(dir, part);
+		path = xasprintf("%s/%s", rs->target, sub);
+		rc = make_dir(rs, dir, part, path);
+		free(path);
 		free(dir);
 		dir = sub;
-		rc = make_dir(dir);
 		part = next;
 	}
-	free(dir);
 	free(copy);
-	free(mk);
-	return rc;
+	if (rc) {
+		free(dir);
+		return rc;
+	}
+	*dir_out = dir;
+	return 0;
 }
 
+/* Finds include in the root tree: its entry (*out, held by *holder or by
+ * root).  Writes nothing. */
 static int find_include(struct restore *rs, struct tree *root, const char *include,
-			const char *target, struct tree *holder, char **dir_out,
-			const struct tree_entry **out)
+			struct tree *holder, const struct tree_entry **out)
 {
 	char *copy = xstrdup(include), *save = NULL, *part, *next;
-	char *dir = xstrdup(target);
 	struct tree cur = *root;
 	int owned = 0, rc = 0;
 
@@ -586,11 +769,8 @@ static int find_include(struct restore *rs, struct tree *root, const char *inclu
 			break;
 		}
 		{
-			char *sub = xasprintf("%s/%s", dir, part);
 			struct tree t;
 
-			free(dir);
-			dir = sub;
 			rc = fetch_tree(rs->r, rs->idx, e->subtree, &t);
 			if (!rc) {
 				if (owned)
@@ -603,17 +783,29 @@ static int find_include(struct restore *rs, struct tree *root, const char *inclu
 	if (!rc && !*out)
 		rc = err_set(-ENOENT, "%s is not in the snapshot", include);
 	free(copy);
-	if (!rc)	/* found: now the target and the directories above it */
-		rc = make_include_dirs(target, include);
 	if (rc) {
 		if (owned)
 			tree_free(&cur);
-		free(dir);
 		return rc;
 	}
 	if (owned)
 		*holder = cur;
-	*dir_out = dir;
+	return 0;
+}
+
+/* Makes the target (and its parents) and opens it: everything below is
+ * reached from this fd. */
+static int open_target(struct restore *rs, const char *target)
+{
+	char *mk = xasprintf("%s/", target);
+	int rc = fsu_mkdir_parents(mk);
+
+	free(mk);
+	if (rc)
+		return err_set(rc, "%s: cannot create: %s", target, strerror(-rc));
+	rs->root_fd = open(target, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rs->root_fd < 0)
+		return err_set(-errno, "%s: cannot open: %s", target, strerror(errno));
 	return 0;
 }
 
@@ -621,11 +813,12 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 		     const char *target, const struct restore_opts *o)
 {
 	static const struct restore_opts no_opts;
-	struct restore rs = { .r = r, .idx = idx, .o = o ? o : &no_opts };
+	struct restore rs = { .r = r, .idx = idx, .o = o ? o : &no_opts, .target = target,
+			      .root_fd = -1, .dc = DIRCACHE_INIT };
 	const char *root_name = rs.o->root ? rs.o->root : RECORD_ROOT_WORKSPACE;
 	const uint8_t *root_id = record_snapshot_root(rec, root_name);
 	struct tree root = TREE_INIT, holder = TREE_INIT;
-	char *mk = xasprintf("%s/", target);
+	char *msg;
 	int rc;
 
 	rs.owners = rs.o->owners || geteuid() == 0;
@@ -638,16 +831,18 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 		const struct tree_entry *e;
 		char *dir = NULL;
 
-		rc = find_include(&rs, &root, rs.o->include, target, &holder, &dir, &e);
+		rc = find_include(&rs, &root, rs.o->include, &holder, &e);
+		if (!rc)
+			rc = open_target(&rs, target);
+		if (!rc)
+			rc = make_include_dirs(&rs, rs.o->include, &dir);
 		if (!rc)
 			rc = plan_entry(&rs, dir, e, 0);
 		free(dir);
 	} else if (!rc) {
-		rc = fsu_mkdir_parents(mk);
-		if (rc)
-			rc = err_set(rc, "%s: cannot create: %s", target, strerror(-rc));
-		else
-			rc = plan_dir(&rs, target, &root, 0);
+		rc = open_target(&rs, target);
+		if (!rc)
+			rc = plan_dir(&rs, "", &root, 0);
 	}
 	if (!rc && rs.o->progress)
 		rs.o->progress(&rs.prog, rs.o->progress_arg);
@@ -655,28 +850,49 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 		rc = fetch_all(&rs);
 	if (!rc)
 		rc = finish(&rs);
+	if (!rc && rs.prog.stripped)
+		log_warn("%s: left out %llu setuid/setgid bits, device nodes and security.*/trusted.* xattrs"
+			 " of the snapshot (restore --privileged keeps them)", target,
+			 (unsigned long long)rs.prog.stripped);
 	if (rs.o->progress)
 		rs.o->progress(&rs.prog, rs.o->progress_arg);
+	msg = rc ? xstrdup(err_msg()) : NULL;	/* the cleanup must not replace it */
 	for (size_t i = 0; i < rs.nfiles; i++) {
-		if (rs.files[i].tmp)
-			unlink(rs.files[i].tmp);
-		free(rs.files[i].tmp);
-		free(rs.files[i].path);
-		meta_free(&rs.files[i].meta);
+		struct rfile *f = &rs.files[i];
+
+		if (f->tmp) {
+			int pfd = dir_at(&rs, &rs.dc, f->dir);
+
+			if (pfd >= 0)
+				unlinkat(pfd, f->tmp, 0);
+		}
+		free(f->tmp);
+		free(f->path);
+		free(f->dir);
+		free(f->name);
+		meta_free(&f->meta);
 	}
 	for (size_t i = 0; i < rs.ndirs; i++) {
 		free(rs.dirs[i].path);
+		free(rs.dirs[i].dir);
+		free(rs.dirs[i].name);
 		meta_free(&rs.dirs[i].meta);
 	}
+	dircache_free(&rs.dc);
+	if (rs.root_fd >= 0)
+		close(rs.root_fd);
 	free(rs.files);
 	free(rs.dirs);
 	free(rs.needs);
 	free(rs.groups);
 	free(rs.group_file);
 	free(rs.error_msg);
-	free(mk);
 	tree_free(&root);
 	tree_free(&holder);
 	pthread_mutex_destroy(&rs.lock);
+	if (msg) {
+		err_set(rc, "%s", msg);
+		free(msg);
+	}
 	return rc;
 }

@@ -512,8 +512,11 @@ static CURLcode attempt(struct s3_ctx *ctx, struct s3_req *req, struct s3_resp *
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (ctx->connect_to)
 		curl_easy_setopt(h, CURLOPT_CONNECT_TO, ctx->connect_to);
-	if (ctx->ca_bundle)
+	if (ctx->ca_bundle) {
+		/* AWS_CA_BUNDLE is the only trust: not also libcurl's CA dir */
 		curl_easy_setopt(h, CURLOPT_CAINFO, ctx->ca_bundle);
+		curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+	}
 	if (!strcmp(req->method, "GET")) {
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	} else if (!strcmp(req->method, "HEAD")) {

@@ -468,8 +468,10 @@ static int walk_entry(struct walk *w, int dirfd, const char *name, const struct 
 {
 	const struct tree_entry *prev = parent ? tree_find(parent, name) : NULL;
 	struct stat st;
-	int rc;
+	int rc = repo_stop_check(w->r);
 
+	if (rc)
+		return rc;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? -ENOENT :
 			err_set(-errno, "%s: cannot stat: %s", buf_str(&w->path), strerror(errno));
@@ -645,6 +647,8 @@ static int write_index(struct walk *w)
 	index_foreach_object(w->idx, count_live, &live);
 	if (live > CONSOLIDATE_AFTER) {
 		rc = index_write_consolidated(w->idx, w->r->store, dk, w->r->ws_id, NULL, NULL);
+		if (!rc)
+			rc = repo_lease_confirm(w->r);
 		if (!rc)
 			rc = index_delete_superseded(w->idx, w->r->store, NULL);
 		if (rc)

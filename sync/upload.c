@@ -187,8 +187,10 @@ static void *sender_main(void *arg)
 		pthread_cond_broadcast(&u->changed);
 		pthread_mutex_unlock(&u->lock);
 
-		rc = store_put(u->r->store, o->name, o->bytes.data, o->bytes.len,
-			       STORE_IF_NONE_MATCH, NULL, NULL);
+		rc = repo_stop_check(u->r);
+		if (!rc)
+			rc = store_put(u->r->store, o->name, o->bytes.data, o->bytes.len,
+				       STORE_IF_NONE_MATCH, NULL, NULL);
 		if (!rc) {
 			pthread_mutex_lock(&u->idx_lock);
 			rc = index_add_header(u->idx, &o->hdr);

@@ -167,6 +167,14 @@ check "idle: and the control plane, over TLS with the token" wait_for 15 grep -q
 check "the report names the workspace, its generation and since when" sh -c \
 	'grep -q "\"workspace\":\"main\"" "$1" && grep -q "\"generation\":1" "$1" && grep -q "\"idle_since\":\"20" "$1"' \
 	_ "$CP_LOG"
+check "cairnd told the control plane the generation itself before the idle report (the VM may go on receipt)" \
+	python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+idle = next(i for i, l in enumerate(lines) if l["path"] == "/v1/idle")
+gen = lines[idle]["body"]["generation"]
+sys.exit(0 if any(l["path"] == "/v1/generation" and l["body"].get("reporter") == "cairnd" and
+                  l["body"]["generation"] == gen for l in lines[:idle]) else 1)' "$CP_LOG"
 rm -rf "$D/r1"
 CAIRN_CONFIG=$D/c1.conf "$CAIRN" restore -q -w main latest "$D/r1"
 check "the idle snapshot holds what the agent wrote" cmp -s "$D/r1/sub/n.txt" "$MNT/sub/n.txt"
@@ -236,6 +244,8 @@ kill -TERM $vmd
 bg_wait $vmd
 check "SIGTERM: cairnd exits 0" test $bg_rc -eq 0
 check "STOPPING=1 was sent" grep -q '^STOPPING=1' "$D/notify.log"
+check "and before it exited, it told the control plane the last generation" \
+	sh -c 'tail -3 "$1" | grep -q "\"path\":\"/v1/generation\",\"body\":{.*\"reporter\":\"cairnd\""' _ "$CP_LOG"
 check "the mount is gone" sh -c '! grep -q " $1 " /proc/self/mountinfo' _ "$MNT"
 rm -rf "$D/r2"
 CAIRN_CONFIG=$D/c1.conf "$CAIRN" restore -q -w main latest "$D/r2"
@@ -303,6 +313,27 @@ check "a second cairnd on the same workspace refuses" test $rc -ne 0 -a $rc -ne 
 check "saying the lease is held, by whom" grep -q "cannot take the lease: workspace .* is in use on this host by pid" "$D/log3" ||
 	diag "$(cat "$D/log3")"
 fusermount3 -uz "$D/mnt3" 2>/dev/null
+
+# --- the next VM while this one holds the lease: it waits, and says so ---
+sed -e "s#^control_socket = .*#control_socket = $D/run4/cairnd.sock#" \
+	-e "s#^cache_dir = .*#cache_dir = $D/cache4#" -e "s#^mountpoint = .*#mountpoint = $D/mnt4#" \
+	"$D/c3.conf" >"$D/c4.conf"
+CAIRN_HOST_ID=next-vm CAIRN_RUN_DIR=$D/run4b "$CAIRND" -c "$D/c4.conf" >"$D/log4" 2>&1 &
+vmd4=$!
+bg_track $vmd4
+_fs_mounts="$_fs_mounts $D/mnt4"
+vmd4_get() { _s=$SOCK; SOCK=$D/run4/cairnd.sock; vmd_get "$1"; SOCK=$_s; }
+vmd4_waits() { [ "$(vmd4_get workspaces.0.lease)" = waiting ]; }
+check "a cairnd on another host waits for the lease instead of exiting" wait_for 30 vmd4_waits
+check "its status names the holder" sh -c 'echo "$1" | grep -q "held by host "' _ "$(vmd4_get workspaces.0.lease_wait)"
+check "its log says so" grep -q "waiting for the lease\|waiting for it to be released" "$D/log4"
+check "the control plane hears it (POST /v1/lease, waiting)" \
+	wait_for 15 grep -q '"path":"/v1/lease","body":{.*"event":"waiting"' "$CP_LOG"
+check "it is still there, not mounted" sh -c 'kill -0 $1 && ! mountpoint -q "$2"' _ $vmd4 "$D/mnt4"
+kill -TERM $vmd4
+bg_wait $vmd4
+check "SIGTERM stops the waiting cairnd" test "$bg_rc" -ne 124
+check "and the first VM keeps its workspace" is workspaces.0.state up
 
 # --- its cairnfs dies: remounted on the same cache, agents restarted -----
 printf 'before\n' >"$MNT/before-crash.txt"

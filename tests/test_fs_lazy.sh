@@ -131,7 +131,8 @@ check "status --prometheus: one dirty file, its bytes, the generation of the las
 	grep -q "^cairn_snapshot_generation{.*} $2\$" "$1"' _ "$D/metrics" "$(status_field "$D/mnt" generation)"
 check "status --prometheus: counters and help for each metric" sh -c '
 	grep -q "^# TYPE cairn_store_upload_bytes_total counter\$" "$1" &&
-	test "$(grep -c "^# HELP" "$1")" -eq 19 && grep -q "^cairn_store_upload_bytes_total{.*} [1-9]" "$1"' _ "$D/metrics"
+	test "$(grep -c "^# HELP" "$1")" -eq 21 && grep -q "^cairn_store_upload_bytes_total{.*} [1-9]" "$1"' _ "$D/metrics"
+check "status --prometheus: the lease is held" grep -q "^cairn_lease_lost{.*} 0\$" "$D/metrics"
 "$CAIRN" status --textfile "$D/cairn.prom"
 check "status --textfile writes the same metrics, and no temporary file is left" sh -c '
 	grep -q "^cairn_up{.*} 1\$" "$1/cairn.prom" && ! test -e "$1/cairn.prom.tmp"' _ "$D"
@@ -145,7 +146,7 @@ setfattr -n user.k -v v "$D/mnt/made"
 chmod 1777 "$D/mnt/made"
 "$CAIRN" snapshot --mount "$D/mnt" -q
 rm -rf "$D/rsp"
-"$CAIRN" restore -q latest "$D/rsp"
+"$CAIRN" restore -q --privileged latest "$D/rsp"
 check "a live snapshot keeps fifos, devices, hard links, dir modes and xattrs" sh -c '
 	test -p "$1/made/fifo" && test -c "$1/made/null" &&
 	test "$(stat -c %h "$1/new.txt")" = 2 && test "$(stat -c %a "$1/made")" = 1777 &&

@@ -68,4 +68,54 @@ fs_tree_sum "$D/mnt" >"$D/got3"
 check "keeps what was written on the mount" cmp -s "$D/want2" "$D/got3" ||
 	diag "$(diff "$D/want2" "$D/got3")"
 check "and its unmount is clean" fs_umount "$D/mnt"
+
+# ---- deletes are fenced at the store: a prune whose lease another writer
+# took while it ran deletes nothing (its own clock says the lease is fine)
+mkdir -p "$D/p"
+head -c 2000000 /dev/urandom >"$D/p/doomed"
+"$CAIRN" snapshot -q "$D/p"
+rm "$D/p/doomed" && echo small >"$D/p/small"
+"$CAIRN" snapshot -q "$D/p"
+"$CAIRN" forget -q --keep-last 1
+s3_ctl POST /__proxy/reset >/dev/null
+s3_ctl POST "/__proxy/fault?kind=delay:4000&method=PUT&key=/index/" >/dev/null
+CAIRN_HOST_ID=vm-p "$CAIRN" prune 2>"$D/prune.err" &
+prune=$!
+bg_track $prune
+sleep 2
+check "another host takes the lease by force while the prune writes its index" \
+	sh -c 'CAIRN_HOST_ID=vm-q "$1" forget -q --keep-last 100 --force' _ "$CAIRN"
+bg_wait $prune
+check "the prune fails" test "$bg_rc" -eq 1
+check "saying the lease was taken over and nothing is deleted" grep -q "taken over by another writer: nothing is deleted" "$D/prune.err" ||
+	diag "$(cat "$D/prune.err")"
+check "and it deleted nothing" test "$(s3_stat ops.DeleteObjects)" -le 0 -a "$(s3_stat ops.DeleteObject)" -le 0
+check "a prune now does its work" "$CAIRN" prune -q
+check "the repository is whole" "$CAIRN" check -q
+
+# ---- a restore raced by someone who can write in the target: a directory
+# swapped for a symlink (and the temp file moved along) while the packs
+# download leads no write outside the target
+rm -rf "$D/race" && mkdir -p "$D/race/a" "$D/outside"
+head -c 300000 /dev/urandom >"$D/race/a/payload"
+chmod 777 "$D/race/a"
+chmod 700 "$D/outside"
+"$CAIRN" snapshot -q "$D/race"
+s3_ctl POST /__proxy/reset >/dev/null
+s3_ctl POST "/__proxy/fault?kind=delay:3000&method=GET&key=/data/&count=100" >/dev/null
+"$CAIRN" restore latest "$D/target" 2>"$D/race.err" &
+rst=$!
+bg_track $rst
+i=0
+while ! ls "$D/target/a/".cairn-restore-* >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+mv "$D/target/a" "$D/target/a.moved"
+ln -s "$D/outside" "$D/target/a"
+mv "$D/target/a.moved/".cairn-restore-* "$D/outside/"
+bg_wait $rst
+s3_ctl POST /__proxy/reset >/dev/null
+check "the raced restore fails" test "$bg_rc" -eq 1
+check "naming the directory it could not reach" grep -q "target/a.*\(took its place\|Not a directory\|Too many levels\)" "$D/race.err" ||
+	diag "$(cat "$D/race.err")"
+check "nothing was written, chmod'ed or renamed outside the target" \
+	sh -c 'test ! -e "$1/payload" && test "$(stat -c %a "$1")" = 700' _ "$D/outside"
 finish

@@ -66,6 +66,16 @@ refuse "a key file that is a directory" "$CAIRN" ls --store "$S" --key file:$TMP
 cp "$TMP/key" "$TMP/key-open" && chmod 644 "$TMP/key-open"
 refuse "a key file others can read" "$CAIRN" ls --store "$S" --key file:$TMP/key-open
 refuse "a key file path of 5000 bytes" "$CAIRN" ls --store "$S" --key "file:$TMP/$long"
+if [ "$(id -u)" -eq 0 ]; then
+	cp "$TMP/key" "$TMP/key-theirs" && chmod 600 "$TMP/key-theirs" && chown 4321 "$TMP/key-theirs"
+	refuse "a key file another user owns (and could replace)" "$CAIRN" ls --store "$S" --key file:$TMP/key-theirs
+	printf '[workspace main]\nstore = %s\nkey = exec:cat %s/key\n' "$S" "$TMP" >"$TMP/exec.conf"
+	chmod 666 "$TMP/exec.conf"
+	refuse "a cairn.conf others may write, with key = exec:" "$CAIRN" ls -c "$TMP/exec.conf" -w main
+	check "saying why" grep -q "exec: key provider, a command run as uid 0, but others may write it" "$TMP/err"
+	chmod 644 "$TMP/exec.conf"
+	check "the same cairn.conf at 0644 works" "$CAIRN" ls -c "$TMP/exec.conf" -w main -q
+fi
 refuse "an unknown key provider" "$CAIRN" ls --store "$S" --key vault:secret/x
 refuse "a workspace id of 5000 bytes" "$CAIRN" ls $C --workspace "$long"
 refuse "a workspace id with .." "$CAIRN" ls $C --workspace ../../etc

@@ -99,7 +99,8 @@ check "exec: an empty command is a usage error of the provider" err_has "needs a
 # ---- the https:// provider: the control plane unwraps -------------------
 section "https:// provider"
 "$KEYADM" kek create --out "$TMP/kbad" -q
-cp_start --keks "$TMP/k1,$TMP/kbad" --bad-reply-tenant tbad --record-keys "$TMP/handed-out"
+cp_start --keks "$TMP/k1,$TMP/kbad" --bad-reply-tenant tbad --record-keys "$TMP/handed-out" \
+	--decrypt-only-tenant tdec
 CAIRN_CONTROL_PLANE_TOKEN_FILE=$CP_TOKEN_FILE
 CAIRN_CONTROL_PLANE_CA_FILE=$CP_CA
 export CAIRN_CONTROL_PLANE_TOKEN_FILE CAIRN_CONTROL_PLANE_CA_FILE
@@ -157,16 +158,42 @@ check "https: nothing was restored" test ! -e "$TMP/r-h2/big.bin"
 chmod 644 "$TMP/badtoken"
 run env CAIRN_CONTROL_PLANE_TOKEN_FILE="$TMP/badtoken" "$CAIRN" restore latest "$TMP/r-h3" "$@" --key "$CP_URL"
 check "https: a token file others can read is refused" err_has "readable by others: chmod 600"
+cp "$CP_TOKEN_FILE" "$TMP/theirtoken" && chmod 600 "$TMP/theirtoken" && chown 4321 "$TMP/theirtoken"
+run env CAIRN_CONTROL_PLANE_TOKEN_FILE="$TMP/theirtoken" "$CAIRN" restore latest "$TMP/r-h3b" "$@" --key "$CP_URL"
+check "https: a token file another user owns is refused" err_has "belongs to uid 4321, who could change it"
 
 run env CAIRN_CONTROL_PLANE_CA_FILE="$CP_OTHER_CA" "$CAIRN" restore latest "$TMP/r-h4" "$@" --key "$CP_URL"
 check "https: a server whose certificate is not from the configured CA is refused" rc_is 1
 check "https: the error is about the certificate" err_has "certificate"
 check "https: one line" one_line
+# the CA that signed the server in the system's CA dir too: the configured
+# CA file is still the only trust
+_hash=$(openssl x509 -hash -noout -in "$CP_CA")
+_k=0
+while [ -e "/etc/ssl/certs/$_hash.$_k" ]; do _k=$((_k + 1)); done
+ln -s "$CP_CA" "/etc/ssl/certs/$_hash.$_k" && _cleanup_files="$_cleanup_files /etc/ssl/certs/$_hash.$_k"
+run env CAIRN_CONTROL_PLANE_CA_FILE="$CP_OTHER_CA" "$CAIRN" restore latest "$TMP/r-h4b" "$@" --key "$CP_URL"
+check "https: a server signed by a CA of the system's CA dir, not the configured one, is refused" rc_is 1
+check "https: the error is about the certificate, again" err_has "certificate"
+rm -f "/etc/ssl/certs/$_hash.$_k"
+for u in "http://127.0.0.1@example.com/" "http://127.0.0.1.example.com/" "http://localhost.example/"; do
+	run env CAIRN_CONTROL_PLANE="$u" "$CAIRN" restore latest "$TMP/r-h6" "$@" --key "$CP_URL"
+	check "https: plain http to $u is refused as not loopback" err_has "is not an https:// URL"
+done
 
 run "$CAIRN" restore latest "$TMP/r-h5" "$@" --key "https://127.0.0.1:1"
 check "https: a control plane that is down fails" rc_is 1
 check "https: the error names it" err_has "control plane https://127.0.0.1:1"
 
+# a control plane that only decrypts: the VM compares the wrap's ids itself
+run "$CAIRN" init --store "$FS" --key "file:$TMP/k1" --tenant tdec --json
+WDA=$(jget workspace)
+run "$CAIRN" init --store "$FS" --key "file:$TMP/k1" --tenant tdec --json
+WDB=$(jget workspace)
+cp "${FS#file://}/tenants/tdec/workspaces/$WDB/keys/"* "${FS#file://}/tenants/tdec/workspaces/$WDA/keys/"
+run "$CAIRN" ls --store "$FS" --tenant tdec --workspace "$WDA" --key "$CP_URL"
+check "https: another workspace's wrapped key put among this one's is refused before it is sent" rc_is 1
+check "https: naming the workspace it belongs to" err_has "belongs to workspace $WDB, not $WDA"
 run "$CAIRN" init --store "$FS" --key "file:$TMP/kbad" --tenant tbad --json
 WB=$(jget workspace)
 run "$CAIRN" ls latest --store "$FS" --tenant tbad --workspace "$WB" --key "$CP_URL"

@@ -47,10 +47,11 @@ jget() { py jget "$1" <"$TMP/out"; }
 
 # restored SNAPSHOT DIR MANIFEST [FLAGS]: restores into a new DIR and
 # compares it with MANIFEST (type, mode, owner, size, content, mtime,
-# xattrs, symlink target, hard-link group of every path)
+# xattrs, symlink target, hard-link group of every path); --privileged,
+# since the tree has a setuid file (test_privileges.sh has the default)
 restored() {
 	rm -rf "$2"
-	if ! run restore ${4:-} "$1" "$2"; then
+	if ! run restore --privileged ${4:-} "$1" "$2"; then
 		show
 		return 1
 	fi

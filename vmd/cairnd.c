@@ -30,6 +30,7 @@
 
 #include "cairnd.h"
 #include "err.h"
+#include "fsutil.h"
 #include "log.h"
 #include "proc.h"
 
@@ -468,6 +469,15 @@ static int run(struct vmd *d)
 		while (d->agents[i]->log_pipe >= 0)
 			agent_log_input(d->agents[i]);
 	vctl_close_all(d);
+	/* the VM may be gone in a moment: the control plane must know the last
+	 * generation, or a rollback to an older snapshot would go unnoticed */
+	for (size_t i = 0; i < d->nws && !(d->deadline_missed & 4); i++) {
+		if (hook_report_generation(&d->ws[i])) {
+			log_error("workspace %s: the last generation (%lld) is not known to the control plane: %s",
+				  d->ws[i].c->name, d->ws[i].generation, err_msg());
+			d->deadline_missed |= 2;
+		}
+	}
 	if (d->deadline_missed & 4)
 		return 1;
 	if (d->deadline_missed) {
@@ -513,6 +523,8 @@ int main(int argc, char **argv)
 	if (!conf || !*conf)
 		conf = CONF_DEFAULT_PATH;
 	log_setup("cairnd", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	if (fsu_no_core_dumps())
+		log_warn("cannot turn core dumps off: %s", strerror(errno));
 	if (vconf_load(conf, &d.conf)) {
 		fprintf(stderr, "cairnd: %s\n", err_msg());
 		return 1;

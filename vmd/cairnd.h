@@ -173,6 +173,10 @@ void vctl_close_all(struct vmd *d);
 
 /* hook.c: the idle report to the hook command and the control plane */
 pid_t hook_report(struct vmd_ws *w, double idle_since_wall);
+/* Tells the control plane (if any) the workspace's last generation, with
+ * "reporter": "cairnd", and waits for the answer.  0 (also with no
+ * control plane or no snapshot yet), or a negative code with the error. */
+int hook_report_generation(struct vmd_ws *w);
 /* Tells the control plane (if any) what became of the lease: event
  * "waiting", "taken", "lost" or "held" (taken back), with a line. */
 void hook_lease_report(struct vmd_ws *w, const char *event, const char *detail);

@@ -43,11 +43,31 @@ static char *iso_time(double t)
 	return xstrdup(out);
 }
 
-/* POSTs the report to URL/v1/idle.  0, or 1 with the reason on stderr. */
-static int post(const struct vconf *c, json_t *report)
+int hook_report_generation(struct vmd_ws *w)
 {
-	struct cplane cp = { c->cp_url, c->cp_token_file, c->cp_ca_file };
+	const struct vconf *c = &w->d->conf;
+	struct cplane cp = { c->cp_url, c->cp_token_file, c->cp_ca_file, "cairnd" };
+	uint64_t highest;
 
+	if (!c->cp_url || w->generation < 0 || !w->ws_id)
+		return 0;
+	return cplane_generation(&cp, w->c->tenant ? w->c->tenant : "default", w->ws_id,
+				 (uint64_t)w->generation, w->last_snapshot, &highest);
+}
+
+/* POSTs the report to URL/v1/idle, once the workspace's generation is
+ * known to the control plane: a VM may be destroyed on receipt, and a
+ * commit it never heard of could be rolled back unnoticed.  0, or 1 with
+ * the reason on stderr. */
+static int post(struct vmd_ws *w, json_t *report)
+{
+	const struct vconf *c = &w->d->conf;
+	struct cplane cp = { c->cp_url, c->cp_token_file, c->cp_ca_file, NULL };
+
+	if (hook_report_generation(w)) {
+		fprintf(stderr, "cairnd: idle report not sent: %s\n", err_msg());
+		return 1;
+	}
 	if (cplane_post(&cp, "/v1/idle", report, NULL)) {
 		fprintf(stderr, "cairnd: idle report: %s\n", err_msg());
 		return 1;
@@ -116,7 +136,7 @@ pid_t hook_report(struct vmd_ws *w, double idle_since_wall)
 		if (d->conf.idle_hook)
 			rc |= run_hook(d->conf.idle_hook, body, w->c->name);
 		if (d->conf.cp_url)
-			rc |= post(&d->conf, j);
+			rc |= post(w, j);
 		_exit(rc);
 	}
 	free(body);
@@ -137,7 +157,7 @@ void hook_lease_report(struct vmd_ws *w, const char *event, const char *detail)
 	json_object_set_new(j, "detail", detail ? json_string(detail) : json_null());
 	pid = fork();
 	if (pid == 0) {
-		struct cplane cp = { d->conf.cp_url, d->conf.cp_token_file, d->conf.cp_ca_file };
+		struct cplane cp = { d->conf.cp_url, d->conf.cp_token_file, d->conf.cp_ca_file, NULL };
 		sigset_t none;
 
 		sigemptyset(&none);

@@ -571,12 +571,12 @@ static void cairnfs_ended(struct vmd_ws *w, int status)
 
 	w->fs_pid = 0;
 	if (was == WS_UNMOUNTING || d->stopping) {
-		/* 0: everything is in a snapshot (ours, or its final one); 2: its
+		/* 0: everything is in a snapshot (ours, or its final one); 3: its
 		 * final snapshot failed, the changes are in the cache dir only */
 		int saved = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 
 		w->state = WS_OFF;
-		if (d->stopping && (WIFEXITED(status) && WEXITSTATUS(status) == 2))
+		if (d->stopping && (WIFEXITED(status) && WEXITSTATUS(status) == 3))
 			d->deadline_missed |= 2;
 		else if (d->stopping && w->shutdown_snap_failed && !saved)
 			d->deadline_missed |= 2;

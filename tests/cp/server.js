@@ -5,6 +5,7 @@
 //
 //   node server.js --cert CERT --key KEY --token-file FILE --log FILE
 //                  [--status CODE] [--keks FILE[,FILE...]] [--bad-reply-tenant T]
+//                  [--decrypt-only-tenant T]
 //                  [--record-keys FILE]
 //
 // Prints "READY <port>" on stdout once listening; exits when its stdin
@@ -22,6 +23,8 @@
 //                   {"key": base64}, 404 for a tenant key it lacks, 422 for
 //                   a wrapped key that does not open; for tenant T of
 //                   --bad-reply-tenant it answers 200 with no key in it;
+//                   for --decrypt-only-tenant it does not compare the wrap's
+//                   ids with the request's (a KMS that only decrypts);
 //                   --record-keys FILE appends each key it hands out (hex)
 //                   to FILE, so a test can look for them where they must
 //                   not be (a real control plane never does this)
@@ -70,7 +73,10 @@ function unwrap(body) {
   const kekId = obj.subarray(20, 28).toString('hex');
   const wsId = obj.subarray(52, hlen).toString('latin1');
   if (obj.length !== hlen + 24 + 32 + 16) return [400, { error: 'wrapped key has the wrong length' }];
-  if (wsId !== body.workspace_id || kekId !== body.kek_id || obj.subarray(12, 20).toString('hex') !== body.key_id) {
+  // --decrypt-only-tenant: a control plane that only decrypts, as a
+  // third-party KMS might; the VM must have checked the ids itself
+  const checks = body.tenant !== args['decrypt-only-tenant'];
+  if (checks && (wsId !== body.workspace_id || kekId !== body.kek_id || obj.subarray(12, 20).toString('hex') !== body.key_id)) {
     return [400, { error: 'the wrapped key does not hold the ids of the request' }];
   }
   const kek = keks.get(kekId);
