@@ -135,6 +135,12 @@ if ! check "VM 1 mounts the new workspace and its agent runs" vm_wait_agent 1 $g
 	exit 1
 fi
 lost=0		# cycles where VM k+1 did not get in by itself
+san=0		# VMs whose log has a sanitizer report (the sanitizer build runs this too)
+san_check() {	# san_check LOG: counts and shows a sanitizer report in it
+	grep -q 'Sanitizer\|runtime error:' "$1" 2>/dev/null || return 0
+	san=$((san + 1))
+	diag "$(grep -A20 'Sanitizer\|runtime error:' "$1" | head -40)"
+}
 ran=0
 for stop in $stops; do
 	if [ "$minutes" -gt 0 ] && [ $(($(date +%s) - t_begin)) -ge $((minutes * 60)) ]; then
@@ -233,6 +239,7 @@ g = [int(x) for x in sys.argv[4].split()]
 sys.exit(0 if g == sorted(set(g)) and all(x > old for x in g) and new >= max(g + [old]) and mount >= new else 1)' \
 		"$gen" "$newgen" "$mgen" "$gens_k"
 	gen=$newgen
+	san_check "$V/cairnd.log"
 	rm -rf "$D/vm$((k - 2))"	# a VM long gone
 done
 
@@ -241,6 +248,8 @@ V=$D/vm$k
 wait_log $grace acked "$V" 1
 vm_stop $k term
 check "the last VM stops with exit status 0" test "$vmd_rc" = 0 || diag "$(tail -n 15 "$V/cairnd.log")"
+san_check "$V/cairnd.log"
+check "no VM's cairnd, cairnfs or cairn logged a sanitizer report" test $san = 0
 rm -rf "$D/restored"
 adm restore -q latest "$D/restored" >/dev/null 2>&1
 adm restore -q --root agent-config latest "$D/restored-config" >/dev/null 2>&1
