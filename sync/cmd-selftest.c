@@ -398,7 +398,7 @@ static int cmd_selftest_exec(int argc, char **argv)
 		snprintf(t.prefix, sizeof(t.prefix), "selftest/%s/", rid);
 	}
 	printf("cairn selftest: store %s%s\n", url, t.prefix[0] ? "" : " (a demo store)");
-	rc = store_open(url, NULL, &t.store);
+	rc = store_open(url, &(struct store_opts){ .create = 1 }, &t.store);	/* it writes */
 	if (rc)
 		rc = err_prefix(rc, "open the store");
 	else

@@ -151,16 +151,15 @@ static int head_check_cp(struct repo *r, const struct repo_head *head)
 	return 0;
 }
 
-int repo_head_write(struct repo *r, const struct repo_head *prev,
-		    uint64_t generation, const char *snapshot_id)
+/* Seals {generation, snapshot_id} as the head, with If-Match on
+ * prev->etag (If-None-Match when prev has none). */
+static int head_put(struct repo *r, const struct repo_head *prev, uint64_t generation,
+		    const char *snapshot_id)
 {
 	struct record_head h = { .generation = generation };
 	struct buf plain = BUF_INIT;
 	int rc;
 
-	if (generation <= prev->generation)
-		return err_set(-EINVAL, "head generation %" PRIu64 " does not grow past %" PRIu64,
-			       generation, prev->generation);
 	snprintf(h.snapshot, sizeof(h.snapshot), "%s", snapshot_id);
 	rc = record_head_encode(&h, &plain);
 	if (!rc && r->lease)
@@ -170,6 +169,27 @@ int repo_head_write(struct repo *r, const struct repo_head *prev,
 				     prev->etag[0] ? STORE_IF_MATCH : STORE_IF_NONE_MATCH,
 				     prev->etag[0] ? prev->etag : NULL, NULL);
 	buf_free(&plain);
+	return rc;
+}
+
+int repo_head_reseal(struct repo *r, const struct repo_head *head)
+{
+	int rc = head->etag[0] ? head_put(r, head, head->generation, head->snapshot_id) : 0;
+
+	if (rc == -ECANCELED || rc == -EEXIST)
+		return err_set(-ECANCELED, "the head moved while it was sealed again (another writer, or a lost lease); it stays as it was");
+	return rc;
+}
+
+int repo_head_write(struct repo *r, const struct repo_head *prev,
+		    uint64_t generation, const char *snapshot_id)
+{
+	int rc;
+
+	if (generation <= prev->generation)
+		return err_set(-EINVAL, "head generation %" PRIu64 " does not grow past %" PRIu64,
+			       generation, prev->generation);
+	rc = head_put(r, prev, generation, snapshot_id);
 	if (rc == -ECANCELED || rc == -EEXIST)
 		return err_set(-ECANCELED, "the head moved while this snapshot was written (another writer, or a lost lease); nothing was committed, the previous snapshot is intact");
 	if (rc)

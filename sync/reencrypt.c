@@ -237,7 +237,9 @@ static int records_pass(struct repo *r, const struct keys_key *dk, const struct 
 	return rc;
 }
 
-/* Writes the head again, one generation up, when an old key sealed it. */
+/* Seals the head again when an old key sealed it: the same generation and
+ * snapshot (a commit adds one to the generation; this commits nothing, and
+ * the snapshot record says which generation committed it). */
 static int head_pass(struct repo *r, const struct keys_key *dk, struct reencrypt_stats *st)
 {
 	struct repo_head head;
@@ -248,7 +250,7 @@ static int head_pass(struct repo *r, const struct keys_key *dk, struct reencrypt
 	if (!rc && head.etag[0])
 		rc = object_key(r, "head", &raw, kid);
 	if (!rc && head.etag[0] && strcmp(kid, keys_key_id(dk))) {
-		rc = repo_head_write(r, &head, head.generation + 1, head.snapshot_id);
+		rc = repo_head_reseal(r, &head);
 		st->head_rewritten = rc == 0;
 	}
 	buf_free(&raw);

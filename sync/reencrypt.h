@@ -28,9 +28,9 @@ struct reencrypt_stats {
  * a data key other than the current one (blobs opened and sealed again:
  * ids, and so dedup, are unchanged), then writes one consolidated index
  * under the current key, deletes the old packs and superseded index
- * objects, seals every older snapshot record again in place, and writes
- * the head again (one generation up) when it was sealed under an older
- * key.  With o->retire, then deletes keys/<id>.* of every data key but the
+ * objects, seals every older snapshot record again in place, and seals
+ * the head again (same generation, same snapshot) when it was sealed under
+ * an older key.  With o->retire, then deletes keys/<id>.* of every data key but the
  * current one.  Order, which makes a kill at any point harmless (a rerun
  * finishes): new packs -> index -> old packs -> records -> head -> keys.
  * The caller holds the lease.  Returns 0 or a negative code. */

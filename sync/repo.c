@@ -334,7 +334,9 @@ static int load_keys(struct repo *r, const struct keys_kek *kek, const char *url
 	return rc ? rc : keys_ring_set_current(r->ring, k.newest);
 }
 
-static int open_base(struct repo *r, const struct repo_opts *opts)
+/* create: make a file:// store's directory when it is missing (init
+ * only: every other command finds the store or says it is not there). */
+static int open_base(struct repo *r, const struct repo_opts *opts, int create)
 {
 	struct store_opts so = { 0 };
 	char *base, *probe_dir;
@@ -354,6 +356,7 @@ static int open_base(struct repo *r, const struct repo_opts *opts)
 	base = state_base(opts);
 	so.probe_dir = probe_dir = base ? xasprintf("%s/" REPO_PROBE_DIR, base) : NULL;
 	so.unsafe_no_cond = opts->unsafe_no_cond;
+	so.create = create;
 	rc = store_open(opts->store_url, &so, &r->base);
 	free(probe_dir);
 	free(base);
@@ -368,7 +371,7 @@ int repo_open(const struct repo_opts *opts, struct repo **out)
 	int rc;
 
 	*out = NULL;
-	rc = open_base(r, opts);
+	rc = open_base(r, opts, 0);
 	if (!rc && opts->workspace && *opts->workspace)
 		snprintf(ws, sizeof(ws), "%s", opts->workspace);
 	else if (!rc)
@@ -396,7 +399,7 @@ int repo_tenant_workspaces(const struct repo_opts *opts, char ***ids, size_t *n)
 {
 	struct repo *r = repo_new(opts);
 	struct catalog c = { 0 };
-	int rc = open_base(r, opts);
+	int rc = open_base(r, opts, 0);
 
 	if (!rc)
 		rc = catalog_list(r, &c);
@@ -414,7 +417,7 @@ int repo_tenant_workspaces(const struct repo_opts *opts, char ***ids, size_t *n)
 int repo_open_bare(const struct repo_opts *opts, const char *ws_id, struct repo **out)
 {
 	struct repo *r = repo_new(opts);
-	int rc = open_base(r, opts);
+	int rc = open_base(r, opts, 0);
 
 	*out = NULL;
 	if (!rc && !keys_ws_id_valid(ws_id))
@@ -546,7 +549,7 @@ int repo_init(const struct repo_opts *opts, int create_key, struct repo **out)
 	int rc, created = 0;
 
 	*out = NULL;
-	rc = open_base(r, opts);
+	rc = open_base(r, opts, 1);
 	if (!rc)	/* learn the store's rules afresh: the next put is conditional */
 		rc = store_cond_probe(r->base, &(struct store_cond_rules){ 0 });
 	if (!rc)
@@ -602,7 +605,7 @@ int repo_init_if_missing(const struct repo_opts *opts, int *created)
 	if (!opts->workspace || !*opts->workspace)
 		rc = err_set(-EINVAL, "init = yes needs the workspace id pinned (workspace = ID in cairn.conf): without one, every start would make a new workspace");
 	else
-		rc = open_base(r, opts);
+		rc = open_base(r, opts, 0);
 	if (!rc)
 		rc = repo_attach(r, opts->workspace);
 	if (!rc)

@@ -146,6 +146,12 @@ int repo_head_read(struct repo *r, struct repo_head *head);
 int repo_head_write(struct repo *r, const struct repo_head *prev,
 		    uint64_t generation, const char *snapshot_id);
 
+/* Writes head (as read, with its etag) again, sealed under the current
+ * data key: the same generation and snapshot, since it commits nothing
+ * new.  If-Match on head->etag; no head (empty etag) is left alone.
+ * -ECANCELED: the head moved. */
+int repo_head_reseal(struct repo *r, const struct repo_head *head);
+
 /* Records generation g as seen in the state dir when it is higher than what
  * the dir holds (repo_head_read/write do it; restore calls it too). */
 int repo_state_note_generation(struct repo *r, uint64_t g);

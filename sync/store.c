@@ -67,7 +67,7 @@ int store_open(const char *url, const struct store_opts *opts, struct store **ou
 		if (dir[0] != '/')
 			return err_set(-EINVAL, "store URL '%s': a file store needs an absolute path, as in file:///var/lib/cairn/store",
 				       url);
-		return store_file_open(url, dir, out);
+		return store_file_open(url, dir, opts->create, out);
 	}
 	if (strncmp(url, "s3://", 5) == 0) {
 		const char *bucket = url + 5;

@@ -137,13 +137,17 @@ struct store_opts {
 	/* S3: go on, with a warning, on a store that honours no form of
 	 * conditional put; also CAIRN_UNSAFE_NO_CONDITIONAL_WRITES=1 */
 	bool unsafe_no_cond;
+	int create;		/* file: make DIR when it does not exist (the
+				 * commands that make stores: init, selftest);
+				 * else a missing DIR is -ENOENT */
 };
 
 #define STORE_PATH_STYLE 1
 #define STORE_VIRTUAL_HOST 2
 
 /* Opens the store named by url: file:///DIR or s3://BUCKET[/PREFIX].
- * opts may be NULL. */
+ * opts may be NULL.  Opening writes nothing: a file:// DIR that does not
+ * exist is -ENOENT unless opts->create. */
 int store_open(const char *url, const struct store_opts *opts, struct store **out);
 void store_close(struct store *s);
 
@@ -209,7 +213,7 @@ int store_key_valid(const char *key);
 int store_prefix_open(struct store *base, const char *prefix, struct store **out);
 
 /* The implementations, for store_open() and tests. */
-int store_file_open(const char *url, const char *dir, struct store **out);
+int store_file_open(const char *url, const char *dir, int create, struct store **out);
 int store_s3_open(const char *url, const char *bucket, const char *prefix,
 		  const struct store_opts *opts, struct store **out);
 

@@ -10,7 +10,9 @@
  *    compare and rename, which makes compare-and-swap atomic on this machine;
  *  - an object's ETag is the hex BLAKE2b-128 of its content, kept in the
  *    user.cairn.etag xattr when the filesystem has xattrs and recomputed
- *    from the content when it does not.
+ *    from the content when it does not;
+ *  - opening writes nothing: DIR is made only when the caller makes a
+ *    store (init), DIR/.cairn-tmp by the first put.
  */
 #include "config.h"
 
@@ -170,6 +172,16 @@ static int fs_write_temp(struct store *s, const void *data, size_t len, const ch
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	int rc;
 
+	if (fd < 0 && errno == ENOENT) {	/* the store's first put */
+		char *dir = xasprintf("%s/" TMP_DIR, fs_dir(s));
+
+		if (mkdir(dir, 0700) == 0 || errno == EEXIST) {
+			free(tmp);
+			tmp = xasprintf("%s/put-XXXXXX", dir);
+			fd = mkostemp(tmp, O_CLOEXEC);
+		}
+		free(dir);
+	}
 	if (fd < 0) {
 		rc = err_set(-errno, "cannot create temp file in %s/" TMP_DIR ": %s",
 			     fs_dir(s), strerror(errno));
@@ -463,7 +475,7 @@ static void fs_clean_temp(const char *tmpdir)
 	closedir(d);
 }
 
-int store_file_open(const char *url, const char *dir, struct store **out)
+int store_file_open(const char *url, const char *dir, int create, struct store **out)
 {
 	struct store *s;
 	struct file_store *f;
@@ -475,18 +487,15 @@ int store_file_open(const char *url, const char *dir, struct store **out)
 		return err_set(-EIO, "libsodium failed to initialise");
 	while (n > 1 && dir[n - 1] == '/')
 		n--;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	if (create && mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return err_set(-errno, "store %s: cannot create %s: %s", url, dir, strerror(errno));
+	if (stat(dir, &st) < 0 && errno == ENOENT)
+		return err_set(-ENOENT, "store %s: %s does not exist: check the URL (`cairn init` makes a store)",
+			       url, dir);
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return err_set(-ENOTDIR, "store %s: %s is not a directory", url, dir);
+	/* the temp dir is made by the first put (fs_write_temp), not here */
 	tmpdir = xasprintf("%.*s/" TMP_DIR, (int)n, dir);
-	if (mkdir(tmpdir, 0700) < 0 && errno != EEXIST) {
-		int rc = err_set(-errno, "store %s: cannot create %s: %s", url, tmpdir,
-				 strerror(errno));
-
-		free(tmpdir);
-		return rc;
-	}
 	fs_clean_temp(tmpdir);
 	free(tmpdir);
 	f = xcalloc(1, sizeof(*f));

@@ -40,6 +40,16 @@ run selftest --store "file://$tmp/user-store"
 check "selftest on a given file store passes" test "$rc" -eq 0 || out
 check "and removes what it wrote" test -z "$(find "$tmp/user-store" -type f ! -name .cairn-lock)"
 
+# a command that only reads never makes a store: a wrong URL is one line
+for cmd in "ls" "check" "cat head" "stats" "restore latest $tmp/nowhere"; do
+	run $cmd --store "file://$tmp/no-such-store"
+	check "cairn $cmd on a file store that does not exist exits 1 and creates nothing" \
+		sh -c "[ $rc -eq 1 ] && [ ! -e '$tmp/no-such-store' ]" || out
+	check "saying so in one line that names the store" sh -c \
+		"[ \$(wc -l <'$tmp/err') -eq 1 ] && grep -q 'file://$tmp/no-such-store.*does not exist' '$tmp/err'" || out
+	rm -rf "$tmp/no-such-store"
+done
+
 run selftest --store "ftp://example/x"
 check "a bad store URL exits 1" test "$rc" -eq 1
 check "with one line that names the URL" sh -c "[ \$(wc -l <'$tmp/err') -eq 1 ] && grep -q 'ftp://example/x' '$tmp/err'"

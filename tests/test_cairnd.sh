@@ -163,7 +163,8 @@ check "cairn agents lists it running" sh -c \
 check "idle: a snapshot lands after idle_after" wait_for 20 snaps_at_least 1
 id=$(latest_id)
 check "idle: the hook gets the report on stdin" wait_for 15 grep -q "\"snapshot\":\"$id\"" "$D/hook.json"
-check "idle: and the control plane, over TLS with the token" wait_for 15 grep -q "\"snapshot\":\"$id\"" "$CP_LOG"
+check "idle: and the control plane, over TLS with the token" \
+	wait_for 15 grep -q "\"path\":\"/v1/idle\".*\"snapshot\":\"$id\"" "$CP_LOG"
 check "the report names the workspace, its generation and since when" sh -c \
 	'grep -q "\"workspace\":\"main\"" "$1" && grep -q "\"generation\":1" "$1" && grep -q "\"idle_since\":\"20" "$1"' \
 	_ "$CP_LOG"

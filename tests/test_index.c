@@ -703,10 +703,11 @@ int main(void)
 	char *url2 = xasprintf("file://%s/store2", dir);
 	char *url3 = xasprintf("file://%s/store3", dir);
 	struct store *s, *s2, *s3;
+	struct store_opts mk = { .create = 1 };	/* three new stores */
 
 	if (keys_ring_new(WS, &ring) || keys_ring_current(ring, &dk))
 		tap_bail("keyring: %s", err_msg());
-	if (store_open(url, NULL, &s) || store_open(url2, NULL, &s2) || store_open(url3, NULL, &s3))
+	if (store_open(url, &mk, &s) || store_open(url2, &mk, &s2) || store_open(url3, &mk, &s3))
 		tap_bail("store: %s", err_msg());
 	check_map();
 	check_deltas(s);

@@ -362,6 +362,22 @@ run "$CAIRN" check --read-data $F --workspace "$F2" --key "file:$TMP/t2b.key"
 check "file: check --read-data is clean" rc_is 0
 run "$CAIRN" restore latest "$TMP/r-file" $F --workspace "$F2" --key "file:$TMP/t2b.key"
 check "file: the latest snapshot restores bit for bit" same "$WS" "$TMP/r-file"
+# a rotation with no snapshot after it: reencrypt seals the head again,
+# naming the same snapshot at the same generation, so a mount's status
+# (the snapshot's record) and the head agree
+run "$KEYADM" dek rotate $FK -q
+run "$KEYADM" reencrypt $FK --retire --json
+check "file: reencrypt right after dek rotate seals the head again" eq "$rc $(jget head_rewritten)" "0 True"
+run "$CAIRN" cat head --json $F --workspace "$F2" --key "file:$TMP/t2b.key"
+hgen=$(jget generation)
+mkdir -p "$TMP/m-re"
+_fs_mounts="$_fs_mounts $TMP/m-re"
+CAIRN_RUN_DIR=$TMP/run run "$CAIRN" mount "$TMP/m-re" --cache "$TMP/c-re" $F --workspace "$F2" \
+	--key "file:$TMP/t2b.key" -q
+CAIRN_RUN_DIR=$TMP/run run "$CAIRN" status --mount "$TMP/m-re" --json
+check "file: after reencrypt, cairn status and cairn cat head give one generation" eq "$(jget generation)" "$hgen"
+pid=$(cat "$TMP/c-re/cairnfs.pid")
+fusermount3 -u "$TMP/m-re" && fs_wait_exit "$pid"
 
 run "$KEYADM" rewrap $A --from "$TMP/acme2.key" --to "$TMP/acme2.key"
 check "rewrap to the same tenant key is refused" err_has "are the same tenant key"

@@ -38,11 +38,16 @@ static void check_urls(const char *dir)
 	ok(store_open(url, NULL, &s) < 0, "a file:// URL naming a plain file is refused");
 	free(url);
 	url = xasprintf("file://%s/fresh/", dir);
-	is_int(store_open(url, NULL, &s), 0, "opening a store creates its directory");
+	is_int(store_open(url, NULL, &s), -ENOENT, "opening a store that does not exist is -ENOENT");
+	ok(strstr(err_msg(), "does not exist") != NULL, "and says so: %s", err_msg());
+	ok(access(url + 7, F_OK) < 0, "and makes nothing");
+	is_int(store_open(url, &(struct store_opts){ .create = 1 }, &s), 0,
+	       "opened to be made (init), it creates its directory");
+	ok(access(url + 7, F_OK) == 0, "which is there");
 	store_close(s);
 	free(url);
 	url = xasprintf("file://%s/no/such/parent", dir);
-	ok(store_open(url, NULL, &s) < 0 && strstr(err_msg(), "/no/such/parent"),
+	ok(store_open(url, &(struct store_opts){ .create = 1 }, &s) < 0 && strstr(err_msg(), "/no/such/parent"),
 	   "a store whose parent is missing is refused, naming the path: %s", err_msg());
 	free(url);
 }
@@ -138,7 +143,7 @@ int main(void)
 	struct store *s = NULL;
 	int rc;
 
-	rc = store_open(url, NULL, &s);
+	rc = store_open(url, &(struct store_opts){ .create = 1 }, &s);
 	is_int(rc, 0, "open %s %s", url, rc ? err_msg() : "");
 	if (rc)
 		tap_bail("cannot open the file store");
