@@ -151,7 +151,7 @@ static int import_entry(struct importer *im, struct fs_inode *dir, const struct 
 
 	buf_addc(&im->path, '/');
 	buf_adds(&im->path, e->name);
-	if (e->type == TREE_REG && e->link_group) {
+	if (e->type != TREE_DIR && e->link_group) {
 		uint64_t ino = link_get(&im->links, e->link_group);
 
 		if (ino) {
@@ -176,10 +176,10 @@ static int import_entry(struct importer *im, struct fs_inode *dir, const struct 
 	for (size_t i = 0; !rc && i < e->nxattrs; i++)
 		rc = fs_xattr_set(fs, in->ino, e->xattrs[i].name, e->xattrs[i].value,
 				  e->xattrs[i].value_len, 0);
+	if (!rc && e->type != TREE_DIR && e->link_group)
+		link_put(&im->links, e->link_group, in->ino);
 	if (!rc && e->type == TREE_REG) {
 		rc = import_content(im, in, e);
-		if (e->link_group)
-			link_put(&im->links, e->link_group, in->ino);
 	} else if (!rc && e->type == TREE_SYMLINK) {
 		in->target = xstrdup(e->target);
 		in->size = strlen(e->target);

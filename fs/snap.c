@@ -349,8 +349,8 @@ static int walk_entry(struct snapwalk *w, uint64_t ino, struct tree_entry *e)
 	}
 	if (e->type != TREE_REG && e->type != TREE_SYMLINK)
 		e->size = 0;
-	if (e->type == TREE_REG && e->nlink > 1)
-		e->link_group = ino;
+	if (e->type != TREE_DIR && e->nlink > 1)
+		e->link_group = ino;	/* any non-directory may have other names */
 	rc = read_xattrs(w, ino, e);
 	if (rc)
 		return rc;

@@ -98,6 +98,13 @@ struct restore {
 	uint64_t *groups;
 	size_t *group_file;
 	size_t ngroups, groups_cap;
+	/* the same for symlinks, fifos, sockets and devices, made at once:
+	 * group -> where the first name is */
+	struct other_link {
+		uint64_t group;
+		char *dir, *name;
+	} *others;
+	size_t nothers, others_cap;
 
 	pthread_mutex_t lock;	/* guards next_need, error, progress */
 	size_t next_need;
@@ -371,6 +378,51 @@ static int plan_file(struct restore *rs, const char *dir, const char *path,
 
 static int plan_dir(struct restore *rs, const char *dir, const struct tree *t, int depth);
 
+/* Another name of a symlink, fifo, socket or device made already: linked
+ * to it (1).  0 when e is the first of its group, or in none; or a
+ * negative code. */
+static int link_other(struct restore *rs, const char *dir, const struct tree_entry *e, const char *path)
+{
+	struct dircache first = DIRCACHE_INIT;
+	int pfd, ffd, rc = 0;
+
+	if (!e->link_group)
+		return 0;
+	for (size_t i = 0; i < rs->nothers; i++) {
+		const struct other_link *o = &rs->others[i];
+
+		if (o->group != e->link_group)
+			continue;
+		ffd = dir_at(rs, &first, o->dir);
+		pfd = ffd < 0 ? ffd : dir_at(rs, &rs->dc, dir);
+		if (ffd < 0 || pfd < 0) {
+			rc = ffd < 0 ? ffd : pfd;
+		} else {
+			unlinkat(pfd, e->name, 0);
+			if (linkat(ffd, o->name, pfd, e->name, 0) < 0)
+				rc = err_set(-errno, "%s: cannot link to %s/%s: %s", path, rs->target,
+					     o->dir, strerror(errno));
+		}
+		dircache_free(&first);
+		return rc ? rc : 1;
+	}
+	return 0;
+}
+
+/* Records where the first name of e's link group was made. */
+static void link_other_first(struct restore *rs, const char *dir, const struct tree_entry *e)
+{
+	if (!e->link_group)
+		return;
+	if (rs->nothers == rs->others_cap) {
+		rs->others_cap = rs->others_cap ? rs->others_cap * 2 : 16;
+		rs->others = xrealloc(rs->others, rs->others_cap * sizeof(*rs->others));
+	}
+	rs->others[rs->nothers].group = e->link_group;
+	rs->others[rs->nothers].dir = xstrdup(dir);
+	rs->others[rs->nothers++].name = xstrdup(e->name);
+}
+
 /* Entry e of directory dir (relative to the target). */
 static int plan_entry(struct restore *rs, const char *dir, const struct tree_entry *e, int depth)
 {
@@ -413,6 +465,11 @@ static int plan_entry(struct restore *rs, const char *dir, const struct tree_ent
 		rc = plan_file(rs, dir, path, e);
 		break;
 	case TREE_SYMLINK:
+		rc = link_other(rs, dir, e, path);
+		if (rc) {
+			rc = rc > 0 ? 0 : rc;	/* 1: linked to its first name */
+			break;
+		}
 		pfd = dir_at(rs, &rs->dc, dir);
 		if (pfd < 0) {
 			rc = pfd;
@@ -423,6 +480,8 @@ static int plan_entry(struct restore *rs, const char *dir, const struct tree_ent
 			rc = err_set(-errno, "%s: cannot create symlink: %s", path, strerror(errno));
 		else
 			rc = apply_meta(rs, &rs->dc, dir, e->name, path, e);
+		if (!rc)
+			link_other_first(rs, dir, e);
 		break;
 	case TREE_FIFO:
 	case TREE_CHR:
@@ -439,6 +498,11 @@ static int plan_entry(struct restore *rs, const char *dir, const struct tree_ent
 			log_warn("%s: device files are restored only as root; skipped", path);
 			break;
 		}
+		rc = link_other(rs, dir, e, path);
+		if (rc) {
+			rc = rc > 0 ? 0 : rc;	/* 1: linked to its first name */
+			break;
+		}
 		pfd = dir_at(rs, &rs->dc, dir);
 		if (pfd < 0) {
 			rc = pfd;
@@ -450,6 +514,8 @@ static int plan_entry(struct restore *rs, const char *dir, const struct tree_ent
 				     strerror(errno));
 		else
 			rc = apply_meta(rs, &rs->dc, dir, e->name, path, e);
+		if (!rc)
+			link_other_first(rs, dir, e);
 		break;
 	}
 	default:
@@ -886,6 +952,11 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 	free(rs.needs);
 	free(rs.groups);
 	free(rs.group_file);
+	for (size_t i = 0; i < rs.nothers; i++) {
+		free(rs.others[i].dir);
+		free(rs.others[i].name);
+	}
+	free(rs.others);
 	free(rs.error_msg);
 	tree_free(&root);
 	tree_free(&holder);

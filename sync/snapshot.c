@@ -157,6 +157,18 @@ static struct link_seen *link_add(struct walk *w, const struct tree_entry *e)
 	return l;
 }
 
+/* A symlink, fifo, socket or device with other names: one link group for
+ * all of them (docs/format.md gives one to any non-directory). */
+static void link_other(struct walk *w, struct tree_entry *e, const struct stat *st)
+{
+	struct link_seen *l;
+
+	if (st->st_nlink < 2)
+		return;
+	l = link_find(w, e->dev, e->ino);
+	e->link_group = (l ? l : link_add(w, e))->group;
+}
+
 static void entry_release(struct tree_entry *e)
 {
 	for (size_t i = 0; i < e->nxattrs; i++) {
@@ -542,9 +554,11 @@ static int walk_entry(struct walk *w, int dirfd, const char *name, const struct 
 		target[n] = '\0';
 		e->target = target;
 		w->st.symlinks++;
+		link_other(w, e, &st);
 		return read_xattrs(w, -1, buf_str(&w->path), e);
 	}
 	w->st.others++;
+	link_other(w, e, &st);
 	return read_xattrs(w, -1, buf_str(&w->path), e);
 }
 

@@ -1,0 +1,56 @@
+#!/bin/sh
+# test_fidelity.sh - what a snapshot keeps of a tree, checked through every
+# way back: `cairn restore`, a lazy mount on a new cache, and a live
+# snapshot of that mount restored elsewhere.  Hard links of every kind of
+# non-directory (regular files, symlinks, fifos, devices), with names in
+# several directories, come back as one inode with the right link count.
+. "$CAIRN_SRCDIR/tests/lib.sh"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "1..0 # SKIP needs root: device nodes and mounts"
+	exit 0
+fi
+D=$TMP/fid
+mkdir -p "$D/store" "$D/src/d" "$D/mnt"
+CAIRN_STORE=file://$D/store
+CAIRN_KEY=file:$D/tenant.key
+CAIRN_STATE_DIR=$D/state
+CAIRN_RUN_DIR=$D/run
+export CAIRN_STORE CAIRN_KEY CAIRN_STATE_DIR CAIRN_RUN_DIR
+unset CAIRN_WORKSPACE CAIRN_CONFIG CAIRN_HOST_ID
+
+check "init" sh -c '"$1" init --create-key -q >/dev/null' _ "$CAIRN"
+echo content >"$D/src/file"
+ln "$D/src/file" "$D/src/d/file2"
+ln -s somewhere "$D/src/sl"
+ln "$D/src/sl" "$D/src/sl2"
+ln "$D/src/sl" "$D/src/d/sl3"
+mkfifo "$D/src/ff"
+ln "$D/src/ff" "$D/src/d/ff2"
+mknod "$D/src/dev" c 1 3
+ln "$D/src/dev" "$D/src/dev2"
+
+# links DIR: each name with its link count and the first name of its inode
+links() {
+	(cd "$1" && find . -mindepth 1 ! -type d -printf '%i %p %n\n' | LC_ALL=C sort -k2 |
+		awk '{ if (!($1 in first)) first[$1] = $2; print $2, $3, first[$1] }')
+}
+links "$D/src" >"$D/want"
+check "a snapshot of the tree" "$CAIRN" snapshot -q "$D/src"
+check "cairn restore" "$CAIRN" restore -q --privileged latest "$D/r"
+links "$D/r" >"$D/got-restore"
+check "restore: every hard link of every kind, one inode each" cmp -s "$D/want" "$D/got-restore" ||
+	diag "$(diff "$D/want" "$D/got-restore")"
+check "a lazy mount on a new cache" fs_mount "$D/mnt" "$D/cache" noprefetch
+links "$D/mnt" >"$D/got-mount"
+check "lazy mount: the same" cmp -s "$D/want" "$D/got-mount" || diag "$(diff "$D/want" "$D/got-mount")"
+ln "$D/mnt/ff" "$D/mnt/ff3"
+ln "$D/mnt/sl" "$D/mnt/d/sl4"
+links "$D/mnt" >"$D/want2"
+check "a live snapshot after new links on the mount" "$CAIRN" snapshot --mount "$D/mnt" -q
+check "its unmount" fs_umount "$D/mnt"
+check "restore of the live snapshot" "$CAIRN" restore -q --privileged latest "$D/r2"
+links "$D/r2" >"$D/got-live"
+check "live snapshot: the same as on the mount" cmp -s "$D/want2" "$D/got-live" ||
+	diag "$(diff "$D/want2" "$D/got-live")"
+finish
