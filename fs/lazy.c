@@ -82,8 +82,9 @@ static int fetch_chunk(struct fs *fs, const struct fs_content *c, size_t i, int 
 		rc = err_set(-EBADMSG, "data blob %.16s holds %zu bytes, the file's chunk list says %llu",
 			     hex, plain->len, (unsigned long long)want);
 	}
+	/* zeros stay a hole: the cache file is as sparse as the file was */
 	if (!rc)
-		rc = fsu_pwrite_all(fd, plain->data, plain->len, (off_t)c->off[i]);
+		rc = fsu_pwrite_sparse(fd, plain->data, plain->len, (off_t)c->off[i]);
 	return rc;
 }
 
@@ -432,8 +433,8 @@ static int write_chunk(struct fs *fs, const struct pf_need *nd, const struct buf
 	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < nd->in->size &&
 	    ftruncate(fd, (off_t)nd->in->size))
 		rc = -errno;
-	if (!rc)
-		rc = fsu_pwrite_all(fd, plain->data, plain->len, (off_t)nd->c->off[nd->chunk]);
+	if (!rc)	/* zeros stay a hole */
+		rc = fsu_pwrite_sparse(fd, plain->data, plain->len, (off_t)nd->c->off[nd->chunk]);
 	close(fd);
 	return rc;
 }

@@ -226,3 +226,36 @@ int fsu_no_core_dumps(void)
 		return -errno;
 	return 0;
 }
+
+static int all_zero(const unsigned char *b, size_t n)
+{
+	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
+}
+
+int fsu_pwrite_sparse(int fd, const void *src, size_t len, off_t off)
+{
+	const unsigned char *p = src;
+	size_t at = 0, run = 0;	/* [at, at + run): bytes to write */
+
+	while (at + run < len) {
+		/* the block of the file that holds byte at + run, cut to the data */
+		size_t pos = at + run;
+		size_t n = 4096 - (size_t)((off + (off_t)pos) % 4096);
+
+		if (n > len - pos)
+			n = len - pos;
+		if (!all_zero(p + pos, n)) {
+			run += n;
+			continue;
+		}
+		if (run) {
+			int rc = fsu_pwrite_all(fd, p + at, run, off + (off_t)at);
+
+			if (rc)
+				return rc;
+		}
+		at = pos + n;
+		run = 0;
+	}
+	return run ? fsu_pwrite_all(fd, p + at, run, off + (off_t)at) : 0;
+}

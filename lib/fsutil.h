@@ -37,6 +37,11 @@ int fsu_read_boot_id(char **out);
  * overflow). */
 int fsu_parse_size(const char *text, uint64_t *out);
 
+/* pwrite of len bytes at off into a region of fd that holds nothing yet
+ * (a hole): the 4 KiB blocks that are all zero are not written, so the
+ * file stays as sparse as the data.  0 or -errno. */
+int fsu_pwrite_sparse(int fd, const void *src, size_t len, off_t off);
+
 /* No core dump of this process, ever: a program that holds unwrapped keys
  * (in its own memory, or in curl's and OpenSSL's buffers) and S3 secrets
  * (in its environment) calls it first.  Also makes it non-dumpable, so

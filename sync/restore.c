@@ -545,7 +545,8 @@ static int cmp_need(const void *a, const void *b)
 	return x->e.offset < y->e.offset ? -1 : x->e.offset > y->e.offset;
 }
 
-/* Writes data at off of f's temp file, reached through c. */
+/* Writes data at off of f's temp file, reached through c; blocks of zeros
+ * are left holes of the file (sized, so sparse, when it was made). */
 static int write_at(struct restore *rs, struct dircache *c, const struct rfile *f, const void *data,
 		    size_t len, uint64_t off)
 {
@@ -556,7 +557,7 @@ static int write_at(struct restore *rs, struct dircache *c, const struct rfile *
 	fd = openat(pfd, f->tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	rc = lseek(fd, (off_t)off, SEEK_SET) < 0 ? -errno : fsu_write_all(fd, data, len);
+	rc = fsu_pwrite_sparse(fd, data, len, (off_t)off);
 	close(fd);
 	return rc;
 }

@@ -3,7 +3,9 @@
 # way back: `cairn restore`, a lazy mount on a new cache, and a live
 # snapshot of that mount restored elsewhere.  Hard links of every kind of
 # non-directory (regular files, symlinks, fifos, devices), with names in
-# several directories, come back as one inode with the right link count.
+# several directories, come back as one inode with the right link count;
+# a sparse file comes back as sparse (its allocated blocks within a few
+# KiB of the original), restored, read lazily and hydrated.
 . "$CAIRN_SRCDIR/tests/lib.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -29,6 +31,13 @@ mkfifo "$D/src/ff"
 ln "$D/src/ff" "$D/src/d/ff2"
 mknod "$D/src/dev" c 1 3
 ln "$D/src/dev" "$D/src/dev2"
+truncate -s 64M "$D/src/sparse.img"
+printf 'x' | dd of="$D/src/sparse.img" bs=1 seek=33554432 conv=notrunc 2>/dev/null
+printf 'tail' | dd of="$D/src/sparse.img" bs=1 seek=67108000 conv=notrunc 2>/dev/null
+# allocated KiB of a file; "sparse" when within 64 KiB of the source's
+kib() { du -k "$1" | cut -f1; }
+sparse_like() { [ "$(kib "$1")" -le $(($(kib "$D/src/sparse.img") + 64)) ] ||
+	{ diag "$1: $(kib "$1") KiB allocated, the source $(kib "$D/src/sparse.img") KiB"; false; }; }
 
 # links DIR: each name with its link count and the first name of its inode
 links() {
@@ -41,9 +50,20 @@ check "cairn restore" "$CAIRN" restore -q --privileged latest "$D/r"
 links "$D/r" >"$D/got-restore"
 check "restore: every hard link of every kind, one inode each" cmp -s "$D/want" "$D/got-restore" ||
 	diag "$(diff "$D/want" "$D/got-restore")"
+check "restore: the sparse file's bytes" cmp -s "$D/src/sparse.img" "$D/r/sparse.img"
+check "restore: and its holes" sparse_like "$D/r/sparse.img"
 check "a lazy mount on a new cache" fs_mount "$D/mnt" "$D/cache" noprefetch
 links "$D/mnt" >"$D/got-mount"
 check "lazy mount: the same" cmp -s "$D/want" "$D/got-mount" || diag "$(diff "$D/want" "$D/got-mount")"
+cache_file() {	# the cache file of a mounted file, by its inode number
+	_ino=$(stat -c %i "$1")
+	echo "$D/cache/data/$(printf '%02x' $((_ino & 255)))/$_ino"
+}
+check "lazy read: the sparse file's bytes" cmp -s "$D/src/sparse.img" "$D/mnt/sparse.img"
+check "lazy read: its cache file keeps the holes" sparse_like "$(cache_file "$D/mnt/sparse.img")"
+check "hydrate --wait" "$CAIRN" hydrate --mount "$D/mnt" --wait -q
+check "hydrated: the cache file still keeps them" sparse_like "$(cache_file "$D/mnt/sparse.img")"
+check "and the mount shows a sparse file" sparse_like "$D/mnt/sparse.img"
 ln "$D/mnt/ff" "$D/mnt/ff3"
 ln "$D/mnt/sl" "$D/mnt/d/sl4"
 links "$D/mnt" >"$D/want2"
@@ -53,4 +73,5 @@ check "restore of the live snapshot" "$CAIRN" restore -q --privileged latest "$D
 links "$D/r2" >"$D/got-live"
 check "live snapshot: the same as on the mount" cmp -s "$D/want2" "$D/got-live" ||
 	diag "$(diff "$D/want2" "$D/got-live")"
+check "live snapshot: the sparse file restores sparse" sparse_like "$D/r2/sparse.img"
 finish
