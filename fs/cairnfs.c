@@ -488,6 +488,39 @@ static int mountpoint_empty(const char *path)
 	return empty;
 }
 
+/* A snapshot this cache committed as the process was killed, before it
+ * could note it as its base (fs/snap.c note_pending): when it is the head,
+ * it is the base now (the files it read stay dirty, to be read again and
+ * deduplicated); otherwise its commit never happened.  *base is updated.
+ * 0, or -EIO with the error set. */
+static int adopt_pending(struct fs *fs, const char *head_id, uint64_t generation, char **base)
+{
+	char *pending = NULL, num[32];
+	int rc = 0;
+
+	if (fs_meta_get(fs, "pending_base", &pending) || !*pending) {
+		free(pending);
+		return 0;
+	}
+	if (head_id && !strcmp(pending, head_id)) {
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)generation);
+		rc = fs_meta_set(fs, "base", pending);
+		if (!rc)
+			rc = fs_meta_set(fs, "base_generation", num);
+		if (!rc) {
+			log_info("snapshot %.8s, committed as the last run was killed, is the cache's base", pending);
+			free(*base);
+			*base = xstrdup(pending);
+		}
+	}
+	if (!rc)
+		rc = fs_meta_set(fs, "pending_base", "");
+	if (!rc)
+		rc = fs_meta_commit(fs, 1);
+	free(pending);
+	return rc ? err_prefix(-EIO, "cache dir %s", fs->cache_dir) : 0;
+}
+
 /* A warm cache whose base is not the snapshot to serve (the head moved
  * on, or -o snapshot= names another): refreshed when it holds no local
  * change, else refused unless told what to do with the local changes. */
@@ -507,6 +540,10 @@ static int resume_or_refresh(struct fs *fs, struct repo *r, struct cfs_opts *o)
 	}
 	if (fs_meta_get(fs, "base", &base))
 		base = NULL;
+	if (!o->snapshot && (rc = adopt_pending(fs, target, head.generation, &base)) != 0) {
+		free(base);
+		return rc;
+	}
 	if (!target || (base && !strcmp(base, target))) {
 		log_info("resuming the cache in %s", fs->cache_dir);
 		free(base);

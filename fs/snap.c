@@ -510,6 +510,8 @@ static int mark_clean(struct snapwalk *w, const struct snapshot_result *sr, uint
 	}
 	if (!rc)
 		rc = fs_meta_set(fs, "base", sr->id);
+	if (!rc)
+		rc = fs_meta_set(fs, "pending_base", "");
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)sr->generation);
 	if (!rc)
 		rc = fs_meta_set(fs, "base_generation", num);
@@ -525,12 +527,30 @@ static int mark_clean(struct snapwalk *w, const struct snapshot_result *sr, uint
 	return rc;
 }
 
+/* Right before the head write: the snapshot about to become the head is
+ * noted durably, so that if this process is killed before mark_clean, the
+ * next mount finds the head is that snapshot and takes it as its base
+ * (cairnfs.c, resume_or_refresh) instead of calling the cache diverged. */
+static int note_pending(const char *snapshot_id, void *arg)
+{
+	struct fs *fs = arg;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = fs_meta_set(fs, "pending_base", snapshot_id);
+	if (!rc)
+		rc = fs_meta_commit(fs, 1);
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
+}
+
 int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_result *res)
 {
 	struct snapwalk w = { .fs = fs, .res = res };
 	struct snapshot_opts so = {
 		.tags = o->tags, .ntags = o->ntags,
 		.exclude = o->agent_exclude, .nexclude = o->n_agent_exclude,
+		.before_head = note_pending, .before_head_arg = fs,
 	};
 	struct snapshot_result sr;
 	uint8_t ws_root[TREE_ID_LEN], agent_root[TREE_ID_LEN];

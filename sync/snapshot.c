@@ -711,6 +711,8 @@ static int commit(struct walk *w, const struct repo_head *head, const uint8_t ws
 	if (!rc)
 		rc = repo_put_sealed(w->r, KEYS_OBJ_SNAPSHOT, name, plain.data, plain.len,
 				     STORE_IF_NONE_MATCH, NULL, NULL);
+	if (!rc && !no_head && w->o->before_head)
+		rc = w->o->before_head(res->id, w->o->before_head_arg);
 	if (!rc && !no_head)
 		rc = repo_head_write(w->r, head, next.generation, res->id);
 	if (!rc) {

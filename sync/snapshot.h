@@ -32,6 +32,12 @@ struct snapshot_opts {
 	void (*progress)(const struct snapshot_progress *p, void *arg);
 	void *progress_arg;
 	int encoders, senders;		/* 0: defaults */
+	/* called once the record is stored and right before the head write
+	 * that commits it: cairnfs notes the id durably, so that a kill
+	 * between the head write and its own bookkeeping is recognised
+	 * later.  Non-zero aborts the commit. */
+	int (*before_head)(const char *snapshot_id, void *arg);
+	void *before_head_arg;
 };
 
 struct snapshot_result {

@@ -214,7 +214,10 @@ kill -9 "$pid"
 bg_wait $snap
 check "the snapshot killed under way fails" test "$bg_rc" -ne 0
 fs_force_umount "$D/mnt"
-check "the head is still the previous snapshot" test "$("$CAIRN" ls --json | wc -l)" -eq "$before"
+# the kill may land before the head write or after it (the snapshot then
+# committed whole, and the cache takes it as its base when it mounts)
+check "the head is the previous snapshot or the whole killed one" \
+	test "$("$CAIRN" ls --json | wc -l)" -le $((before + 1))
 check "check is clean" "$CAIRN" check -q
 check "the cache mounts again" fs_mount "$D/mnt" "$D/c1" noprefetch
 check "with the changed data still there" test "$(md5sum <"$D/mnt/bulk")" = "$md5_bulk"
