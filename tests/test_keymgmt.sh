@@ -367,7 +367,7 @@ check "file: the latest snapshot restores bit for bit" same "$WS" "$TMP/r-file"
 # (the snapshot's record) and the head agree
 run "$KEYADM" dek rotate $FK -q
 run "$KEYADM" reencrypt $FK --retire --json
-check "file: reencrypt right after dek rotate seals the head again" eq "$rc $(jget head_rewritten)" "0 True"
+check "file: reencrypt right after dek rotate seals the head again" eq "$rc $(jget head_rewritten)" "0 true"
 run "$CAIRN" cat head --json $F --workspace "$F2" --key "file:$TMP/t2b.key"
 hgen=$(jget generation)
 mkdir -p "$TMP/m-re"
