@@ -156,6 +156,10 @@ s3_ctl() {	# s3_ctl METHOD PATH: a control request to the proxy
 	curl -sf -X "$1" "$S3_ENDPOINT$2"
 }
 
+s3_faults() {	# the proxy's count of faults fired: cheap enough to poll
+	s3_ctl GET /__proxy/stats | sed -n 's/.*"faults":\([0-9]*\).*/\1/p'
+}
+
 s3_stat() {	# s3_stat NAME: one counter of /__proxy/stats ("put.count", "requests")
 	s3_ctl GET /__proxy/stats | json_get "$1"
 }
