@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,9 +84,11 @@ static json_t *do_status(struct fs *fs)
 	json_t *r;
 	char *base = NULL;
 	json_int_t snap_time, gen;
-	int changed, snapshotting, prefetch;
-	uint64_t cache_used, snaps, snap_fail;
+	int changed, snapshotting, prefetch, disk_full;
+	uint64_t cache_used, snaps, snap_fail, enospc, disk_free = 0;
+	int64_t full_since;
 	double pause;
+	struct statvfs sv;
 
 	if (fs_usage_get(fs, &u))
 		return fail(err_msg());
@@ -102,10 +105,17 @@ static json_t *do_status(struct fs *fs)
 	snaps = fs->snapshots;
 	snap_fail = fs->snapshot_failures;
 	pause = fs->last_pause_ms;
+	disk_full = fs->disk_full;
+	full_since = fs->full_since;
+	enospc = fs->enospc;
+	if (fstatvfs(fs->cache_fd, &sv) == 0)
+		disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (disk_full)	/* the released reserve is the metadata's */
+		disk_free = disk_free > fs->reserve_size ? disk_free - fs->reserve_size : 0;
 	pthread_mutex_unlock(&fs->lock);
 	r = json_pack("{s:b, s:s, s:s, s:s, s:I, s:o, s:I, s:o, s:b, s:b,"
 		      " s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I},"
-		      " s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I},"
+		      " s:{s:I, s:I, s:I, s:b, s:o, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I},"
 		      " s:{s:I, s:I}, s:I, s:f, s:s}",
 		      "ok", 1, "workspace", fs->ws_id, "mountpoint", fs->mountpoint ? fs->mountpoint : "",
 		      "cache_dir", fs->cache_dir, "pid", (json_int_t)getpid(),
@@ -119,6 +129,9 @@ static json_t *do_status(struct fs *fs)
 		      "cache", "used_bytes", (json_int_t)cache_used,
 		      "limit_bytes", (json_int_t)fs->cache_limit,
 		      "fetched_bytes", (json_int_t)__atomic_load_n(&fs->fetched_bytes, __ATOMIC_RELAXED),
+		      "disk_full", disk_full,
+		      "full_since", disk_full ? json_integer((json_int_t)full_since) : json_null(),
+		      "disk_free_bytes", (json_int_t)disk_free, "enospc", (json_int_t)enospc,
 		      "store", "requests", (json_int_t)sc.requests, "errors", (json_int_t)sc.errors,
 		      "retries", (json_int_t)sc.retries, "bytes_in", (json_int_t)sc.bytes_in,
 		      "bytes_out", (json_int_t)sc.bytes_out,

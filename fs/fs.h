@@ -25,6 +25,8 @@
 
 #include <sqlite3.h>
 
+#include "buf.h"
+
 #define FS_ROOT_INO 1
 #define FS_META_VERSION 2
 
@@ -91,6 +93,19 @@ struct fs {
 	unsigned nfds, max_fds;
 	uint64_t next_ino;
 	uint64_t pending;	/* changes since the last commit */
+	/* the open transaction and a full cache disk (meta.c), under lock */
+	struct buf redo;	/* its statements, as SQL, each NUL-terminated */
+	size_t redo_n;
+	uint64_t txn_bytes;	/* what its commit will write, estimated */
+	uint64_t txn_max;	/* an operation that adds metadata commits first past this */
+	int reserve_fd;		/* cache_dir/meta.reserve */
+	uint64_t reserve_size;
+	int reserve_held;	/* its blocks are allocated */
+	int disk_full;		/* what needs space gets ENOSPC (see meta.c) */
+	int64_t full_since;	/* when disk_full was set (seconds) */
+	int commit_failing;	/* the last commit did not land (logged once) */
+	int64_t commit_retry;	/* while it fails: the next try (seconds) */
+	uint64_t enospc;	/* operations refused for a full disk */
 	uint64_t *unlink_after;	/* cache files to remove once committed */
 	size_t n_unlink_after, cap_unlink_after;
 	/* group commit thread */
@@ -177,6 +192,20 @@ int fs_meta_set(struct fs *fs, const char *key, const char *value);
 /* Writes every dirty inode and commits.  durable: the commit is on disk
  * (the WAL fsync'd) before it returns.  Caller holds fs->lock. */
 int fs_meta_commit(struct fs *fs, int durable);
+/* Before an operation that adds about bytes of metadata (caller holds
+ * lock, nothing changed yet): -ENOSPC while the cache disk is full;
+ * commits first when the open transaction would pass fs->txn_max, so that
+ * every commit fits in the reserve.  0 or a negative code. */
+int fs_meta_room(struct fs *fs, size_t bytes);
+/* The same without the refusal, for the daemon's own batches of rows (a
+ * snapshot marking files clean): commits first past fs->txn_max. */
+int fs_meta_bound(struct fs *fs, size_t bytes);
+/* The cache disk is full (caller holds lock): what found it says so in
+ * what (a log line).  What needs space gets ENOSPC until the committer
+ * finds room again. */
+void fs_disk_full(struct fs *fs, const char *what);
+/* -ENOSPC for an operation that needs space on a full disk, counted. */
+int fs_disk_refuse(struct fs *fs);
 /* Starts the thread that commits every 50 ms while changes are pending. */
 int fs_committer_start(struct fs *fs);
 void fs_committer_stop(struct fs *fs);

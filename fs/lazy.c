@@ -65,6 +65,20 @@ static void chunk_range(const struct fs_content *c, uint64_t off, uint64_t end, 
 	*hi = b;
 }
 
+/* The rows current for a query (caller holds lock): a commit, or on a
+ * full disk where it cannot land, the open transaction as it is (without
+ * the dirty inodes' rows: figures a little behind).  0 or a negative code. */
+static int commit_for_query(struct fs *fs)
+{
+	int rc = fs_meta_commit(fs, 0);
+
+	if (rc == -ENOSPC) {
+		err_clear();
+		rc = 0;
+	}
+	return rc;
+}
+
 /* Fetches chunk i of c into fd.  Returns 0 or a negative code (error set). */
 static int fetch_chunk(struct fs *fs, const struct fs_content *c, size_t i, int fd, struct buf *plain)
 {
@@ -131,6 +145,11 @@ static int fetch_claimed(struct fs *fs, struct fs_inode *in, struct fs_content *
 	}
 	if (!background)
 		__atomic_sub_fetch(&fs->fg_fetches, 1, __ATOMIC_RELAXED);
+	if (rc == -ENOSPC) {
+		pthread_mutex_lock(&fs->lock);
+		fs_disk_full(fs, "a fetch into a cache file");
+		pthread_mutex_unlock(&fs->lock);
+	}
 	if (rc) {
 		__atomic_add_fetch(&fs->fetch_errors, 1, __ATOMIC_RELAXED);
 		log_error("cannot fetch data of inode %llu (bytes %llu..%llu): %s",
@@ -223,7 +242,7 @@ int fs_usage_get(struct fs *fs, struct fs_usage *u)
 	memset(u, 0, sizeof(*u));
 	pthread_mutex_lock(&fs->lock);
 	/* the rows first: dirty inodes are only in memory until the commit */
-	rc = fs_meta_commit(fs, 0);
+	rc = commit_for_query(fs);
 	if (!rc && sqlite3_prepare_v2(fs->db,
 			"SELECT count(*), total(size), total((state & 2) = 0), total(CASE WHEN state & 2"
 			" THEN 0 ELSE size END), total((state & 1) = 0), total(CASE WHEN state & 1"
@@ -252,7 +271,7 @@ static uint64_t local_bytes(struct fs *fs)
 	sqlite3_stmt *s;
 	uint64_t n = 0;
 
-	if (fs_meta_commit(fs, 0))
+	if (commit_for_query(fs))
 		return fs->cache_used;
 	if (sqlite3_prepare_v2(fs->db, "SELECT total(size) FROM inode WHERE (mode & 61440) = 32768"
 			       " AND (state & 2) = 0", -1, &s, NULL) != SQLITE_OK)
@@ -298,7 +317,7 @@ static uint64_t evict_lru(struct fs *fs, uint64_t need)
 		int64_t used[64];
 		size_t n = 0;
 
-		if (fs_meta_commit(fs, 0) ||
+		if (commit_for_query(fs) ||
 		    sqlite3_prepare_v2(fs->db, "SELECT ino, size, used FROM inode WHERE (mode & 61440) = 32768"
 				       " AND (state & 3) = 1 AND size > 0 AND (used > ?1 OR (used = ?1 AND ino > ?2))"
 				       " ORDER BY used, ino LIMIT 64", -1, &s, NULL) != SQLITE_OK)
@@ -656,7 +675,9 @@ static void *lazy_main(void *arg)
 
 		if (++ticks % 10 == 0)
 			check_disk(fs);
-		if (fs->prefetch && (!fs->cache_limit || fs->cache_used < fs->cache_limit / 10 * 8))
+		/* on a full disk the room left is the metadata's */
+		if (fs->prefetch && !fs->disk_full &&
+		    (!fs->cache_limit || fs->cache_used < fs->cache_limit / 10 * 8))
 			n = next_partial(fs, inos, PLAN_FILES);
 		if (n && !fs->cache_limit && prefetch_plan(fs, inos, n))
 			continue;	/* and the next batch; what it missed goes one by one */

@@ -10,7 +10,28 @@
  * the tree really had: after a kill -9 the cache comes back as of the last
  * commit, and as of the last fsync at the least.  synchronous=NORMAL: a
  * commit reaches the WAL file with write(2), which survives the process;
- * fs_meta_sync fsyncs the WAL for the commits that must survive the VM.
+ * a durable commit (fsync) also fsyncs the WAL, to survive the VM.
+ *
+ * A full cache disk.  Must stay true:
+ *   - the open transaction is the last commit, plus the redo log
+ *     (fs->redo: every statement since, as SQL with its values), plus the
+ *     dirty inodes, which stay dirty until a commit lands.  sqlite writes
+ *     to the disk only at COMMIT (cache_spill off, temp_store in memory),
+ *     so a full disk shows there and nowhere else; when sqlite then rolls
+ *     the transaction back, redo() begins it again from the log and the
+ *     commit is retried.  Nothing the daemon answered is forgotten while it
+ *     runs, and what was committed or fsync'd before stays;
+ *   - meta.reserve holds reserve_size bytes of the disk for the metadata
+ *     alone: the first commit that finds the disk full releases them and is
+ *     done again in that room.  From then on (disk_full) every operation
+ *     that needs space gets ENOSPC (fs_meta_room, fs_disk_refuse), and
+ *     those that free space (unlink, rmdir, removexattr, truncate) commit
+ *     in what is left, which gives the cache files of deleted inodes back;
+ *   - no transaction grows past txn_max, a quarter of the reserve:
+ *     fs_meta_room commits before an operation that would pass it, so the
+ *     commit the reserve has to hold is always small enough;
+ *   - the committer leaves disk_full only after a commit has landed and
+ *     the reserve is allocated again with as much again free beside it.
  */
 #include "config.h"
 
@@ -24,6 +45,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,19 +125,52 @@ static const char migrate_v1[] =
 	"ALTER TABLE inode ADD COLUMN used INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE meta SET value = '2' WHERE key = 'version';";
 
+/* -ENOSPC when sqlite found the disk full, else -EIO; the error says where. */
 static int db_fail(struct fs *fs, const char *what)
 {
+	if ((sqlite3_errcode(fs->db) & 0xff) == SQLITE_FULL)
+		return err_set(-ENOSPC, "%s: meta.db in %s: the cache disk is full", what, fs->cache_dir);
 	return err_set(-EIO, "%s: meta.db in %s: %s", what, fs->cache_dir, sqlite3_errmsg(fs->db));
 }
 
-/* Steps a statement that returns no rows and resets it. */
+/* What a statement adds to its commit beyond its values: a page or two
+ * of the b-tree it changes, shared with its neighbours more often than not. */
+#define TXN_ROW_COST 1024
+
+/* Records a statement the open transaction has done (none is open: it
+ * committed itself, nothing to redo). */
+static void redo_add(struct fs *fs, const char *sql)
+{
+	size_t n = strlen(sql);
+
+	if (sqlite3_get_autocommit(fs->db))
+		return;
+	buf_add(&fs->redo, sql, n + 1);
+	fs->redo_n++;
+	/* blobs are in hex: the bytes are half the text */
+	fs->txn_bytes += TXN_ROW_COST + n / 2;
+}
+
+/* Steps a statement that returns no rows and resets it.  The statements
+ * of the open transaction go into the redo log, but for the inode rows
+ * (the dirty inodes are their log) and the transaction's own. */
 static int st_exec(struct fs *fs, int i)
 {
 	sqlite3_stmt *s = fs->st[i];
-	int rc = sqlite3_step(s);
+	char *sql = NULL;
+	int rc;
 
+	if (i != ST_INODE_PUT && i != ST_BEGIN && i != ST_COMMIT && !(sql = sqlite3_expanded_sql(s))) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return err_set(-ENOMEM, "meta.db in %s: no memory for the redo log", fs->cache_dir);
+	}
+	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_DONE && sql)
+		redo_add(fs, sql);
+	sqlite3_free(sql);
 	if (rc == SQLITE_DONE)
 		return 0;
 	if (rc == SQLITE_CONSTRAINT)
@@ -329,6 +384,7 @@ void fs_inode_dirty(struct fs *fs, struct fs_inode *in)
 	fs->pending++;
 	if (in->dirty)
 		return;
+	fs->txn_bytes += TXN_ROW_COST / 4;	/* a row of about 100 bytes */
 	in->dirty = 1;
 	in->dnext = fs->dirty;
 	fs->dirty = in;
@@ -433,37 +489,243 @@ static int inode_put(struct fs *fs, struct fs_inode *in)
 	return st_exec(fs, ST_INODE_PUT);
 }
 
+/* ---- commits, the redo log, a full disk ---- */
+
+#define RESERVE_MIN (1ull << 20)
+#define RESERVE_MAX (8ull << 20)
+#define COMMIT_RETRY 1		/* seconds between tries of a failing commit */
+
+static int64_t now_sec(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec;
+}
+
+/* Allocates the reserve's blocks.  0, or a negative errno (-ENOSPC: the
+ * disk has not that much free) with nothing allocated. */
+static int reserve_take(struct fs *fs)
+{
+	int rc = 0;
+
+	if (fs->reserve_held || fs->reserve_fd < 0)
+		return 0;
+	if (fallocate(fs->reserve_fd, 0, 0, (off_t)fs->reserve_size)) {
+		rc = -errno;
+		if (rc == -EOPNOTSUPP) {	/* a filesystem without fallocate */
+			static const char zeros[65536];
+
+			rc = 0;
+			for (uint64_t off = 0; !rc && off < fs->reserve_size; off += sizeof(zeros))
+				rc = fsu_pwrite_all(fs->reserve_fd, zeros, sizeof(zeros), (off_t)off);
+		}
+		if (rc && ftruncate(fs->reserve_fd, 0))
+			log_warn("cannot empty %s/meta.reserve: %s", fs->cache_dir, strerror(errno));
+		if (rc)
+			return rc;
+	}
+	fs->reserve_held = 1;
+	return 0;
+}
+
+/* Frees the reserve's blocks for the metadata; 1 when it held some. */
+static int reserve_release(struct fs *fs)
+{
+	if (!fs->reserve_held)
+		return 0;
+	if (ftruncate(fs->reserve_fd, 0)) {
+		log_error("cannot release the metadata reserve %s/meta.reserve: %s", fs->cache_dir,
+			  strerror(errno));
+		return 0;
+	}
+	fs->reserve_held = 0;
+	return 1;
+}
+
+/* Whether the cache disk has room: the reserve allocated (taken now when
+ * it can be) and as much again free beside it. */
+static int disk_has_room(struct fs *fs)
+{
+	struct statvfs v;
+	uint64_t avail;
+
+	if (fstatvfs(fs->reserve_fd, &v))
+		return 0;
+	avail = (uint64_t)v.f_bavail * v.f_frsize;
+	if (!fs->reserve_held) {
+		if (avail < 2 * fs->reserve_size || reserve_take(fs))
+			return 0;
+		avail -= fs->reserve_size;
+	}
+	return avail >= fs->reserve_size;
+}
+
+/* Opens meta.reserve (a 32nd of the disk, 1 to 8 MiB) and allocates it.  A
+ * disk without room for it and as much again is full from the start. */
+static int reserve_open(struct fs *fs)
+{
+	struct statvfs v;
+	struct stat st;
+	uint64_t disk;
+
+	fs->reserve_fd = openat(fs->cache_fd, "meta.reserve", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fs->reserve_fd < 0 || fstat(fs->reserve_fd, &st) || fstatvfs(fs->reserve_fd, &v))
+		return err_set(-errno, "%s/meta.reserve: %s", fs->cache_dir, strerror(errno));
+	disk = (uint64_t)v.f_blocks * v.f_frsize / 32;
+	fs->reserve_size = disk < RESERVE_MIN ? RESERVE_MIN : disk > RESERVE_MAX ? RESERVE_MAX : disk;
+	fs->txn_max = fs->reserve_size / 4;
+	if ((uint64_t)st.st_size > fs->reserve_size && ftruncate(fs->reserve_fd, (off_t)fs->reserve_size))
+		return err_set(-errno, "%s/meta.reserve: %s", fs->cache_dir, strerror(errno));
+	/* the last mount's reserve, still allocated, is taken as it is */
+	if ((uint64_t)st.st_blocks * 512 >= fs->reserve_size)
+		reserve_take(fs);
+	if (disk_has_room(fs))
+		return 0;
+	fs->disk_full = 1;
+	fs->full_since = now_sec();
+	log_warn("the cache disk of %s is full (%s the metadata reserve of %llu KiB): what needs"
+		 " space gets ENOSPC until some is freed", fs->cache_dir,
+		 fs->reserve_held ? "little room beside" : "no room for", (unsigned long long)(fs->reserve_size >> 10));
+	return 0;
+}
+
+void fs_disk_full(struct fs *fs, const char *what)
+{
+	if (!fs->disk_full) {
+		fs->disk_full = 1;
+		fs->full_since = now_sec();
+		log_warn("the cache disk of %s is full (%s): what needs space gets ENOSPC until some is"
+			 " freed; deletes go on in the metadata reserve", fs->cache_dir, what);
+	}
+	reserve_release(fs);
+}
+
+int fs_disk_refuse(struct fs *fs)
+{
+	fs->enospc++;
+	return -ENOSPC;
+}
+
+/* The committer's look at a full disk, after a commit landed: once it
+ * has room again, it is not full. */
+static void disk_full_recheck(struct fs *fs)
+{
+	if (!fs->disk_full || fs->commit_failing || !disk_has_room(fs))
+		return;
+	fs->disk_full = 0;
+	log_info("the cache disk of %s has room again: the metadata reserve is back", fs->cache_dir);
+}
+
+/* sqlite rolled the open transaction back: begins it again as it was, from
+ * the redo log (the dirty inodes are still dirty).  0, or a negative code:
+ * the transaction then lacks the log, which stays for the next try. */
+static int redo(struct fs *fs)
+{
+	const char *p = (const char *)fs->redo.data, *end = p + fs->redo.len;
+	char *msg = NULL;
+	int rc = 0;
+
+	if (sqlite3_exec(fs->db, "BEGIN", NULL, NULL, &msg) != SQLITE_OK)
+		rc = err_set(-EIO, "meta.db in %s: cannot begin a transaction: %s", fs->cache_dir,
+			     msg ? msg : "error");
+	for (; !rc && p < end; p += strlen(p) + 1) {
+		if (sqlite3_exec(fs->db, p, NULL, NULL, &msg) != SQLITE_OK) {
+			rc = err_set(-EIO, "meta.db in %s: cannot redo the changes of a rolled-back commit:"
+				     " %s", fs->cache_dir, msg ? msg : "error");
+			sqlite3_exec(fs->db, "ROLLBACK; BEGIN", NULL, NULL, NULL);
+		}
+	}
+	sqlite3_free(msg);
+	return rc;
+}
+
+/* On a full disk meta.db cannot grow at the checkpoints of WAL
+ * past 4 MiB, and the WAL would grow by every commit into the room left:
+ * after each commit (no transaction open) all of it is copied into meta.db
+ * while there is room for that, so that the next commit writes the WAL
+ * from its start again, over blocks it already has. */
+static void full_checkpoint(struct fs *fs)
+{
+	int rc = sqlite3_wal_checkpoint_v2(fs->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY && (rc & 0xff) != SQLITE_FULL)
+		log_warn("checkpoint of %s/meta.db: %s", fs->cache_dir, sqlite3_errmsg(fs->db));
+}
+
+/* One try: the dirty inodes' rows, COMMIT, BEGIN.  On failure the
+ * transaction is open again with everything in it (redo). */
+static int commit_once(struct fs *fs)
+{
+	int rc = 0;
+
+	for (struct fs_inode *in = fs->dirty; in && !rc; in = in->dnext)
+		if (!in->deleted)
+			rc = inode_put(fs, in);
+	if (!rc)
+		rc = st_exec(fs, ST_COMMIT);
+	if (rc && sqlite3_get_autocommit(fs->db)) {
+		char *why = xstrdup(err_msg());
+
+		if (redo(fs))
+			log_error("%s", err_msg());
+		err_set(rc, "%s", why);
+		free(why);
+	} else if (!rc) {
+		if (fs->disk_full)
+			full_checkpoint(fs);
+		rc = st_exec(fs, ST_BEGIN);
+	}
+	return rc;
+}
+
 int fs_meta_commit(struct fs *fs, int durable)
 {
 	int rc = 0;
 
-	while (fs->dirty) {
-		struct fs_inode *in = fs->dirty;
+	if (fs->pending || fs->redo_n || fs->dirty) {
+		rc = commit_once(fs);
+		if (rc == -ENOSPC) {
+			int released = fs->reserve_held;
 
-		fs->dirty = in->dnext;
-		in->dirty = 0;
-		if (in->deleted) {
-			inode_free(in);
-			continue;
+			fs_disk_full(fs, "a metadata commit");
+			if (released)
+				rc = commit_once(fs);	/* in the reserve's room */
 		}
-		if (!rc)
-			rc = inode_put(fs, in);
-		in->in_db = 1;
-		if (!in->nlookup && !in->fd_refs && in->ino != FS_ROOT_INO) {
-			fd_close(fs, in);
-			table_remove(fs, in);
-			inode_free(in);
-		}
-	}
-	if (rc)
-		return rc;
-	if (fs->pending) {
-		rc = st_exec(fs, ST_COMMIT);
-		if (!rc)
-			rc = st_exec(fs, ST_BEGIN);
-		if (rc)
+		if (rc) {
+			if (!fs->commit_failing)
+				log_error("commit: %s; the changes stay in memory and the commit is tried"
+					  " again%s", err_msg(), rc == -ENOSPC ? " once there is room" : "");
+			fs->commit_failing = 1;
+			fs->commit_retry = now_sec() + COMMIT_RETRY;
 			return rc;
+		}
+		if (fs->commit_failing)
+			log_info("the metadata of %s commits again", fs->cache_dir);
+		fs->commit_failing = 0;
 		fs->pending = 0;
+		fs->txn_bytes = 0;
+		fs->redo_n = 0;
+		if (fs->redo.cap > (1u << 20))
+			buf_free(&fs->redo);
+		else
+			buf_reset(&fs->redo);
+		while (fs->dirty) {
+			struct fs_inode *in = fs->dirty;
+
+			fs->dirty = in->dnext;
+			in->dirty = 0;
+			if (in->deleted) {
+				inode_free(in);
+				continue;
+			}
+			in->in_db = 1;
+			if (!in->nlookup && !in->fd_refs && in->ino != FS_ROOT_INO) {
+				fd_close(fs, in);
+				table_remove(fs, in);
+				inode_free(in);
+			}
+		}
 	}
 	for (size_t i = 0; i < fs->n_unlink_after; i++) {
 		char name[40];
@@ -479,6 +741,22 @@ int fs_meta_commit(struct fs *fs, int durable)
 	return 0;
 }
 
+int fs_meta_bound(struct fs *fs, size_t bytes)
+{
+	if (fs->txn_bytes + TXN_ROW_COST + bytes <= fs->txn_max || !(fs->pending || fs->redo_n))
+		return 0;
+	return fs_meta_commit(fs, 0);
+}
+
+int fs_meta_room(struct fs *fs, size_t bytes)
+{
+	int rc = fs->disk_full ? -ENOSPC : fs_meta_bound(fs, bytes);
+
+	if (!rc && fs->disk_full)
+		rc = -ENOSPC;	/* the commit found the disk full */
+	return rc == -ENOSPC ? fs_disk_refuse(fs) : rc;
+}
+
 /* Copies the WAL into meta.db once it has grown past 4 MiB, through a
  * connection of its own and without fs->lock: operations go on while the
  * checkpoint reads, writes and fsyncs.  The main connection has automatic
@@ -491,7 +769,8 @@ static void checkpoint(struct fs *fs)
 
 	if (!fs->ckpt_db || fstat(fs->wal_fd, &st) || st.st_size < (4 << 20))
 		return;
-	if (st.st_size >= (16 << 20) && !fs->pending && !fs->dirty && !fs->snapshotting) {
+	if (st.st_size >= (16 << 20) && !fs->pending && !fs->redo_n && !fs->dirty && !fs->snapshotting &&
+	    !fs->disk_full) {
 		/* busy for so long that passive checkpoints never caught up (each
 		 * stops at the last commit, and the WAL restarts only when fully
 		 * copied): one blocking checkpoint, between two transactions */
@@ -507,7 +786,8 @@ static void checkpoint(struct fs *fs)
 	}
 	pthread_mutex_unlock(&fs->lock);
 	rc = sqlite3_wal_checkpoint_v2(fs->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+	/* on a full disk meta.db may not grow: the WAL keeps the commits */
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY && (rc & 0xff) != SQLITE_FULL)
 		log_warn("checkpoint of %s/meta.db: %s", fs->cache_dir, sqlite3_errmsg(fs->ckpt_db));
 	pthread_mutex_lock(&fs->lock);
 }
@@ -527,8 +807,12 @@ static void *committer_main(void *arg)
 			t.tv_nsec -= 1000000000;
 		}
 		pthread_cond_timedwait(&fs->commit_cond, &fs->lock, &t);
-		if ((fs->pending || fs->dirty) && fs_meta_commit(fs, 0))
-			log_error("commit: %s", err_msg());
+		/* a failing commit (logged by fs_meta_commit) is tried every
+		 * COMMIT_RETRY seconds, not at every tick */
+		if ((fs->pending || fs->redo_n || fs->dirty) &&
+		    (!fs->commit_failing || now_sec() >= fs->commit_retry))
+			fs_meta_commit(fs, 0);
+		disk_full_recheck(fs);
 		checkpoint(fs);
 	}
 	pthread_mutex_unlock(&fs->lock);
@@ -958,10 +1242,13 @@ static int exec_sql(struct fs *fs, const char *sql)
 	char *msg = NULL;
 
 	if (sqlite3_exec(fs->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		err_set(-EIO, "meta.db in %s: %s", fs->cache_dir, msg ? msg : "error");
+		int rc = (sqlite3_errcode(fs->db) & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO;
+
+		err_set(rc, "meta.db in %s: %s", fs->cache_dir, msg ? msg : "error");
 		sqlite3_free(msg);
-		return -EIO;
+		return rc;
 	}
+	redo_add(fs, sql);
 	return 0;
 }
 
@@ -1037,7 +1324,7 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 	int rc, clean;
 
 	memset(fs, 0, sizeof(*fs));
-	fs->cache_fd = fs->data_fd = fs->wal_fd = -1;
+	fs->cache_fd = fs->data_fd = fs->wal_fd = fs->reserve_fd = -1;
 	fs->cache_dir = xstrdup(cache_dir);
 	fs->table_size = 1024;
 	fs->table = xcalloc(fs->table_size, sizeof(*fs->table));
@@ -1082,6 +1369,9 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 		if (mkdirat(fs->data_fd, sub, 0700) && errno != EEXIST)
 			return err_set(-EIO, "%s/data/%s: %s", cache_dir, sub, strerror(errno));
 	}
+	rc = reserve_open(fs);
+	if (rc)
+		return rc;
 	{
 		char *path = xasprintf("%s/meta.db", cache_dir);
 
@@ -1091,9 +1381,12 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 		if (rc != SQLITE_OK)
 			return db_fail(fs, "open");
 	}
+	/* cache_spill off: the transaction stays in memory until its COMMIT,
+	 * the one place a full disk can show (see the top) */
 	rc = exec_sql(fs, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
 			  "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;"
-			  "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;");
+			  "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;"
+			  "PRAGMA cache_spill = OFF;");
 	if (!rc)
 		rc = exec_sql(fs, schema);
 	if (rc)
@@ -1176,7 +1469,7 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 	}
 	rc = fs_meta_set(fs, "clean", "0");
 	if (!rc)
-		rc = st_exec(fs, ST_COMMIT);
+		rc = fs_meta_commit(fs, 0);
 	if (rc)
 		return rc;
 	{
@@ -1199,8 +1492,7 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 	}
 	if (fsync(fs->cache_fd) || fsync(fs->wal_fd))
 		return err_set(-EIO, "fsync %s: %s", cache_dir, strerror(errno));
-	fs->pending = 0;
-	return st_exec(fs, ST_BEGIN);
+	return 0;
 }
 
 int fs_reset(struct fs *fs)
@@ -1284,6 +1576,13 @@ void fs_close(struct fs *fs)
 		/* the last connection to close checkpoints the WAL and removes it */
 		sqlite3_close(fs->db);
 		fs->db = NULL;
+		/* which (once the WAL's blocks are free: no fd left on it) may
+		 * give the reserve its room back, for the next mount */
+		if (fs->wal_fd >= 0)
+			close(fs->wal_fd);
+		fs->wal_fd = -1;
+		if (!fs->reserve_held && reserve_take(fs) == 0)
+			log_info("the metadata reserve of %s is allocated again", fs->cache_dir);
 		pthread_mutex_unlock(&fs->lock);
 	}
 	for (size_t i = 0; i < fs->table_size; i++) {
@@ -1296,6 +1595,9 @@ void fs_close(struct fs *fs)
 	}
 	free(fs->table);
 	free(fs->unlink_after);
+	buf_free(&fs->redo);
+	if (fs->reserve_fd >= 0)
+		close(fs->reserve_fd);
 	if (fs->wal_fd >= 0)
 		close(fs->wal_fd);
 	if (fs->data_fd >= 0)

@@ -115,6 +115,14 @@ static void fill_entry(struct fs *fs, struct fs_inode *in, struct fuse_entry_par
 	e->entry_timeout = fs->entry_timeout;
 }
 
+/* A write to the cache disk found it full: the metadata gets the reserve. */
+static void disk_full_found(struct fs *fs, const char *what)
+{
+	pthread_mutex_lock(&fs->lock);
+	fs_disk_full(fs, what);
+	pthread_mutex_unlock(&fs->lock);
+}
+
 static void reply_sqlite_err(fuse_req_t req, int rc)
 {
 	if (rc == -EIO && err_msg()[0])
@@ -404,6 +412,9 @@ static struct fs_inode *make_node(fuse_req_t req, struct fs *fs, fuse_ino_t pare
 	rc = fs_dirent_lookup(fs, parent, name, &ino);
 	if (rc != -ENOENT)
 		return *err = rc ? rc : -EEXIST, NULL;
+	rc = fs_meta_room(fs, strlen(name) + (target ? strlen(target) : 0));
+	if (rc)
+		return *err = rc, NULL;
 	if (dir->mode & S_ISGID) {
 		/* BSD group semantics of setgid directories, as on a local disk */
 		gid = dir->gid;
@@ -497,7 +508,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		rc = rc ? rc : -EEXIST;
 		goto out;
 	}
-	rc = fs_dirent_add(fs, dir, newname, in->ino, in->mode);
+	rc = fs_meta_room(fs, strlen(newname));
+	if (!rc)
+		rc = fs_dirent_add(fs, dir, newname, in->ino, in->mode);
 	if (rc)
 		goto out;
 	in->nlink++;
@@ -977,8 +990,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	}
 	in = io.in;
 	pthread_mutex_lock(&fs->lock);
+	/* on a full disk the room left is the metadata's: a write that
+	 * grows the file needs blocks, one inside it may have them */
 	if ((uint64_t)off + want > in->size)
-		rc = fs_cache_reserve(fs, (uint64_t)off + want - in->size);
+		rc = fs->disk_full ? fs_disk_refuse(fs) : fs_cache_reserve(fs, (uint64_t)off + want - in->size);
 	pthread_mutex_unlock(&fs->lock);
 	if (rc) {
 		io_end(fs, &io);
@@ -993,7 +1008,9 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	pthread_mutex_unlock(&fs->lock);
 	n = armed ? write_armed(fs, in, io.fd, in_buf, off) : fuse_buf_copy(&out, in_buf, 0);
 	if (n < 0) {
-		if (n != -ENOSPC && n != -EDQUOT)
+		if (n == -ENOSPC)
+			disk_full_found(fs, "a write to a cache file");
+		else if (n != -EDQUOT)
 			log_error("write to the cache file of inode %llu: %s",
 				  (unsigned long long)in->ino, strerror((int)-n));
 		io_end(fs, &io);
@@ -1096,8 +1113,14 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		return;
 	}
 	in = io.in;
-	if (fallocate(io.fd, mode, off, len))
+	pthread_mutex_lock(&fs->lock);
+	if (fs->disk_full && !(mode & FALLOC_FL_PUNCH_HOLE))
+		rc = fs_disk_refuse(fs);
+	pthread_mutex_unlock(&fs->lock);
+	if (!rc && fallocate(io.fd, mode, off, len))
 		rc = -errno;
+	if (rc == -ENOSPC)
+		disk_full_found(fs, "fallocate of a cache file");
 	pthread_mutex_lock(&fs->lock);
 	if (!rc) {
 		if (!(mode & FALLOC_FL_KEEP_SIZE) && (uint64_t)(off + len) > in->size)
@@ -1246,6 +1269,15 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, errno);
 		return;
 	}
+	pthread_mutex_lock(&fs->lock);
+	if (fs->disk_full) {
+		/* the released reserve is the metadata's, not room for files */
+		fsblkcnt_t r = (fsblkcnt_t)(fs->reserve_size / (sv.f_frsize ? sv.f_frsize : 4096));
+
+		sv.f_bavail = sv.f_bavail > r ? sv.f_bavail - r : 0;
+		sv.f_bfree = sv.f_bfree > r ? sv.f_bfree - r : 0;
+	}
+	pthread_mutex_unlock(&fs->lock);
 	sv.f_namemax = FS_NAME_MAX;
 	fuse_reply_statfs(req, &sv);
 }
@@ -1283,6 +1315,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	pthread_mutex_lock(&fs->lock);
 	in = fs_inode_get(fs, ino, &rc);
 	if (in)
+		rc = fs_meta_room(fs, strlen(name) + size);
+	if (in && !rc)
 		rc = fs_xattr_set(fs, ino, name, value, size, flags);
 	if (in && !rc) {
 		now(&in->ctime);

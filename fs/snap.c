@@ -493,8 +493,13 @@ static int mark_clean(struct snapwalk *w, const struct snapshot_result *sr, uint
 
 	for (size_t i = 0; !rc && i < w->ntaken; i++) {
 		struct taken *t = &w->taken[i];
-		struct fs_inode *in = fs_inode_get(fs, t->ino, &rc);
+		struct fs_inode *in;
 
+		/* in commits of a bounded size (meta.c) */
+		rc = fs_meta_bound(fs, t->n * 36);
+		if (rc)
+			break;
+		in = fs_inode_get(fs, t->ino, &rc);
 		if (!in) {
 			rc = 0;
 			err_clear();

@@ -90,11 +90,20 @@ static void print_text(json_t *r)
 	       cmd_bytes((uint64_t)local, b1), cmd_bytes((uint64_t)total, b2),
 	       total ? 100.0 * (double)local / (double)total : 100.0,
 	       json_string_value(json_object_get(r, "prefetch")));
-	printf("  cache:     %s used, limit %s, %s fetched\n",
+	printf("  cache:     %s used, limit %s, %s fetched",
 	       cmd_bytes((uint64_t)geti(r, "cache", "used_bytes"), b1),
 	       geti(r, "cache", "limit_bytes") ? cmd_bytes((uint64_t)geti(r, "cache", "limit_bytes"), b2)
 					       : "the disk",
 	       cmd_bytes((uint64_t)geti(r, "cache", "fetched_bytes"), b3));
+	if (json_is_integer(json_object_get(json_object_get(r, "cache"), "disk_free_bytes")))
+		printf(", %s free on its disk", cmd_bytes((uint64_t)geti(r, "cache", "disk_free_bytes"), b1));
+	putchar('\n');
+	if (json_is_true(json_object_get(json_object_get(r, "cache"), "disk_full"))) {
+		age(geti(r, "cache", "full_since"), a);
+		printf("  disk:      FULL (%s): what needs space gets ENOSPC (%lld refused), deletes and"
+		       " truncates go on; free space on the cache disk\n", a,
+		       (long long)geti(r, "cache", "enospc"));
+	}
 	printf("  store:     %lld requests, %lld errors, %lld retries, %lld failed reads;"
 	       " %s in, %s out\n", (long long)geti(r, "store", "requests"),
 	       (long long)geti(r, "store", "errors"), (long long)geti(r, "store", "retries"),
@@ -125,6 +134,9 @@ static const struct metric metrics[] = {
 	{ "cairn_bytes_local", "gauge", "bytes of file data that are local (hydration)", "files", "local_bytes" },
 	{ "cairn_cache_used_bytes", "gauge", "bytes the cache uses on disk", "cache", "used_bytes" },
 	{ "cairn_cache_limit_bytes", "gauge", "the cache limit (0: the disk)", "cache", "limit_bytes" },
+	{ "cairn_cache_disk_full", "gauge", "1 while the cache disk is full: what needs space gets ENOSPC", "cache", "disk_full" },
+	{ "cairn_cache_disk_free_bytes", "gauge", "bytes free for files on the cache disk", "cache", "disk_free_bytes" },
+	{ "cairn_cache_enospc_total", "counter", "operations refused with ENOSPC because the cache disk was full", "cache", "enospc" },
 	{ "cairn_store_requests_total", "counter", "requests to the store", "store", "requests" },
 	{ "cairn_store_errors_total", "counter", "store requests that failed", "store", "errors" },
 	{ "cairn_store_retries_total", "counter", "store requests tried again", "store", "retries" },
@@ -166,10 +178,10 @@ static void prometheus(json_t *replies, struct buf *out)
 
 			if (x->b)
 				v = json_object_get(v, x->b);
-			if (x->a && !json_is_integer(v))
+			if (x->a && !json_is_integer(v) && !json_is_boolean(v))
 				continue;	/* e.g. no snapshot yet */
-			val = x->a ? (long long)json_integer_value(v) :
-				     !json_is_true(json_object_get(r, "down"));
+			val = !x->a ? !json_is_true(json_object_get(r, "down")) :
+			      json_is_boolean(v) ? json_is_true(v) : (long long)json_integer_value(v);
 			if (!strcmp(x->name, "cairn_snapshot_age_seconds"))
 				val = (long long)time(NULL) - val;
 			buf_printf(out, "%s{workspace=\"", x->name);

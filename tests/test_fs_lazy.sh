@@ -125,7 +125,7 @@ check "status --prometheus: one dirty file, its bytes, the generation of the las
 	grep -q "^cairn_snapshot_generation{.*} $2\$" "$1"' _ "$D/metrics" "$(status_field "$D/mnt" generation)"
 check "status --prometheus: counters and help for each metric" sh -c '
 	grep -q "^# TYPE cairn_store_upload_bytes_total counter\$" "$1" &&
-	test "$(grep -c "^# HELP" "$1")" -eq 21 && grep -q "^cairn_store_upload_bytes_total{.*} [1-9]" "$1"' _ "$D/metrics"
+	test "$(grep -c "^# HELP" "$1")" -eq 24 && grep -q "^cairn_store_upload_bytes_total{.*} [1-9]" "$1"' _ "$D/metrics"
 check "status --prometheus: the lease is held" grep -q "^cairn_lease_lost{.*} 0\$" "$D/metrics"
 "$CAIRN" status --textfile "$D/cairn.prom"
 check "status --textfile writes the same metrics, and no temporary file is left" sh -c '
