@@ -235,6 +235,8 @@ static int fill_snapshot(struct fs *fs, struct repo *r, struct index *idx, const
 	struct record_snapshot rec;
 	struct importer im = { .fs = fs, .r = r, .idx = idx };
 	struct fs_inode *root = NULL;
+	struct tree top = TREE_INIT;
+	const struct tree_entry *self = NULL;
 	const uint8_t *root_id;
 	int rc;
 
@@ -249,15 +251,33 @@ static int fill_snapshot(struct fs *fs, struct repo *r, struct index *idx, const
 	}
 	log_info("mounting snapshot %.8s (generation %llu) lazily", snap_id,
 		 (unsigned long long)rec.generation);
-	/* snapshots do not record the root dir itself: as a new workspace */
-	rc = fs_init_root(fs, geteuid(), getegid(), 0755, 0);
+	rc = fetch_root_entry(r, idx, &rec, RECORD_ROOT_WORKSPACE, &top, &self);
+	if (!rc)
+		rc = fs_init_root(fs, geteuid(), getegid(), 0755, 0);
 	root = rc ? NULL : fs_inode_get(fs, FS_ROOT_INO, &rc);
 	if (!root)
 		goto out;
-	root->mtime.tv_sec = (time_t)(rec.time_ns / 1000000000ull);
-	root->mtime.tv_nsec = (long)(rec.time_ns % 1000000000ull);
-	root->ctime = root->atime = root->mtime;
-	rc = import_tree(&im, root, root_id);
+	if (self) {
+		/* the root as it was */
+		root->mode = S_IFDIR | self->mode;
+		root->uid = self->uid;
+		root->gid = self->gid;
+		root->mtime.tv_sec = self->mtime.sec;
+		root->mtime.tv_nsec = self->mtime.nsec;
+		root->ctime.tv_sec = self->ctime.sec;
+		root->ctime.tv_nsec = self->ctime.nsec;
+		for (size_t i = 0; !rc && i < self->nxattrs; i++)
+			rc = fs_xattr_set(fs, FS_ROOT_INO, self->xattrs[i].name, self->xattrs[i].value,
+					  self->xattrs[i].value_len, 0);
+	} else {
+		/* a snapshot from before the top tree: as a new workspace */
+		root->mtime.tv_sec = (time_t)(rec.time_ns / 1000000000ull);
+		root->mtime.tv_nsec = (long)(rec.time_ns % 1000000000ull);
+		root->ctime = root->mtime;
+	}
+	root->atime = root->mtime;
+	if (!rc)
+		rc = import_tree(&im, root, root_id);
 	if (rc)
 		goto out;
 	fs_inode_dirty(fs, root);
@@ -272,6 +292,7 @@ static int fill_snapshot(struct fs *fs, struct repo *r, struct index *idx, const
 		log_info("%llu files, %llu bytes, to fetch on first read from snapshot %.8s",
 			 (unsigned long long)im.files, (unsigned long long)im.bytes, snap_id);
 out:
+	tree_free(&top);
 	buf_free(&im.path);
 	free(im.links.keys);
 	free(im.links.vals);

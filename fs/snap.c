@@ -434,6 +434,26 @@ static int walk_dir(struct snapwalk *w, uint64_t dir, uint8_t id_out[TREE_ID_LEN
 	return rc;
 }
 
+/* The workspace tree (*ws_root) and the top tree that holds the root's own
+ * entry (*top). */
+static int walk_root(struct snapwalk *w, uint8_t ws_root[TREE_ID_LEN], uint8_t top[TREE_ID_LEN])
+{
+	struct tree_entry e;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	rc = walk_entry(w, FS_ROOT_INO, &e);
+	if (rc == -ENOENT)
+		rc = err_set(-EIO, "snapshot: meta.db in %s has no root inode", w->fs->cache_dir);
+	if (!rc) {
+		w->st->dirs--;	/* the statistics count what is below the root */
+		memcpy(ws_root, e.subtree, TREE_ID_LEN);
+		rc = snapshot_job_top(w->job, &e, top);
+	}
+	entry_release(&e);
+	return rc;
+}
+
 static int open_view(struct snapwalk *w)
 {
 	static const char *const sql[4] = {
@@ -558,8 +578,8 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
 		.before_head = note_pending, .before_head_arg = fs,
 	};
 	struct snapshot_result sr;
-	uint8_t ws_root[TREE_ID_LEN], agent_root[TREE_ID_LEN];
-	const uint8_t *parent_agent, *parent_ws;
+	uint8_t ws_root[TREE_ID_LEN], agent_root[TREE_ID_LEN], top[TREE_ID_LEN];
+	const uint8_t *parent_agent, *parent_ws, *parent_top;
 	const char *parent_id;
 	uint64_t t0 = mono_ns(), p0, seq;
 	char *base = NULL;
@@ -596,10 +616,15 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
 
 	parent_ws = snapshot_job_parent_root(w.job, RECORD_ROOT_WORKSPACE);
 	parent_id = snapshot_job_parent_id(w.job);
-	if (o->if_changed && !changed && parent_ws && base && parent_id && !strcmp(base, parent_id))
+	parent_top = snapshot_job_parent_root(w.job, RECORD_ROOT_TOP);
+	if (o->if_changed && !changed && parent_ws && parent_top && base && parent_id &&
+	    !strcmp(base, parent_id)) {
 		memcpy(ws_root, parent_ws, TREE_ID_LEN);	/* the cache is its base */
-	else
-		rc = walk_dir(&w, FS_ROOT_INO, ws_root);
+		memcpy(top, parent_top, TREE_ID_LEN);
+		snapshot_job_keep_top(w.job, top);
+	} else {
+		rc = walk_root(&w, ws_root, top);
+	}
 	parent_agent = snapshot_job_parent_root(w.job, RECORD_ROOT_AGENT_CONFIG);
 	if (!rc && o->n_agent_config) {
 		struct record_stats keep = *w.st;
@@ -612,8 +637,9 @@ int fs_snapshot(struct fs *fs, const struct fs_snap_opts *o, struct fs_snap_resu
 	} else if (!rc) {
 		rc = snapshot_job_paths(w.job, NULL, 0, NULL, agent_root);
 	}
-	if (!rc && o->if_changed && parent_ws && parent_agent &&
-	    !memcmp(ws_root, parent_ws, TREE_ID_LEN) && !memcmp(agent_root, parent_agent, TREE_ID_LEN)) {
+	if (!rc && o->if_changed && parent_ws && parent_agent && parent_top &&
+	    !memcmp(ws_root, parent_ws, TREE_ID_LEN) && !memcmp(agent_root, parent_agent, TREE_ID_LEN) &&
+	    !memcmp(top, parent_top, TREE_ID_LEN)) {
 		res->unchanged = 1;	/* the head has it all */
 		snprintf(res->id, sizeof(res->id), "%s", parent_id);
 		goto out;

@@ -694,6 +694,23 @@ static void walk_tree(struct ck *c, const uint8_t id[KEYS_BLOB_ID_LEN], const ch
 		progress(c, "snapshots");
 }
 
+/* The top tree's entry of each root agrees with the record. */
+static void check_top(struct ck *c, const struct record_snapshot *rec, const char *name)
+{
+	struct tree holder;
+	const struct tree_entry *e;
+
+	for (size_t k = 0; k < rec->nroots; k++) {
+		if (!strcmp(rec->roots[k].name, RECORD_ROOT_TOP))
+			continue;
+		if (fetch_root_entry(c->r, c->idx, rec, rec->roots[k].name, &holder, &e)) {
+			report(c, CHECK_DAMAGED, name, "%s", err_msg());
+			return;
+		}
+		tree_free(&holder);
+	}
+}
+
 static void check_snapshots(struct ck *c)
 {
 	for (size_t i = 0; i < c->nsnaps; i++) {
@@ -706,13 +723,19 @@ static void check_snapshots(struct ck *c)
 			continue;
 		}
 		c->st->snapshots++;
-		for (size_t k = 0; k < rec.nroots; k++) {
-			char *root = xasprintf("%s:", rec.roots[k].name);
+		/* the top tree last: the roots it holds are walked already */
+		for (int top = 0; top < 2; top++) {
+			for (size_t k = 0; k < rec.nroots; k++) {
+				const char *rn = rec.roots[k].name;
+				char *root = xasprintf("%s:", rn);
 
-			walk_tree(c, rec.roots[k].tree, strcmp(rec.roots[k].name,
-				  RECORD_ROOT_WORKSPACE) ? root : "", id, 0);
-			free(root);
+				if ((strcmp(rn, RECORD_ROOT_TOP) == 0) == top)
+					walk_tree(c, rec.roots[k].tree,
+						  strcmp(rn, RECORD_ROOT_WORKSPACE) ? root : "", id, 0);
+				free(root);
+			}
 		}
+		check_top(c, &rec, name);
 		record_snapshot_free(&rec);
 		progress(c, "snapshots");
 	}

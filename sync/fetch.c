@@ -347,6 +347,31 @@ int fetch_tree(struct repo *r, const struct index *idx,
 	return rc;
 }
 
+int fetch_root_entry(struct repo *r, const struct index *idx, const struct record_snapshot *rec,
+		     const char *name, struct tree *holder, const struct tree_entry **out)
+{
+	const uint8_t *top = record_snapshot_root(rec, RECORD_ROOT_TOP);
+	const uint8_t *root = record_snapshot_root(rec, name);
+	const struct tree_entry *e;
+	int rc;
+
+	*out = NULL;
+	tree_init(holder);
+	if (!top || !root)
+		return 0;
+	rc = fetch_tree(r, idx, top, holder);
+	if (rc)
+		return err_prefix(rc, "the top tree of the snapshot");
+	e = tree_find(holder, name);
+	if (e && (e->type != TREE_DIR || memcmp(e->subtree, root, KEYS_BLOB_ID_LEN))) {
+		tree_free(holder);
+		return err_set(-EBADMSG, "the top tree of the snapshot gives root %s another tree than the snapshot does: run 'cairn check'",
+			       name);
+	}
+	*out = e;
+	return 0;
+}
+
 int fetch_snapshot(struct repo *r, const char *id, struct record_snapshot *out)
 {
 	char name[16 + RECORD_ID_SIZE];

@@ -34,6 +34,15 @@ int fetch_blob_elsewhere(struct repo *r, const struct index *idx, const struct i
 int fetch_tree(struct repo *r, const struct index *idx,
 	       const uint8_t id[KEYS_BLOB_ID_LEN], struct tree *out);
 
+/* The directory entry of root name itself (its mode, owner, times and
+ * xattrs) in rec's top tree: *out points into *holder (free with
+ * tree_free), or is NULL when the snapshot does not record it (made
+ * before the top tree, or a root without metadata of its own).  An entry
+ * that is not a directory or whose subtree is not the root is refused
+ * (-EBADMSG). */
+int fetch_root_entry(struct repo *r, const struct index *idx, const struct record_snapshot *rec,
+		     const char *name, struct tree *holder, const struct tree_entry **out);
+
 /* Loads and decodes snapshot record id ("snapshots/<id>") into *out
  * (free with record_snapshot_free).  -ENOENT when there is no such snapshot. */
 int fetch_snapshot(struct repo *r, const char *id, struct record_snapshot *out);

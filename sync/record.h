@@ -43,6 +43,11 @@
 
 #define RECORD_ROOT_WORKSPACE "workspace"
 #define RECORD_ROOT_AGENT_CONFIG "agent-config"
+/* The tree of the roots themselves: a directory entry per root that has
+ * its own metadata (the workspace's mode, owner, times and xattrs), its
+ * subtree the root's tree.  Optional (snapshots before it have none), and
+ * a reader that does not know it ignores it as any other extra root. */
+#define RECORD_ROOT_TOP "top"
 #define RECORD_ROOTS_MAX 16
 #define RECORD_ROOT_NAME_MAX 64		/* [a-z0-9-], starting with a letter */
 #define RECORD_HOST_MAX 255		/* host names and ids: printable ASCII */

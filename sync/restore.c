@@ -24,6 +24,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -86,6 +87,7 @@ struct restore {
 	const struct restore_opts *o;
 	const char *target;	/* for messages */
 	int root_fd;		/* the target, opened once */
+	int target_new;		/* it was missing or empty: it takes the root's metadata */
 	struct dircache dc;	/* the main thread's */
 	int owners;
 	struct rfile *files;
@@ -860,12 +862,30 @@ static int find_include(struct restore *rs, struct tree *root, const char *inclu
 	return 0;
 }
 
+/* Whether dir is missing or holds nothing. */
+static int dir_new_or_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int empty = 1;
+
+	if (!d)
+		return errno == ENOENT;
+	while (empty && (de = readdir(d)))
+		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+	closedir(d);
+	return empty;
+}
+
 /* Makes the target (and its parents) and opens it: everything below is
  * reached from this fd. */
 static int open_target(struct restore *rs, const char *target)
 {
 	char *mk = xasprintf("%s/", target);
-	int rc = fsu_mkdir_parents(mk);
+	int rc;
+
+	rs->target_new = dir_new_or_empty(target);
+	rc = fsu_mkdir_parents(mk);
 
 	free(mk);
 	if (rc)
@@ -884,7 +904,8 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 			      .root_fd = -1, .dc = DIRCACHE_INIT };
 	const char *root_name = rs.o->root ? rs.o->root : RECORD_ROOT_WORKSPACE;
 	const uint8_t *root_id = record_snapshot_root(rec, root_name);
-	struct tree root = TREE_INIT, holder = TREE_INIT;
+	struct tree root = TREE_INIT, holder = TREE_INIT, top = TREE_INIT;
+	const struct tree_entry *self = NULL;
 	char *msg;
 	int rc;
 
@@ -907,7 +928,9 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 			rc = plan_entry(&rs, dir, e, 0);
 		free(dir);
 	} else if (!rc) {
-		rc = open_target(&rs, target);
+		rc = fetch_root_entry(r, idx, rec, root_name, &top, &self);
+		if (!rc)
+			rc = open_target(&rs, target);
 		if (!rc)
 			rc = plan_dir(&rs, "", &root, 0);
 	}
@@ -917,6 +940,11 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 		rc = fetch_all(&rs);
 	if (!rc)
 		rc = finish(&rs);
+	/* the root's own mode, owner, times and xattrs, last (its times
+	 * change with every entry made in it), unless the target had entries
+	 * of its own */
+	if (!rc && self && rs.target_new)
+		rc = apply_meta(&rs, &rs.dc, "", ".", target, self);
 	if (!rc && rs.prog.stripped)
 		log_warn("%s: left out %llu setuid/setgid bits, device nodes and security.*/trusted.* xattrs"
 			 " of the snapshot (restore --privileged keeps them)", target,
@@ -961,6 +989,7 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 	free(rs.error_msg);
 	tree_free(&root);
 	tree_free(&holder);
+	tree_free(&top);
 	pthread_mutex_destroy(&rs.lock);
 	if (msg) {
 		err_set(rc, "%s", msg);

@@ -614,17 +614,27 @@ static int walk_dir(struct walk *w, int dirfd, const struct tree *parent,
 	return rc;
 }
 
-/* Walks dir with parent_root (a tree id, or NULL) as its previous state. */
+/* Walks dir with parent_root (a tree id, or NULL) as its previous state;
+ * *self gets dir's own entry (its metadata and xattrs, the walk's tree as
+ * its subtree; free with entry_release). */
 static int snapshot_root(struct walk *w, const char *dir, const uint8_t *parent_root,
-			 uint8_t id_out[KEYS_BLOB_ID_LEN])
+			 uint8_t id_out[KEYS_BLOB_ID_LEN], struct tree_entry *self)
 {
 	struct tree parent = TREE_INIT;
+	struct stat st;
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
 
+	memset(self, 0, sizeof(*self));
 	if (fd < 0)
 		return err_set(-errno, "%s: cannot open: %s", dir, strerror(errno));
-	if (parent_root)
+	if (fstat(fd, &st) < 0)
+		rc = err_set(-errno, "%s: cannot stat: %s", dir, strerror(errno));
+	if (!rc)
+		rc = tree_entry_from_stat(self, &st);
+	if (!rc)
+		rc = read_xattrs(w, fd, NULL, self);
+	if (!rc && parent_root)
 		rc = fetch_tree(w->r, w->idx, parent_root, &parent);
 	buf_reset(&w->path);
 	buf_adds(&w->path, dir);
@@ -632,6 +642,8 @@ static int snapshot_root(struct walk *w, const char *dir, const uint8_t *parent_
 		buf_setlen(&w->path, w->path.len - 1);
 	if (!rc)
 		rc = walk_dir(w, fd, parent_root ? &parent : NULL, id_out);
+	if (!rc)
+		memcpy(self->subtree, id_out, KEYS_BLOB_ID_LEN);
 	tree_free(&parent);
 	close(fd);
 	return rc;
@@ -673,8 +685,8 @@ static int write_index(struct walk *w)
 }
 
 static int commit(struct walk *w, const struct repo_head *head, const uint8_t ws_root[KEYS_BLOB_ID_LEN],
-		  const uint8_t agent_root[KEYS_BLOB_ID_LEN], uint64_t start, const char *parent,
-		  int no_head, struct snapshot_result *res)
+		  const uint8_t agent_root[KEYS_BLOB_ID_LEN], const uint8_t *top, uint64_t start,
+		  const char *parent, int no_head, struct snapshot_result *res)
 {
 	struct record_snapshot rec;
 	/* above every generation ever seen, even past an accepted rollback */
@@ -694,6 +706,8 @@ static int commit(struct walk *w, const struct repo_head *head, const uint8_t ws
 		rc = record_snapshot_set_root(&rec, RECORD_ROOT_WORKSPACE, ws_root);
 	if (!rc)
 		rc = record_snapshot_set_root(&rec, RECORD_ROOT_AGENT_CONFIG, agent_root);
+	if (!rc && top)
+		rc = record_snapshot_set_root(&rec, RECORD_ROOT_TOP, top);
 	for (size_t i = 0; !rc && i < w->o->ntags; i++)
 		rc = record_snapshot_add_tag(&rec, w->o->tags[i]);
 	if (rc)
@@ -730,6 +744,8 @@ struct snapshot_job {
 	struct record_snapshot parent;
 	struct repo_head head;
 	const uint8_t *parent_ws, *parent_agent;
+	uint8_t top[KEYS_BLOB_ID_LEN];	/* the top tree, when has_top */
+	int has_top;
 	uint64_t start;
 	int own_lease;
 	int index_taken;
@@ -785,7 +801,41 @@ const uint8_t *snapshot_job_parent_root(const struct snapshot_job *j, const char
 		return j->parent_ws;
 	if (!strcmp(name, RECORD_ROOT_AGENT_CONFIG))
 		return j->parent_agent;
-	return NULL;
+	return j->head.generation ? record_snapshot_root(&j->parent, name) : NULL;
+}
+
+int snapshot_job_top(struct snapshot_job *j, const struct tree_entry *ws, uint8_t id_out[KEYS_BLOB_ID_LEN])
+{
+	struct tree t = TREE_INIT;
+	struct tree_entry e = *ws;
+	struct buf enc = BUF_INIT;
+	int rc;
+
+	e.name = (char *)RECORD_ROOT_WORKSPACE;
+	e.type = TREE_DIR;
+	e.link_group = 0;
+	e.target = NULL;
+	e.blobs = NULL;
+	e.nblobs = 0;
+	rc = tree_add(&t, &e);	/* a deep copy */
+	if (!rc)
+		rc = tree_encode(&t, &enc);
+	if (!rc)
+		rc = uploader_add(j->w.up, KEYS_BLOB_TREE, enc.data, enc.len, j->top);
+	if (!rc) {
+		j->has_top = 1;
+		if (id_out)
+			memcpy(id_out, j->top, KEYS_BLOB_ID_LEN);
+	}
+	tree_free(&t);
+	buf_free(&enc);
+	return rc;
+}
+
+void snapshot_job_keep_top(struct snapshot_job *j, const uint8_t id[KEYS_BLOB_ID_LEN])
+{
+	memcpy(j->top, id, KEYS_BLOB_ID_LEN);
+	j->has_top = 1;
 }
 
 struct index *snapshot_job_index(struct snapshot_job *j)
@@ -922,7 +972,8 @@ static int job_commit(struct snapshot_job *j, const uint8_t ws_root[KEYS_BLOB_ID
 		rc = write_index(w);
 	}
 	if (!rc)
-		rc = commit(w, &j->head, ws_root, agent_root, j->start, parent, no_head, res);
+		rc = commit(w, &j->head, ws_root, agent_root, j->has_top ? j->top : NULL, j->start,
+			    parent, no_head, res);
 	if (!rc)
 		fetch_index_save(w->r, w->idx);
 	return rc;
@@ -970,6 +1021,7 @@ int snapshot_dir(struct repo *r, const char *dir, const struct snapshot_opts *o,
 		 struct snapshot_result *res)
 {
 	struct snapshot_job *j;
+	struct tree_entry self;
 	uint8_t ws_root[KEYS_BLOB_ID_LEN], agent_root[KEYS_BLOB_ID_LEN];
 	int rc;
 
@@ -977,7 +1029,10 @@ int snapshot_dir(struct repo *r, const char *dir, const struct snapshot_opts *o,
 	rc = snapshot_job_begin(r, o, &j);
 	if (rc)
 		return rc;
-	rc = snapshot_root(&j->w, dir, j->parent_ws, ws_root);
+	rc = snapshot_root(&j->w, dir, j->parent_ws, ws_root, &self);
+	if (!rc)
+		rc = snapshot_job_top(j, &self, NULL);
+	entry_release(&self);
 	if (!rc && o->nagent_config) {
 		struct record_stats ws_stats = j->w.st;
 

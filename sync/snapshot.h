@@ -58,6 +58,7 @@ int snapshot_dir(struct repo *r, const char *dir, const struct snapshot_opts *o,
 /* ---- the same, step by step, for a snapshot of something else than a
  * directory (cairnfs's live mount) ---- */
 struct snapshot_job;
+struct tree_entry;	/* tree.h */
 /* Reads the head, the index and the parent record, and starts the upload
  * pipeline; takes the lease unless r holds it.  Returns 0 or a negative
  * code; on error nothing was written. */
@@ -66,6 +67,14 @@ int snapshot_job_begin(struct repo *r, const struct snapshot_opts *o, struct sna
 const char *snapshot_job_parent_id(const struct snapshot_job *j);
 /* The parent's root called name, or NULL. */
 const uint8_t *snapshot_job_parent_root(const struct snapshot_job *j, const char *name);
+/* The top tree (RECORD_ROOT_TOP) from ws, the workspace root's own entry
+ * (its subtree set to the workspace tree; the name is ignored): queued,
+ * its id in *id_out (may be NULL), and the record will name it. */
+int snapshot_job_top(struct snapshot_job *j, const struct tree_entry *ws,
+		     uint8_t id_out[KEYS_BLOB_ID_LEN]);
+/* The record will name top tree id (the parent's, for a workspace that did
+ * not change). */
+void snapshot_job_keep_top(struct snapshot_job *j, const uint8_t id[KEYS_BLOB_ID_LEN]);
 /* The index the job adds to (blobs it has are not stored again). */
 struct index *snapshot_job_index(struct snapshot_job *j);
 /* The statistics of the record, for the caller to fill. */
