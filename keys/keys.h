@@ -50,6 +50,10 @@
 
 /* "keys/" + key id + "." + kek id */
 #define KEYS_WRAPPED_NAME_LEN (5 + KEYS_ID_LEN + 1 + KEYS_ID_LEN)
+/* A wrapped key object is exactly 124 + n bytes (n: workspace id length);
+ * a reader fetches none larger than this. */
+#define KEYS_WRAPPED_MAX 4096
+
 #define KEYS_WRAPPED_NAME_SIZE (KEYS_WRAPPED_NAME_LEN + 1)
 
 /* Bytes a sealed blob adds to its plaintext: 24-byte nonce + 16-byte tag. */

@@ -91,6 +91,18 @@ static int ly_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 	return rc;
 }
 
+static int ly_get_max(struct store *s, const char *key, uint64_t max, struct buf *out,
+		      struct store_info *info)
+{
+	struct layer *l = layer_of(s);
+	size_t before = out->len;
+	int rc = store_get_max_op(l->base, key, max, out, info);
+
+	if (out->len > before)
+		l->bytes += out->len - before;
+	return rc;
+}
+
 static int ly_head(struct store *s, const char *key, struct store_info *info)
 {
 	struct layer *l = layer_of(s);
@@ -146,6 +158,7 @@ static void ly_close(struct store *s)
 static const struct store_ops layer_ops = {
 	.put = ly_put,
 	.get = ly_get,
+	.get_max = ly_get_max,
 	.head = ly_head,
 	.list = ly_list,
 	.del = ly_del,
@@ -335,7 +348,7 @@ static void check_config(struct ck *c)
 		report(c, CHECK_MISSING, "config", "config is not in the store");
 		return;
 	}
-	rc = store_get(c->r->store, "config", 0, STORE_TO_END, &b, NULL);
+	rc = store_get_max(c->r->store, "config", REPO_CONFIG_MAX, "config", &b, NULL);
 	if (rc)
 		report(c, CHECK_DAMAGED, "config", "%s", err_msg());
 	else if (!(o = json_loadb((const char *)b.data, b.len, 0, NULL)) ||
@@ -367,7 +380,7 @@ static void check_keys(struct ck *c)
 			continue;
 		}
 		buf_reset(&obj);
-		rc = store_get(c->r->store, name, 0, STORE_TO_END, &obj, NULL);
+		rc = store_get_max(c->r->store, name, KEYS_WRAPPED_MAX, "wrapped key", &obj, NULL);
 		if (!rc)
 			rc = keys_wrap_peek(obj.data, obj.len, &info);
 		if (rc) {
@@ -562,7 +575,7 @@ static void read_pack(struct ck *c, const struct object *p)
 {
 	struct buf bytes = BUF_INIT, plain = BUF_INIT;
 	struct pack_header h = { 0 };
-	int rc = store_get(c->r->store, p->name, 0, STORE_TO_END, &bytes, NULL);
+	int rc = store_get_max(c->r->store, p->name, PACK_MAX_SIZE, "pack", &bytes, NULL);
 
 	if (!rc && bytes.len != p->size)
 		rc = err_set(-EBADMSG, "%s is %zu bytes, the listing said %llu (changed while read?)",

@@ -99,7 +99,7 @@ out:
 static int cat_config(struct repo *r)
 {
 	struct buf b = BUF_INIT;
-	int rc = store_get(r->store, "config", 0, STORE_TO_END, &b, NULL);
+	int rc = store_get_max(r->store, "config", REPO_CONFIG_MAX, "config", &b, NULL);
 
 	if (!rc)
 		rc = write_raw(b.data, b.len);
@@ -421,7 +421,7 @@ static int cat_key(const struct cmd_common *c, struct repo *r, const char *arg)
 		rc = err_set(-EINVAL, "key %s is ambiguous (%zu wrapped keys match): give keys/<key id>.<kek id>",
 			     arg, m.found);
 	if (!rc)
-		rc = store_get(r->store, m.name, 0, STORE_TO_END, &obj, NULL);
+		rc = store_get_max(r->store, m.name, KEYS_WRAPPED_MAX, "wrapped key", &obj, NULL);
 	if (!rc)
 		rc = keys_wrap_peek(obj.data, obj.len, &info);
 	if (!rc) {

@@ -19,6 +19,8 @@
 #include "err.h"
 #include "fsutil.h"
 #include "keys.h"
+#include "pack.h"
+#include "repo.h"
 #include "store.h"
 
 struct selftest {
@@ -92,6 +94,19 @@ static int st_get(struct selftest *t, const char *key, uint64_t off, uint64_t le
 	return rc;
 }
 
+/* st_get of the whole object, no larger than max (store_get_max). */
+static int st_get_max(struct selftest *t, const char *key, uint64_t max, const char *what,
+		      struct buf *out)
+{
+	char *k = st_key(t, key);
+	int rc;
+
+	buf_reset(out);
+	rc = store_get_max(t->store, k, max, what, out, NULL);
+	free(k);
+	return rc;
+}
+
 /* Stores every key of ring wrapped under kek, create-only. */
 static int st_store_keys(struct selftest *t, const struct keys_ring *ring,
 			 const struct keys_kek *kek)
@@ -132,7 +147,7 @@ static int st_load_key(const char *key, uint64_t size, void *arg)
 	(void)size;
 	rc = keys_wrapped_name_parse(name, key_id, kek_id);
 	if (!rc)
-		rc = st_get(c->t, name, 0, STORE_TO_END, &obj, NULL);
+		rc = st_get_max(c->t, name, KEYS_WRAPPED_MAX, "wrapped key", &obj);
 	if (!rc)
 		rc = keys_ring_add_wrapped(c->ring, c->kek, obj.data, obj.len, key_id, kek_id);
 	buf_free(&obj);
@@ -238,7 +253,7 @@ static int st_blobs(struct selftest *t, const struct keys_ring *ring,
 	if (!rc)
 		rc = st_put(t, name, &sealed, STORE_ALWAYS, NULL, NULL);
 	if (!rc)
-		rc = st_get(t, name, 0, STORE_TO_END, &got, NULL);
+		rc = st_get_max(t, name, PACK_MAX_SIZE, "pack", &got);
 	keys_ring_find(loaded, keys_key_id(dk), &dk2);
 	if (!rc)
 		rc = keys_open_blob(dk2, KEYS_BLOB_DATA, id, got.data, got.len, &plain);
@@ -286,7 +301,7 @@ static int st_head(struct selftest *t, const struct keys_ring *ring, const char 
 	if (!rc)
 		rc = st_put(t, "head", &obj, STORE_IF_NONE_MATCH, NULL, &first);
 	if (!rc)
-		rc = st_get(t, "head", 0, STORE_TO_END, &got, NULL);
+		rc = st_get_max(t, "head", REPO_HEAD_MAX, "head", &got);
 	if (!rc)
 		rc = keys_open_object(dk, KEYS_OBJ_HEAD, name, ws_id, got.data, got.len, &plain);
 	if (rc || plain.len != 12 || memcmp(plain.data, "generation 1", 12) != 0) {

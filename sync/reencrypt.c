@@ -156,7 +156,7 @@ static int packs_pass(struct repo *r, const struct keys_key *dk, const struct re
 			continue;
 		}
 		st->packs++;
-		rc = store_get(r->store, packs.v[i], 0, STORE_TO_END, &bytes, NULL);
+		rc = store_get_max(r->store, packs.v[i], PACK_MAX_SIZE, "pack", &bytes, NULL);
 		old = rc ? rc : pack_is_old(r, packs.v[i], &bytes, keys_key_id(dk), &h);
 		if (old < 0)
 			rc = old;
@@ -196,10 +196,13 @@ static int packs_pass(struct repo *r, const struct keys_key *dk, const struct re
 	return rc;
 }
 
-/* The data key id a stored object is sealed with, into kid. */
-static int object_key(struct repo *r, const char *name, struct buf *raw, char kid[KEYS_ID_SIZE])
+/* The data key id a stored object of kind is sealed with, into kid. */
+static int object_key(struct repo *r, enum keys_obj_kind kind, const char *name, struct buf *raw,
+		      char kid[KEYS_ID_SIZE])
 {
-	int rc = store_get(r->store, name, 0, STORE_TO_END, raw, NULL);
+	const char *what;
+	uint64_t max = repo_object_max(kind, &what);
+	int rc = store_get_max(r->store, name, max, what, raw, NULL);
 
 	if (!rc)
 		rc = keys_object_key_id(raw->data, raw->len, kid, NULL);
@@ -218,7 +221,7 @@ static int records_pass(struct repo *r, const struct keys_key *dk, const struct 
 		char kid[KEYS_ID_SIZE];
 
 		st->snapshots++;
-		rc = object_key(r, recs.v[i], &raw, kid);
+		rc = object_key(r, KEYS_OBJ_SNAPSHOT, recs.v[i], &raw, kid);
 		if (!rc && strcmp(kid, keys_key_id(dk))) {
 			rc = keys_ring_open_object(r->ring, KEYS_OBJ_SNAPSHOT, recs.v[i], r->ws_id,
 						   raw.data, raw.len, &plain);
@@ -248,7 +251,7 @@ static int head_pass(struct repo *r, const struct keys_key *dk, struct reencrypt
 	int rc = repo_head_read(r, &head);
 
 	if (!rc && head.etag[0])
-		rc = object_key(r, "head", &raw, kid);
+		rc = object_key(r, KEYS_OBJ_HEAD, "head", &raw, kid);
 	if (!rc && head.etag[0] && strcmp(kid, keys_key_id(dk))) {
 		rc = repo_head_reseal(r, &head);
 		st->head_rewritten = rc == 0;

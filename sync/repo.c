@@ -21,6 +21,8 @@
 #include "err.h"
 #include "fetch.h"
 #include "fsutil.h"
+#include "index.h"
+#include "pack.h"
 #include "repo.h"
 
 #define CATALOG_FMT "tenants/%s/catalog/"
@@ -138,7 +140,7 @@ static int config_check(struct repo *r)
 	json_error_t jerr;
 	json_int_t version = -1;
 	const char *ws = NULL, *tenant = NULL;
-	int rc = store_get(r->store, "config", 0, STORE_TO_END, &b, NULL);
+	int rc = store_get_max(r->store, "config", REPO_CONFIG_MAX, "config", &b, NULL);
 
 	if (rc == -ENOENT)
 		rc = err_set(-ENOENT, "workspace %s of tenant %s does not exist in %s: check --workspace, or run 'cairn init'",
@@ -285,7 +287,7 @@ static int key_load_one(const char *name, uint64_t size, void *arg)
 	if (!k->kek && ring_has(k->r->ring, key_id))
 		return 0;	/* opened through another wrap */
 	k->mine++;
-	rc = store_get(k->r->store, name, 0, STORE_TO_END, &obj, NULL);
+	rc = store_get_max(k->r->store, name, KEYS_WRAPPED_MAX, "wrapped key", &obj, NULL);
 	if (!rc && (rc = keys_wrap_peek(obj.data, obj.len, &info)) != 0)
 		err_prefix(rc, "%s", name);
 	/* the control plane may only decrypt: the ids are checked here */
@@ -661,11 +663,30 @@ int repo_put_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
 	return rc;
 }
 
+uint64_t repo_object_max(enum keys_obj_kind kind, const char **what)
+{
+	const char *w = keys_obj_kind_name(kind);
+	uint64_t max;
+
+	switch (kind) {
+	case KEYS_OBJ_INDEX: max = INDEX_OBJECT_MAX; w = "index object"; break;
+	case KEYS_OBJ_SNAPSHOT: max = REPO_SNAPSHOT_MAX; w = "snapshot record"; break;
+	case KEYS_OBJ_HEAD: max = REPO_HEAD_MAX; break;
+	case KEYS_OBJ_LEASE: max = REPO_LEASE_MAX; break;
+	default: max = PACK_HEADER_SEALED_MAX; break;
+	}
+	if (what)
+		*what = w;
+	return max;
+}
+
 int repo_get_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
 		    struct buf *plain, struct store_info *info)
 {
 	struct buf sealed = BUF_INIT;
-	int rc = store_get(r->store, name, 0, STORE_TO_END, &sealed, info);
+	const char *what;
+	uint64_t max = repo_object_max(kind, &what);
+	int rc = store_get_max(r->store, name, max, what, &sealed, info);
 
 	if (!rc)
 		rc = keys_ring_open_object(r->ring, kind, name, r->ws_id, sealed.data, sealed.len, plain);

@@ -38,6 +38,17 @@ struct conf;	/* conf.h */
 struct repo_opts {
 	const char *store_url;	/* --store, CAIRN_STORE, config `store` */
 	const char *key;	/* --key, CAIRN_KEY, config `key`: file:PATH or env:VAR */
+/* The most a reader takes of each kind of whole object it GETs
+ * (store_get_max): bounds well above what cairn writes, so that a store
+ * cannot make a reader allocate what it likes.  Packs (PACK_MAX_SIZE) and
+ * index objects (INDEX_OBJECT_MAX) have theirs beside their formats;
+ * wrapped keys are KEYS_WRAPPED_MAX. */
+#define REPO_CONFIG_MAX (64u << 10)	/* one line of JSON, about 100 bytes */
+#define REPO_HEAD_MAX (64u << 10)	/* sealed JSON, about 150 bytes */
+#define REPO_LEASE_MAX (64u << 10)	/* sealed JSON, under 1 KiB */
+/* a snapshot record's plaintext is at most RECORD_MAX_LEN (its decoder's
+ * bound, and its writer's) */
+#define REPO_SNAPSHOT_MAX (RECORD_MAX_LEN + KEYS_OBJECT_OVERHEAD)
 	const char *tenant;	/* --tenant, CAIRN_TENANT, config; default "default" */
 	const char *workspace;	/* --workspace, CAIRN_WORKSPACE, config `workspace` */
 	const char *state_dir;	/* --state-dir, CAIRN_STATE_DIR: the base under which
@@ -218,7 +229,11 @@ void repo_lease_release(struct repo *r);
 int repo_put_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
 		    const void *plain, size_t len, enum store_cond cond,
 		    const char *etag, struct store_info *info);
-/* Gets name and opens it as an object of kind; appends the plaintext. */
+/* The bound above for a sealed object of kind (index, snapshot, head,
+ * lease), and its name for messages in *what when what is not NULL. */
+uint64_t repo_object_max(enum keys_obj_kind kind, const char **what);
+/* Gets name (no larger than repo_object_max(kind)) and opens it as an
+ * object of kind; appends the plaintext. */
 int repo_get_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
 		    struct buf *plain, struct store_info *info);
 
