@@ -415,7 +415,7 @@ static int dek_rotate(int argc, char **argv)
 	rc = open_repo(&dek_rotate_entry, &c, &r, &owned);
 	if (!rc && load_kek(c.ro.key, &kek))
 		rc = cmd_fail(&dek_rotate_entry, NULL);
-	if (!rc && repo_add_data_key(r, kek, key_id))
+	if (!rc && repo_rotate_data_key(r, kek, key_id))
 		rc = cmd_fail(&dek_rotate_entry, NULL);
 	if (!rc && c.json)
 		cmd_json_line(json_pack("{s:s, s:s, s:s}", "workspace", r->ws_id, "data_key", key_id,

@@ -311,8 +311,8 @@ static int classify(const char *key, uint64_t size, void *arg)
 
 	if (!strcmp(key, "config"))
 		c->have_config = 1;
-	else if (!strcmp(key, "head") || !strcmp(key, "lease"))
-		;	/* read by name */
+	else if (!strcmp(key, "head") || !strcmp(key, "lease") || !strcmp(key, REPO_KEYSET_NAME))
+		;	/* read by name (the key set when the workspace was opened) */
 	else if (!strncmp(key, "keys/", 5))
 		add_object(&c->keys, &c->nkeys, key, size);
 	else if (!strncmp(key, "data/", 5) || !strncmp(key, "tree/", 5)) {
@@ -355,11 +355,12 @@ static void check_config(struct ck *c)
 		 json_unpack(o, "{s:I, s:s, s:s}", "format", &format, "workspace", &ws,
 			     "tenant", &tenant) < 0)
 		report(c, CHECK_DAMAGED, "config", "config is not a cairn config object");
-	else if (format != REPO_FORMAT_VERSION || strcmp(ws, c->r->ws_id) ||
-		 strcmp(tenant, c->r->tenant))
+	else if (format < REPO_FORMAT_MIN || format > REPO_FORMAT_VERSION ||
+		 strcmp(ws, c->r->ws_id) || strcmp(tenant, c->r->tenant))
 		report(c, CHECK_DAMAGED, "config",
-		       "config says format %lld, workspace %s, tenant %s; expected %d, %s, %s",
-		       (long long)format, ws, tenant, REPO_FORMAT_VERSION, c->r->ws_id, c->r->tenant);
+		       "config says format %lld, workspace %s, tenant %s; expected %d to %d, %s, %s",
+		       (long long)format, ws, tenant, REPO_FORMAT_MIN, REPO_FORMAT_VERSION,
+		       c->r->ws_id, c->r->tenant);
 	json_decref(o);
 	buf_free(&b);
 }
@@ -393,6 +394,11 @@ static void check_keys(struct ck *c)
 			report(c, CHECK_DAMAGED, name,
 			       "%s holds key %s of workspace %s wrapped by %s, not what its name says",
 			       name, info.key_id, info.ws_id, info.kek_id);
+		else if (c->r->keyset && strcmp(key_id, c->r->keyset->identity) &&
+			 !keys_set_has(c->r->keyset, key_id))
+			report(c, CHECK_STRAY, name,
+			       "%s wraps %s key %s, which the key set does not list: a retired key, or the wrap of an interrupted dek rotate; nothing is opened with it (cairn-keyadm reencrypt --retire removes it)",
+			       name, keys_key_kind_name(info.kind), key_id);
 	}
 	buf_free(&obj);
 	progress(c, "keys");

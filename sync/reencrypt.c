@@ -5,7 +5,8 @@
  * Invariant: an object sealed under an old key is removed only once its
  * replacement under the current key is in the store (a pack only after a
  * consolidated index that lists its copy instead), and the old data keys
- * are deleted last, after a pass that found nothing left under them.
+ * are retired last, after a pass that found nothing left under them: a
+ * key set that lists the current key alone first, then their wraps.
  */
 #include "config.h"
 
@@ -260,30 +261,36 @@ static int head_pass(struct repo *r, const struct keys_key *dk, struct reencrypt
 	return rc;
 }
 
-/* Deletes keys/<id>.* of every data key but the current one. */
+/* Makes the current data key the only live one: a key set that lists it
+ * alone (unless the key set says so already), then the wraps of every
+ * other key but the identity key deleted: the data keys it retires, and
+ * any wrap no key set lists (an interrupted dek rotate, or one put back). */
 static int retire(struct repo *r, const struct keys_key *dk, const struct reencrypt_opts *o,
 		  struct reencrypt_stats *st)
 {
 	struct names keys = { 0 };
+	const struct keys_key *id;
 	const char **gone;
+	char cur[1][KEYS_ID_SIZE];
 	size_t n = 0;
-	int rc = store_list(r->store, "keys/", names_add, &keys);
+	int rc = keys_ring_identity(r->ring, &id);
 
+	snprintf(cur[0], sizeof(cur[0]), "%s", keys_key_id(dk));
+	if (!rc && (!r->keyset || r->keyset->n != 1 || strcmp(r->keyset->current, cur[0])))
+		rc = repo_keyset_write(r, cur[0], (const char (*)[KEYS_ID_SIZE])cur, 1);
+	if (!rc)
+		rc = store_list(r->store, "keys/", names_add, &keys);
 	gone = xcalloc(keys.n + 1, sizeof(*gone));
 	for (size_t i = 0; !rc && i < keys.n; i++) {
 		char key_id[KEYS_ID_SIZE], kek_id[KEYS_ID_SIZE];
-		const struct keys_key *k;
 
 		if (keys_wrapped_name_parse(keys.v[i], key_id, kek_id)) {
 			err_clear();
 			continue;
 		}
-		/* a data key of the ring that is not the current one; the
-		 * identity key is never retired (ids come from it) */
-		if (keys_ring_find(r->ring, key_id, &k) == 0 && keys_key_kind(k) == KEYS_KEY_DATA &&
-		    strcmp(key_id, keys_key_id(dk)))
+		/* the identity key is never retired (ids come from it) */
+		if (strcmp(key_id, keys_key_id(id)) && strcmp(key_id, cur[0]))
 			gone[n++] = keys.v[i];
-		err_clear();
 	}
 	progress(o, "retiring", 0, n);
 	if (!rc)
