@@ -191,9 +191,9 @@ WDB=$(jget workspace)
 KDA=${FS#file://}/tenants/tdec/workspaces/$WDA/keys
 KDB=${FS#file://}/tenants/tdec/workspaces/$WDB/keys
 K1ID=$(cut -d: -f2 "$TMP/k1")
-run "$CAIRN" cat keyset --store "$FS" --tenant tdec --workspace "$WDA" --key "file:$TMP/k1"
+run "$CAIRN" cat keyset --json --store "$FS" --tenant tdec --workspace "$WDA" --key "file:$TMP/k1"
 ADK=$(jget current)
-run "$CAIRN" cat keyset --store "$FS" --tenant tdec --workspace "$WDB" --key "file:$TMP/k1"
+run "$CAIRN" cat keyset --json --store "$FS" --tenant tdec --workspace "$WDB" --key "file:$TMP/k1"
 BDK=$(jget current)
 cp -a "$KDA" "$TMP/kda.saved"
 cp "$KDB/"* "$KDA/"
@@ -419,7 +419,7 @@ WD3=$NWD
 RK="$R --workspace $W3 --key file:$TMP/t3.key"
 check "t3: init wrote a key set" test -f "$WD3/keyset"
 check "t3: and config format 2" grep -q '"format":2' "$WD3/config"
-run "$CAIRN" cat keyset $RK
+run "$CAIRN" cat keyset --json $RK
 check "t3: key set serial 1, its one data key current" \
 	eq "$(jget serial) $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["live"]), d["current"] in d["live"])' "$TMP/out")" "1 1 True"
 run "$CAIRN" snapshot "$WS" $RK -q
@@ -430,7 +430,7 @@ run "$KEYADM" dek rotate $RK --json
 check "t3: dek rotate" rc_is 0
 NEW3=$(jget data_key)
 cp "$WD3/keyset" "$TMP/t3-keyset.2"
-run "$CAIRN" cat keyset $RK
+run "$CAIRN" cat keyset --json $RK
 check "t3: key set serial 2 lists both data keys, the new one current" \
 	eq "$(jget serial) $(jget current) $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["live"]))' "$TMP/out")" "2 $NEW3 2"
 echo "t3 after rotation" >"$WS/sub/t3.txt"
@@ -438,7 +438,7 @@ run "$CAIRN" snapshot "$WS" $RK -q
 check "t3: a snapshot under the new data key" rc_is 0
 run "$KEYADM" reencrypt $RK --retire --json
 check "t3: reencrypt --retire retires the first data key" eq "$rc $(jget keys_retired)" "0 1"
-run "$CAIRN" cat keyset $RK
+run "$CAIRN" cat keyset --json $RK
 check "t3: key set serial 3 lists the new data key alone" \
 	eq "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["serial"], *d["live"])' "$TMP/out")" "3 $NEW3"
 OLD3=$(cd "$TMP/t3-keys.old" && for f in *; do [ -e "$WD3/keys/$f" ] || echo "$f"; done)
@@ -540,13 +540,13 @@ run "$CAIRN" snapshot "$WS" $LK --state-dir "$TMP/state-t4" -q
 check "old workspace: a snapshot works" rc_is 0
 check "old workspace: a snapshot does not upgrade it (older cairn may still use it)" \
 	sh -c '[ ! -e "$1/keyset" ] && grep -q "\"format\":1" "$1/config"' _ "$WD4"
-run "$CAIRN" cat keyset $LK --state-dir "$TMP/state-t4"
+run "$CAIRN" cat keyset --json $LK --state-dir "$TMP/state-t4"
 check "old workspace: cat keyset says it has none yet" err_has "has no key set yet"
 run "$KEYADM" dek rotate $LK --state-dir "$TMP/state-t4" --json
 check "old workspace: dek rotate upgrades it" rc_is 0
 NEW5=$(jget data_key)
 check "old workspace: config format 2" grep -q '"format":2' "$WD4/config"
-run "$CAIRN" cat keyset $LK --state-dir "$TMP/state-t4"
+run "$CAIRN" cat keyset --json $LK --state-dir "$TMP/state-t4"
 check "old workspace: its first key set (serial 1) lists the old and the new data key, the new one current" \
 	eq "$(jget serial) $(jget current) $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["live"]))' "$TMP/out")" "1 $NEW5 2"
 run "$CAIRN" restore latest "$TMP/r-old-ws2" $LK --state-dir "$TMP/state-t4b"
