@@ -76,7 +76,10 @@ int repo_keyset_write(struct repo *r, const char *current, const char (*live)[KE
 	struct buf b = BUF_INIT;
 	int rc;
 
-	next.serial = (r->keyset ? r->keyset->serial : 0) + 1;
+	next.serial = (r->keyset ? r->keyset->serial : 0);
+	if (r->keyset_floor > next.serial)
+		next.serial = r->keyset_floor;	/* after an accepted rollback */
+	next.serial++;
 	next.created = (uint64_t)time(NULL);
 	snprintf(next.current, sizeof(next.current), "%s", current);
 	rc = keys_set_encode(r->ring, &next, &b);
@@ -132,6 +135,8 @@ int repo_keyset_check(struct repo *r)
 
 	if (!rc && s < seen)
 		rc = keyset_stale(r, s, seen, "this machine");
+	if (!rc && seen > r->keyset_floor)
+		r->keyset_floor = seen;
 	if (!rc && r->cp.url) {
 		rc = cplane_keyset(&r->cp, r->tenant, r->ws_id, s, &highest);
 		if (rc && r->allow_rollback) {
@@ -142,6 +147,8 @@ int repo_keyset_check(struct repo *r)
 		} else if (s < highest) {
 			rc = keyset_stale(r, s, highest, "the control plane");
 		}
+		if (!rc && highest > r->keyset_floor)
+			r->keyset_floor = highest;
 	}
 	if (!rc)
 		rc = repo_state_note_counter(r, KEYSET_FILE, s);

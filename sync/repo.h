@@ -117,6 +117,10 @@ struct repo {
 	 * ETag, for the If-Match of the next one */
 	struct keys_set *keyset;
 	char keyset_etag[STORE_ETAG_MAX];
+	/* the highest key set serial this repo knows was ever written (state
+	 * dir, control plane): with --allow-rollback a key set below it is
+	 * accepted, and the next one is numbered above it */
+	uint64_t keyset_floor;
 	/* the config as read: its format (1 or 2; 0 before one is read), its
 	 * creation time (0: none) and ETag, for the move to format 2 */
 	int config_format;
@@ -175,12 +179,13 @@ void repo_config_encode(const struct repo *r, struct buf *out);
  * identity key is unwrapped).  0, -ENOENT (none), or an error naming it. */
 int repo_keyset_fetch(struct repo *r, struct buf *obj, struct keys_set *set,
 		      struct store_info *info);
-/* Writes the next key set: serial one above r's (1 for the first), the n
- * live data keys, current among them; If-Match on the one r read
- * (If-None-Match for the first).  Then r adopts it, the config moves to
- * format 2 if it was 1, the serial is noted in the state dir and reported
- * to the control plane (those last three only warn on failure).  0,
- * -ECANCELED (the key set changed meanwhile), or another code. */
+/* Writes the next key set: serial one above r's and above any serial seen
+ * (1 for the first), the n live data keys, current among them; If-Match
+ * on the one r read (If-None-Match for the first).  Then r adopts it, the
+ * config moves to format 2 if it was 1, the serial is noted in the state
+ * dir and reported to the control plane (those last three only warn on
+ * failure).  0, -ECANCELED (the key set changed meanwhile), or another
+ * code. */
 int repo_keyset_write(struct repo *r, const char *current, const char (*live)[KEYS_ID_SIZE],
 		      size_t n);
 /* Anti-rollback of the key set, once r's state dir exists: refuses

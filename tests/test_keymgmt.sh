@@ -500,6 +500,17 @@ check "no key set at all: refused here" err_has "but this machine has seen key s
 cp "$TMP/t3-keyset.3" "$WD3/keyset"
 sed 's/"format":1/"format":2/' "$WD3/config" >"$TMP/cfg" && cat "$TMP/cfg" >"$WD3/config"
 rm -f "$WD3/keys/$OLD3"
+# a store put back from a copy on purpose: the older key set is accepted
+# with --allow-rollback, and the next one is numbered above every serial
+# seen, so that nobody needs --allow-rollback again
+cp "$TMP/t3-keyset.2" "$WD3/keyset"
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$KEYADM" dek rotate $RK --allow-rollback --json
+check "older key set accepted with --allow-rollback: dek rotate" rc_is 0
+check "older key set accepted: with a warning naming both serials" err_has "key set 2 accepted (--allow-rollback)"
+run "$CAIRN" cat keyset --json $RK
+check "older key set accepted: the next key set is serial 4, above the 3 seen (not 3 again)" eq "$(jget serial)" 4
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$CAIRN" ls $RK --state-dir "$TMP/state-t3-vm5"
+check "older key set accepted: a new VM that asks the control plane opens it without --allow-rollback" rc_is 0
 
 section "key set: the new wrap deleted after dek rotate"
 N="--store $FS --tenant t6"
