@@ -22,32 +22,6 @@
 #include "record.h"
 #include "reencrypt.h"
 
-struct names {
-	char **v;
-	uint64_t *size;
-	size_t n;
-};
-
-static int names_add(const char *key, uint64_t size, void *arg)
-{
-	struct names *l = arg;
-
-	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
-	l->size = xrealloc(l->size, (l->n + 1) * sizeof(*l->size));
-	l->v[l->n] = xstrdup(key);
-	l->size[l->n++] = size;
-	return 0;
-}
-
-static void names_free(struct names *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	free(l->size);
-	memset(l, 0, sizeof(*l));
-}
-
 static void progress(const struct reencrypt_opts *o, const char *phase, uint64_t done, uint64_t total)
 {
 	if (o && o->progress)
@@ -135,16 +109,16 @@ static int pack_rewrite(struct repo *r, struct index *idx, const struct keys_key
 static int packs_pass(struct repo *r, const struct keys_key *dk, const struct reencrypt_opts *o,
 		      struct reencrypt_stats *st)
 {
-	struct names packs = { 0 };
+	struct store_names packs = { 0 };
 	struct index *idx = NULL;
 	const char **doomed = NULL, **unindex = NULL;
 	size_t ndoomed = 0, nunindex = 0;
 	int rc = fetch_index(r, &idx);
 
 	if (!rc)
-		rc = store_list(r->store, "data/", names_add, &packs);
+		rc = store_list_names(r->store, "data/", &packs);
 	if (!rc)
-		rc = store_list(r->store, "tree/", names_add, &packs);
+		rc = store_list_names(r->store, "tree/", &packs);
 	doomed = xcalloc(packs.n + 1, sizeof(*doomed));
 	unindex = xcalloc(packs.n + 1, sizeof(*unindex));
 	for (size_t i = 0; !rc && i < packs.n; i++) {
@@ -192,7 +166,7 @@ static int packs_pass(struct repo *r, const struct keys_key *dk, const struct re
 		fetch_index_save(r, idx);
 	free(doomed);
 	free(unindex);
-	names_free(&packs);
+	store_names_free(&packs);
 	index_free(idx);
 	return rc;
 }
@@ -214,8 +188,8 @@ static int object_key(struct repo *r, enum keys_obj_kind kind, const char *name,
 static int records_pass(struct repo *r, const struct keys_key *dk, const struct reencrypt_opts *o,
 			struct reencrypt_stats *st)
 {
-	struct names recs = { 0 };
-	int rc = store_list(r->store, "snapshots/", names_add, &recs);
+	struct store_names recs = { 0 };
+	int rc = store_list_names(r->store, "snapshots/", &recs);
 
 	for (size_t i = 0; !rc && i < recs.n; i++) {
 		struct buf raw = BUF_INIT, plain = BUF_INIT;
@@ -237,7 +211,7 @@ static int records_pass(struct repo *r, const struct keys_key *dk, const struct 
 		buf_free(&plain);
 		progress(o, "snapshots", i + 1, recs.n);
 	}
-	names_free(&recs);
+	store_names_free(&recs);
 	return rc;
 }
 
@@ -268,7 +242,7 @@ static int head_pass(struct repo *r, const struct keys_key *dk, struct reencrypt
 static int retire(struct repo *r, const struct keys_key *dk, const struct reencrypt_opts *o,
 		  struct reencrypt_stats *st)
 {
-	struct names keys = { 0 };
+	struct store_names keys = { 0 };
 	const struct keys_key *id;
 	const char **gone;
 	char cur[1][KEYS_ID_SIZE];
@@ -279,7 +253,7 @@ static int retire(struct repo *r, const struct keys_key *dk, const struct reencr
 	if (!rc && (!r->keyset || r->keyset->n != 1 || strcmp(r->keyset->current, cur[0])))
 		rc = repo_keyset_write(r, cur[0], (const char (*)[KEYS_ID_SIZE])cur, 1);
 	if (!rc)
-		rc = store_list(r->store, "keys/", names_add, &keys);
+		rc = store_list_names(r->store, "keys/", &keys);
 	gone = xcalloc(keys.n + 1, sizeof(*gone));
 	for (size_t i = 0; !rc && i < keys.n; i++) {
 		char key_id[KEYS_ID_SIZE], kek_id[KEYS_ID_SIZE];
@@ -300,7 +274,7 @@ static int retire(struct repo *r, const struct keys_key *dk, const struct reencr
 	if (!rc)
 		st->keys_retired = n;
 	free(gone);
-	names_free(&keys);
+	store_names_free(&keys);
 	return rc;
 }
 

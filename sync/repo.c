@@ -337,30 +337,8 @@ static int key_load_one(const char *name, uint64_t size, void *arg)
 	return rc > 0 ? 0 : rc;
 }
 
-struct names {
-	char **v;
-	size_t n;
-};
-
-static int names_add(const char *key, uint64_t size, void *arg)
-{
-	struct names *l = arg;
-
-	(void)size;
-	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
-	l->v[l->n++] = xstrdup(key);
-	return 0;
-}
-
-static void names_free(struct names *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-}
-
 /* key_load_one for each wrap name, as one pass of k. */
-static int load_pass(struct key_load *k, const struct names *wraps, int pass)
+static int load_pass(struct key_load *k, const struct store_names *wraps, int pass)
 {
 	int rc = 0;
 
@@ -429,7 +407,7 @@ static int load_keys(struct repo *r, const struct keys_kek *kek, const char *url
 {
 	struct key_load k = { .r = r, .kek = kek, .cp = { url, r->cp.token_file, r->cp.ca_file } };
 	struct keys_set *set = xcalloc(1, sizeof(*set));
-	struct names wraps = { NULL, 0 };
+	struct store_names wraps = { 0 };
 	struct buf obj = BUF_INIT;
 	struct store_info info;
 	int rc = keys_ring_empty(r->ws_id, &r->ring);
@@ -445,7 +423,7 @@ static int load_keys(struct repo *r, const struct keys_kek *kek, const char *url
 			rc = 0;	/* made before key sets: every key counts */
 	}
 	if (!rc)
-		rc = store_list(r->store, "keys/", names_add, &wraps);
+		rc = store_list_names(r->store, "keys/", &wraps);
 	if (!rc)
 		rc = load_pass(&k, &wraps, 1);
 	if (!rc && k.set) {
@@ -478,7 +456,7 @@ static int load_keys(struct repo *r, const struct keys_kek *kek, const char *url
 	if (set)
 		keys_set_free(set);
 	free(set);
-	names_free(&wraps);
+	store_names_free(&wraps);
 	buf_free(&obj);
 	free(k.why);
 	return rc;

@@ -266,6 +266,30 @@ int store_list(struct store *s, const char *prefix, store_list_fn fn, void *arg)
 	return rc < 0 ? err_prefix(rc, "%s: list '%s'", s->url, prefix) : rc;
 }
 
+static int names_add(const char *key, uint64_t size, void *arg)
+{
+	struct store_names *l = arg;
+
+	(void)size;
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = xstrdup(key);
+	return 0;
+}
+
+int store_list_names(struct store *s, const char *prefix, struct store_names *names)
+{
+	return store_list(s, prefix, names_add, names);
+}
+
+void store_names_free(struct store_names *names)
+{
+	for (size_t i = 0; i < names->n; i++)
+		free(names->v[i]);
+	free(names->v);
+	names->v = NULL;
+	names->n = 0;
+}
+
 int store_del(struct store *s, const char *key)
 {
 	int rc;

@@ -185,6 +185,16 @@ int store_get_max_op(struct store *s, const char *key, uint64_t max, struct buf 
 		     struct store_info *info);
 int store_head(struct store *s, const char *key, struct store_info *info);
 int store_list(struct store *s, const char *prefix, store_list_fn fn, void *arg);
+/* The keys store_list_names gathers ({ 0 } is an empty list). */
+struct store_names {
+	char **v;
+	size_t n;
+};
+/* Appends every key under prefix to *names, in store_list's order; after
+ * an error, what was listed before it stays.  0 or store_list's code. */
+int store_list_names(struct store *s, const char *prefix, struct store_names *names);
+/* Frees the keys of names and empties it. */
+void store_names_free(struct store_names *names);
 int store_del(struct store *s, const char *key);
 int store_del_many(struct store *s, const char *const *keys, size_t n);
 

@@ -399,12 +399,14 @@ section "key set: a retired data key put back"
 FORGE="python3 $SRCDIR/tests/forge.py"
 digest() { (cd "$1" && find . -type f -printf '%p %s\n' | sort && find . -type f -exec cat {} + | sha256sum); }
 # new_ws TENANT: a new workspace of TENANT on $FS under a new tenant key
-# $TMP/TENANT.key; sets NW (its id) and NWD (its dir in the store)
+# $TMP/TENANT.key; sets NW (its id), NWD (its dir in the store) and NA
+# (the options that name it to cairn and cairn-keyadm)
 new_ws() {
 	run "$CAIRN" init --store "$FS" --tenant "$1" --key "file:$TMP/$1.key" --create-key --json
 	check "$1: init" rc_is 0
 	NW=$(jget workspace)
 	NWD=${FS#file://}/tenants/$1/workspaces/$NW
+	NA="--store $FS --tenant $1 --workspace $NW --key file:$TMP/$1.key"
 }
 # as_before_keysets DIR: the workspace in DIR as cairn wrote it before key
 # sets (the same objects, no keyset, config format 1)
@@ -412,11 +414,8 @@ as_before_keysets() {
 	rm "$1/keyset"
 	sed 's/"format":2/"format":1/' "$1/config" >"$TMP/cfg" && cat "$TMP/cfg" >"$1/config"
 }
-R="--store $FS --tenant t3"
 new_ws t3
-W3=$NW
-WD3=$NWD
-RK="$R --workspace $W3 --key file:$TMP/t3.key"
+W3=$NW WD3=$NWD RK=$NA
 check "t3: init wrote a key set" test -f "$WD3/keyset"
 check "t3: and config format 2" grep -q '"format":2' "$WD3/config"
 run "$CAIRN" cat keyset --json $RK
@@ -513,11 +512,9 @@ run env CAIRN_CONTROL_PLANE="$CP_URL" "$CAIRN" ls $RK --state-dir "$TMP/state-t3
 check "older key set accepted: a new VM that asks the control plane opens it without --allow-rollback" rc_is 0
 
 section "key set: the new wrap deleted after dek rotate"
-N="--store $FS --tenant t6"
 new_ws t6
-W6=$NW
-WD6=$NWD
-NK="$N --workspace $W6 --key file:$TMP/t6.key --state-dir $TMP/state-t6"
+WD6=$NWD N6=$NA
+NK="$N6 --state-dir $TMP/state-t6"
 run "$CAIRN" snapshot "$WS" $NK -q
 check "t6: a snapshot" rc_is 0
 run "$KEYADM" dek rotate $NK --json
@@ -532,16 +529,13 @@ check "the new wrap deleted: saying so" \
 	err_has "its key set (serial 2) names data key $NEW6 as current, but keys/ holds no wrap of it"
 check "the new wrap deleted: one line" one_line
 check "the new wrap deleted: nothing was written" eq "$(digest "$WD6")" "$before"
-run "$CAIRN" restore latest "$TMP/r-nowrap" $N --workspace "$W6" --key "file:$TMP/t6.key" --state-dir "$TMP/state-t6b"
+run "$CAIRN" restore latest "$TMP/r-nowrap" $N6 --state-dir "$TMP/state-t6b"
 check "the new wrap deleted: a restore on a new machine is refused too" rc_is 1
 rm -f "$WS/sub/t3.txt" "$WS/sub/t6.txt"
 
 section "key set: a workspace made before key sets"
-L="--store $FS --tenant t4"
 new_ws t4
-W4=$NW
-WD4=$NWD
-LK="$L --workspace $W4 --key file:$TMP/t4.key"
+WD4=$NWD LK=$NA
 run "$CAIRN" snapshot "$WS" $LK -q
 as_before_keysets "$WD4"
 run "$CAIRN" restore latest "$TMP/r-old-ws" $LK --state-dir "$TMP/state-t4"
