@@ -236,7 +236,8 @@ static int head_pass(struct repo *r, const struct keys_key *dk, struct reencrypt
 }
 
 /* Makes the current data key the only live one: a key set that lists it
- * alone (unless the key set says so already), then the wraps of every
+ * alone (unless the key set says so already, and is not one older than a
+ * serial seen, accepted with --allow-rollback), then the wraps of every
  * other key but the identity key deleted: the data keys it retires, and
  * any wrap no key set lists (an interrupted dek rotate, or one put back). */
 static int retire(struct repo *r, const struct keys_key *dk, const struct reencrypt_opts *o,
@@ -250,7 +251,8 @@ static int retire(struct repo *r, const struct keys_key *dk, const struct reencr
 	int rc = keys_ring_identity(r->ring, &id);
 
 	snprintf(cur[0], sizeof(cur[0]), "%s", keys_key_id(dk));
-	if (!rc && (!r->keyset || r->keyset->n != 1 || strcmp(r->keyset->current, cur[0])))
+	if (!rc && (!r->keyset || r->keyset->n != 1 || strcmp(r->keyset->current, cur[0]) ||
+		    r->keyset->serial < r->keyset_floor))
 		rc = repo_keyset_write(r, cur[0], (const char (*)[KEYS_ID_SIZE])cur, 1);
 	if (!rc)
 		rc = store_list_names(r->store, "keys/", &keys);

@@ -510,6 +510,14 @@ run "$CAIRN" cat keyset --json $RK
 check "older key set accepted: the next key set is serial 4, above the 3 seen (not 3 again)" eq "$(jget serial)" 4
 run env CAIRN_CONTROL_PLANE="$CP_URL" "$CAIRN" ls $RK --state-dir "$TMP/state-t3-vm5"
 check "older key set accepted: a new VM that asks the control plane opens it without --allow-rollback" rc_is 0
+cp "$TMP/t3-keyset.3" "$WD3/keyset"
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$KEYADM" reencrypt $RK --retire --allow-rollback --json
+check "older key set accepted: reencrypt --retire" rc_is 0
+run "$CAIRN" cat keyset --json $RK
+check "older key set accepted: reencrypt --retire writes key set 5 even when the older one lists the current key alone" \
+	eq "$(jget serial) $(jget live.0)" "5 $NEW3"
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$CAIRN" ls $RK --state-dir "$TMP/state-t3-vm6"
+check "older key set accepted: then a new VM opens it without --allow-rollback" rc_is 0
 
 section "key set: the new wrap deleted after dek rotate"
 new_ws t6
