@@ -500,7 +500,7 @@ static int reencrypt(int argc, char **argv)
 
 static const struct cmd_entry reencrypt_entry = {
 	"reencrypt", "--key KEY [--workspace W] [--retire] [--tenant T] [--store URL]",
-	"rewrite old packs under the current data key; --retire deletes the old keys", reencrypt,
+	"rewrite old packs under the current data key; --retire retires the old keys", reencrypt,
 };
 
 /* ---- main --------------------------------------------------------------- */
