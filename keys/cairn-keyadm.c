@@ -415,7 +415,7 @@ static int dek_rotate(int argc, char **argv)
 	rc = open_repo(&dek_rotate_entry, &c, &r, &owned);
 	if (!rc && load_kek(c.ro.key, &kek))
 		rc = cmd_fail(&dek_rotate_entry, NULL);
-	if (!rc && repo_add_data_key(r, kek, key_id))
+	if (!rc && repo_rotate_data_key(r, kek, key_id))
 		rc = cmd_fail(&dek_rotate_entry, NULL);
 	if (!rc && c.json)
 		cmd_json_line(json_pack("{s:s, s:s, s:s}", "workspace", r->ws_id, "data_key", key_id,
@@ -500,7 +500,7 @@ static int reencrypt(int argc, char **argv)
 
 static const struct cmd_entry reencrypt_entry = {
 	"reencrypt", "--key KEY [--workspace W] [--retire] [--tenant T] [--store URL]",
-	"rewrite old packs under the current data key; --retire deletes the old keys", reencrypt,
+	"rewrite old packs under the current data key; --retire retires the old keys", reencrypt,
 };
 
 /* ---- main --------------------------------------------------------------- */

@@ -170,6 +170,8 @@ int keys_key_make(enum keys_key_kind kind, const char *key_id,
 					   KEYS_CTX_BLOB_ID, k->key);
 		crypto_kdf_derive_from_key(k->sub_b, KEYS_KEY_LEN, KEYS_SUBKEY_ID,
 					   KEYS_CTX_CHUNKER, k->key);
+		crypto_kdf_derive_from_key(k->sub_c, KEYS_KEY_LEN, KEYS_SUBKEY_ID,
+					   KEYS_CTX_KEYSET, k->key);
 	} else {
 		crypto_kdf_derive_from_key(k->sub_a, KEYS_KEY_LEN, KEYS_SUBKEY_ID,
 					   KEYS_CTX_SEAL, k->key);
@@ -378,7 +380,7 @@ int keys_ring_find(const struct keys_ring *r, const char *key_id,
 
 	*out = NULL;
 	if (!k || k->kind != KEYS_KEY_DATA)
-		return err_set(-ENOENT, "data key %s is not in the keyring of workspace %s",
+		return err_set(-EKEYREJECTED, "data key %s is not a live key of workspace %s (retired, or its wrap is missing): what it sealed is refused",
 			       keys_id_valid(key_id) ? key_id : "(invalid id)", r->ws_id);
 	*out = k;
 	return 0;
@@ -386,12 +388,12 @@ int keys_ring_find(const struct keys_ring *r, const char *key_id,
 
 int keys_ring_set_current(struct keys_ring *r, const char *key_id)
 {
-	const struct keys_key *k;
-	int rc = keys_ring_find(r, key_id, &k);
+	struct keys_key *k = keys_id_valid(key_id) ? keys_ring_lookup(r, key_id) : NULL;
 
-	if (rc)
-		return rc;
-	r->current = (struct keys_key *)k;
+	if (!k || k->kind != KEYS_KEY_DATA)
+		return err_set(-ENOENT, "data key %s is not in the keyring of workspace %s",
+			       keys_id_valid(key_id) ? key_id : "(invalid id)", r->ws_id);
+	r->current = k;
 	return 0;
 }
 

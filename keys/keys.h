@@ -8,8 +8,10 @@
  * docs/format.md.
  *
  *   tenant key (KEK) ── wraps ──► workspace keys:
- *     identity key (made at init, never rotates) → blob-id key, chunker key
+ *     identity key (made at init, never rotates) → blob-id key, chunker key,
+ *                                                   key-set MAC key
  *     data keys (rotatable, by key id)           → sealing key
+ * and the key set, which says which data keys are live (keys_set_*).
  *
  * Every function returns 0 or a negative errno code and, on error, leaves one
  * line in err_msg() naming the object; no message ever holds secret bytes.
@@ -47,6 +49,10 @@
  * includes the terminating NUL (keys_kek_format writes no newline). */
 #define KEYS_KEK_TEXT_LEN 74
 #define KEYS_KEK_TEXT_SIZE (KEYS_KEK_TEXT_LEN + 1)
+
+/* A wrapped key object is exactly 124 + n bytes (n: workspace id length);
+ * a reader fetches none larger than this. */
+#define KEYS_WRAPPED_MAX 4096
 
 /* "keys/" + key id + "." + kek id */
 #define KEYS_WRAPPED_NAME_LEN (5 + KEYS_ID_LEN + 1 + KEYS_ID_LEN)
@@ -269,8 +275,10 @@ int keys_ring_set_current(struct keys_ring *r, const char *key_id);
  * (an empty ring gets one from keys_ring_set_current). */
 int keys_ring_current(const struct keys_ring *r, const struct keys_key **out);
 
-/* The data key key_id into *out.  Returns 0 or -ENOENT ("data key X is not
- * in the keyring of workspace W"). */
+/* The data key key_id into *out.  Returns 0 or -EKEYREJECTED ("data key X
+ * is not a live key of workspace W ...": retired, or never unwrapped): what
+ * names such a key is refused, which callers must not take for an object
+ * that is not there (-ENOENT). */
 int keys_ring_find(const struct keys_ring *r, const char *key_id,
 		   const struct keys_key **out);
 
@@ -291,6 +299,50 @@ void keys_ring_free(struct keys_ring *r);
 /* A key's id (16 lowercase hex) and kind, valid while its ring lives. */
 const char *keys_key_id(const struct keys_key *k);
 enum keys_key_kind keys_key_kind(const struct keys_key *k);
+
+/* ---- the key set --------------------------------------------------------- */
+/*
+ * Which data keys of a workspace are live, and which one new writes use:
+ * a record MACed with a subkey of the identity key (never rotated, held by
+ * every reader), with a serial that grows with every change so that an
+ * older record put back can be told from the current one (the caller
+ * remembers the highest serial seen).  Layout in docs/format.md, "Key set".
+ */
+#define KEYS_SET_VERSION 1
+#define KEYS_SET_MAX_KEYS 1024	/* live data keys in one set */
+/* a record is 78 + n + 8 * keys bytes: at most 8334 */
+#define KEYS_SET_MAX 65536	/* the most a reader fetches */
+
+struct keys_set {
+	uint64_t serial;		/* 1, 2, ...: grows with each change */
+	uint64_t created;		/* unix seconds when it was written */
+	char identity[KEYS_ID_SIZE];	/* the identity key it was made with */
+	char current[KEYS_ID_SIZE];	/* the data key new writes use */
+	size_t n;			/* live data keys, current among them */
+	char (*live)[KEYS_ID_SIZE];	/* sorted (parse); any order (encode) */
+};
+
+/* Encodes set (serial, created, current and the n live ids; its identity
+ * is ring's identity key) for ring's workspace and appends the record,
+ * MACed, to out.  Returns 0, -ENOENT (no identity key in ring) or -EINVAL
+ * (serial 0, no or too many keys, an id twice, the identity key among the
+ * data keys, the current key not among them). */
+int keys_set_encode(const struct keys_ring *ring, const struct keys_set *set, struct buf *out);
+
+/* Parses a record of workspace ws_id into *out (its live ids sorted)
+ * without checking its MAC (keys_set_verify does, once the identity key it
+ * names is unwrapped).  Returns 0, -EBADMSG (malformed, non-canonical, of
+ * another workspace) or -ENOTSUP (unknown version or MAC algorithm).  The
+ * caller frees *out with keys_set_free. */
+int keys_set_parse(const uint8_t *obj, size_t len, const char *ws_id, struct keys_set *out);
+
+/* Checks a record's MAC with ring's identity key: 0, -ENOENT (no identity
+ * key) or -EBADMSG (another identity key, or altered). */
+int keys_set_verify(const struct keys_ring *ring, const uint8_t *obj, size_t len);
+
+/* 1 when key_id is one of set's live data keys, else 0 (also for NULL). */
+int keys_set_has(const struct keys_set *set, const char *key_id);
+void keys_set_free(struct keys_set *set);
 
 /* ---- ids and chunking (from the identity key) --------------------------- */
 
@@ -358,8 +410,9 @@ int keys_open_object(const struct keys_key *dk, enum keys_obj_kind kind,
 		     const uint8_t *sealed, size_t len, struct buf *out);
 
 /* keys_open_object with whichever data key of ring the object's header
- * names (keys_object_key_id, then keys_ring_find).  Returns 0, -ENOENT when
- * the ring has no such key, or an error of keys_open_object. */
+ * names (keys_object_key_id, then keys_ring_find).  Returns 0,
+ * -EKEYREJECTED when the ring has no such key, or an error of
+ * keys_open_object. */
 int keys_ring_open_object(const struct keys_ring *ring, enum keys_obj_kind kind,
 			  const char *object_name, const char *ws_id,
 			  const uint8_t *sealed, size_t len, struct buf *out);

@@ -26,6 +26,7 @@
 #define KEYS_CTX_KEK_CHECK "cairnkcv"	/* KEK -> check value (16 bytes) */
 #define KEYS_CTX_BLOB_ID "cairnbid"	/* identity key -> blob-id key */
 #define KEYS_CTX_CHUNKER "cairnchk"	/* identity key -> chunker key */
+#define KEYS_CTX_KEYSET "cairnset"	/* identity key -> key-set MAC key */
 #define KEYS_CTX_SEAL "cairnsea"	/* data key -> sealing key */
 #define KEYS_SUBKEY_ID 1
 
@@ -44,6 +45,7 @@ struct keys_key {
 	uint8_t key[KEYS_KEY_LEN];
 	uint8_t sub_a[KEYS_KEY_LEN];	/* identity: blob-id key; data: sealing key */
 	uint8_t sub_b[KEYS_KEY_LEN];	/* identity: chunker key; data: zero */
+	uint8_t sub_c[KEYS_KEY_LEN];	/* identity: key-set MAC key; data: zero */
 };
 
 /* Parses 16 lowercase hex digits into 8 bytes.  Returns 0 or -EINVAL. */

@@ -83,6 +83,7 @@ const char *err_kind(int code)
 	case -EACCES: return "access denied";
 	case -EPERM: return "not permitted";
 	case -EBADMSG: return "integrity check failed";
+	case -EKEYREJECTED: return "key not live";
 	case -EINVAL: return "invalid input";
 	case -EIO: return "I/O error";
 	case -ENOTSUP: return "not supported";

@@ -9,6 +9,8 @@
  *   -EAGAIN    transient (retry)    -EACCES               auth refused
  *   -EBADMSG   integrity failure    -EINVAL               bad input
  *   -EIO       store or disk error  -ENOTSUP              format/version unknown
+ *   -EKEYREJECTED  sealed under a data key that is not live (retired, or
+ *                  its wrap missing): refused, which is not "not found"
  */
 #ifndef CAIRN_ERR_H
 #define CAIRN_ERR_H

@@ -67,7 +67,7 @@ int blob_encode(const struct keys_ring *ring, enum keys_blob_type type,
  *             not match how it was sealed, a zstd frame that is malformed or
  *             whose content size is not ref->raw_length, or
  *             "blob <id>: content does not match its id";
- *   -ENOENT   data key ref->key_id not in the ring (or no identity key);
+ *   -EKEYREJECTED  data key ref->key_id not in the ring (not live);
  *   -ENOTSUP  unknown compression value;
  *   -EINVAL   malformed ref (unknown type, key id not 16 lowercase hex).
  * Never appends anything on error.  Thread-safe like blob_encode. */

@@ -91,6 +91,18 @@ static int ly_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 	return rc;
 }
 
+static int ly_get_max(struct store *s, const char *key, uint64_t max, struct buf *out,
+		      struct store_info *info)
+{
+	struct layer *l = layer_of(s);
+	size_t before = out->len;
+	int rc = store_get_max_op(l->base, key, max, out, info);
+
+	if (out->len > before)
+		l->bytes += out->len - before;
+	return rc;
+}
+
 static int ly_head(struct store *s, const char *key, struct store_info *info)
 {
 	struct layer *l = layer_of(s);
@@ -146,6 +158,7 @@ static void ly_close(struct store *s)
 static const struct store_ops layer_ops = {
 	.put = ly_put,
 	.get = ly_get,
+	.get_max = ly_get_max,
 	.head = ly_head,
 	.list = ly_list,
 	.del = ly_del,
@@ -298,8 +311,8 @@ static int classify(const char *key, uint64_t size, void *arg)
 
 	if (!strcmp(key, "config"))
 		c->have_config = 1;
-	else if (!strcmp(key, "head") || !strcmp(key, "lease"))
-		;	/* read by name */
+	else if (!strcmp(key, "head") || !strcmp(key, "lease") || !strcmp(key, REPO_KEYSET_NAME))
+		;	/* read by name (the key set when the workspace was opened) */
 	else if (!strncmp(key, "keys/", 5))
 		add_object(&c->keys, &c->nkeys, key, size);
 	else if (!strncmp(key, "data/", 5) || !strncmp(key, "tree/", 5)) {
@@ -335,18 +348,19 @@ static void check_config(struct ck *c)
 		report(c, CHECK_MISSING, "config", "config is not in the store");
 		return;
 	}
-	rc = store_get(c->r->store, "config", 0, STORE_TO_END, &b, NULL);
+	rc = store_get_max(c->r->store, "config", REPO_CONFIG_MAX, "config", &b, NULL);
 	if (rc)
 		report(c, CHECK_DAMAGED, "config", "%s", err_msg());
 	else if (!(o = json_loadb((const char *)b.data, b.len, 0, NULL)) ||
 		 json_unpack(o, "{s:I, s:s, s:s}", "format", &format, "workspace", &ws,
 			     "tenant", &tenant) < 0)
 		report(c, CHECK_DAMAGED, "config", "config is not a cairn config object");
-	else if (format != REPO_FORMAT_VERSION || strcmp(ws, c->r->ws_id) ||
-		 strcmp(tenant, c->r->tenant))
+	else if (format < REPO_FORMAT_MIN || format > REPO_FORMAT_VERSION ||
+		 strcmp(ws, c->r->ws_id) || strcmp(tenant, c->r->tenant))
 		report(c, CHECK_DAMAGED, "config",
-		       "config says format %lld, workspace %s, tenant %s; expected %d, %s, %s",
-		       (long long)format, ws, tenant, REPO_FORMAT_VERSION, c->r->ws_id, c->r->tenant);
+		       "config says format %lld, workspace %s, tenant %s; expected %d to %d, %s, %s",
+		       (long long)format, ws, tenant, REPO_FORMAT_MIN, REPO_FORMAT_VERSION,
+		       c->r->ws_id, c->r->tenant);
 	json_decref(o);
 	buf_free(&b);
 }
@@ -367,7 +381,7 @@ static void check_keys(struct ck *c)
 			continue;
 		}
 		buf_reset(&obj);
-		rc = store_get(c->r->store, name, 0, STORE_TO_END, &obj, NULL);
+		rc = store_get_max(c->r->store, name, KEYS_WRAPPED_MAX, "wrapped key", &obj, NULL);
 		if (!rc)
 			rc = keys_wrap_peek(obj.data, obj.len, &info);
 		if (rc) {
@@ -380,6 +394,11 @@ static void check_keys(struct ck *c)
 			report(c, CHECK_DAMAGED, name,
 			       "%s holds key %s of workspace %s wrapped by %s, not what its name says",
 			       name, info.key_id, info.ws_id, info.kek_id);
+		else if (c->r->keyset && strcmp(key_id, c->r->keyset->identity) &&
+			 !keys_set_has(c->r->keyset, key_id))
+			report(c, CHECK_STRAY, name,
+			       "%s wraps %s key %s, which the key set does not list: a retired key, or the wrap of an interrupted dek rotate; nothing is opened with it (cairn-keyadm reencrypt --retire removes it)",
+			       name, keys_key_kind_name(info.kind), key_id);
 	}
 	buf_free(&obj);
 	progress(c, "keys");
@@ -562,7 +581,7 @@ static void read_pack(struct ck *c, const struct object *p)
 {
 	struct buf bytes = BUF_INIT, plain = BUF_INIT;
 	struct pack_header h = { 0 };
-	int rc = store_get(c->r->store, p->name, 0, STORE_TO_END, &bytes, NULL);
+	int rc = store_get_max(c->r->store, p->name, PACK_MAX_SIZE, "pack", &bytes, NULL);
 
 	if (!rc && bytes.len != p->size)
 		rc = err_set(-EBADMSG, "%s is %zu bytes, the listing said %llu (changed while read?)",

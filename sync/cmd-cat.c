@@ -99,7 +99,7 @@ out:
 static int cat_config(struct repo *r)
 {
 	struct buf b = BUF_INIT;
-	int rc = store_get(r->store, "config", 0, STORE_TO_END, &b, NULL);
+	int rc = store_get_max(r->store, "config", REPO_CONFIG_MAX, "config", &b, NULL);
 
 	if (!rc)
 		rc = write_raw(b.data, b.len);
@@ -421,7 +421,7 @@ static int cat_key(const struct cmd_common *c, struct repo *r, const char *arg)
 		rc = err_set(-EINVAL, "key %s is ambiguous (%zu wrapped keys match): give keys/<key id>.<kek id>",
 			     arg, m.found);
 	if (!rc)
-		rc = store_get(r->store, m.name, 0, STORE_TO_END, &obj, NULL);
+		rc = store_get_max(r->store, m.name, KEYS_WRAPPED_MAX, "wrapped key", &obj, NULL);
 	if (!rc)
 		rc = keys_wrap_peek(obj.data, obj.len, &info);
 	if (!rc) {
@@ -443,6 +443,25 @@ static int cat_key(const struct cmd_common *c, struct repo *r, const char *arg)
 	return rc;
 }
 
+/* The key set as the workspace was opened with it (verified then): its
+ * serial, time, identity key, current key and live data keys. */
+static int cat_keyset(const struct cmd_common *c, struct repo *r)
+{
+	json_t *o, *live;
+
+	if (!r->keyset)
+		return err_set(-ENOENT, "workspace %s has no key set yet (made before key sets): cairn-keyadm dek rotate or reencrypt --retire writes its first",
+			       r->ws_id);
+	live = json_array();
+	for (size_t i = 0; i < r->keyset->n; i++)
+		json_array_append_new(live, json_string(r->keyset->live[i]));
+	o = json_pack("{s:s, s:I, s:I, s:s, s:s, s:o}", "name", REPO_KEYSET_NAME,
+		      "serial", (json_int_t)r->keyset->serial, "created", (json_int_t)r->keyset->created,
+		      "identity", r->keyset->identity, "current", r->keyset->current, "live", live);
+	print_json(c, o);
+	return 0;
+}
+
 /* ---- the command -------------------------------------------------------- */
 
 static int cmd_cat_exec(int argc, char **argv)
@@ -452,7 +471,7 @@ static int cmd_cat_exec(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const with_arg[] = { "snapshot", "index", "pack", "tree", "blob", "key" };
-	static const char *const without[] = { "config", "head", "lease" };
+	static const char *const without[] = { "config", "head", "lease", "keyset" };
 	struct cmd_common c = { 0 };
 	struct repo *r = NULL;
 	const char *kind, *arg;
@@ -485,6 +504,8 @@ static int cmd_cat_exec(int argc, char **argv)
 		rc = cat_record(&c, r, KEYS_OBJ_HEAD, "head");
 	else if (!strcmp(kind, "lease"))
 		rc = cat_record(&c, r, KEYS_OBJ_LEASE, "lease");
+	else if (!strcmp(kind, "keyset"))
+		rc = cat_keyset(&c, r);
 	else if (!strcmp(kind, "snapshot"))
 		rc = cat_snapshot(&c, r, arg);
 	else if (!strcmp(kind, "index"))
@@ -506,7 +527,7 @@ static int cmd_cat_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_cat_entry = {
 	.name = "cat",
-	.usage = "config|head|lease|snapshot ID|index NAME|pack NAME|tree ID|blob ID|key NAME " CMD_COMMON_USAGE,
+	.usage = "config|head|lease|keyset|snapshot ID|index NAME|pack NAME|tree ID|blob ID|key NAME " CMD_COMMON_USAGE,
 	.summary = "print one object of the repository, decrypted, for debugging",
 	.exec = cmd_cat_exec,
 };

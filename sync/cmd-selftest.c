@@ -19,6 +19,8 @@
 #include "err.h"
 #include "fsutil.h"
 #include "keys.h"
+#include "pack.h"
+#include "repo.h"
 #include "store.h"
 
 struct selftest {
@@ -80,14 +82,18 @@ static int st_put(struct selftest *t, const char *key, const struct buf *b,
 	return rc;
 }
 
+/* A GET of key under t's prefix into out (emptied first): with what, the
+ * whole object if it is at most len bytes (store_get_max; what names its
+ * kind for the message, off is ignored); without, len bytes from off. */
 static int st_get(struct selftest *t, const char *key, uint64_t off, uint64_t len,
-		  struct buf *out, struct store_info *info)
+		  const char *what, struct buf *out)
 {
 	char *k = st_key(t, key);
 	int rc;
 
 	buf_reset(out);
-	rc = store_get(t->store, k, off, len, out, info);
+	rc = what ? store_get_max(t->store, k, len, what, out, NULL) :
+		    store_get(t->store, k, off, len, out, NULL);
 	free(k);
 	return rc;
 }
@@ -132,7 +138,7 @@ static int st_load_key(const char *key, uint64_t size, void *arg)
 	(void)size;
 	rc = keys_wrapped_name_parse(name, key_id, kek_id);
 	if (!rc)
-		rc = st_get(c->t, name, 0, STORE_TO_END, &obj, NULL);
+		rc = st_get(c->t, name, 0, KEYS_WRAPPED_MAX, "wrapped key", &obj);
 	if (!rc)
 		rc = keys_ring_add_wrapped(c->ring, c->kek, obj.data, obj.len, key_id, kek_id);
 	buf_free(&obj);
@@ -238,7 +244,7 @@ static int st_blobs(struct selftest *t, const struct keys_ring *ring,
 	if (!rc)
 		rc = st_put(t, name, &sealed, STORE_ALWAYS, NULL, NULL);
 	if (!rc)
-		rc = st_get(t, name, 0, STORE_TO_END, &got, NULL);
+		rc = st_get(t, name, 0, PACK_MAX_SIZE, "pack", &got);
 	keys_ring_find(loaded, keys_key_id(dk), &dk2);
 	if (!rc)
 		rc = keys_open_blob(dk2, KEYS_BLOB_DATA, id, got.data, got.len, &plain);
@@ -248,7 +254,7 @@ static int st_blobs(struct selftest *t, const struct keys_ring *ring,
 		goto out;
 	}
 	st_pass(t, "1 MiB blob sealed, stored, fetched and opened byte for byte");
-	rc = st_get(t, name, 1000, 4096, &got, NULL);
+	rc = st_get(t, name, 1000, 4096, NULL, &got);
 	if (rc || got.len != 4096 || memcmp(got.data, sealed.data + 1000, 4096) != 0) {
 		rc = st_fail(rc, "range read of a stored blob");
 		free(name);
@@ -286,7 +292,7 @@ static int st_head(struct selftest *t, const struct keys_ring *ring, const char 
 	if (!rc)
 		rc = st_put(t, "head", &obj, STORE_IF_NONE_MATCH, NULL, &first);
 	if (!rc)
-		rc = st_get(t, "head", 0, STORE_TO_END, &got, NULL);
+		rc = st_get(t, "head", 0, REPO_HEAD_MAX, "head", &got);
 	if (!rc)
 		rc = keys_open_object(dk, KEYS_OBJ_HEAD, name, ws_id, got.data, got.len, &plain);
 	if (rc || plain.len != 12 || memcmp(plain.data, "generation 1", 12) != 0) {
@@ -327,32 +333,14 @@ out:
 	return rc;
 }
 
-struct del_ctx {
-	char **keys;
-	size_t n;
-};
-
-static int st_collect(const char *key, uint64_t size, void *arg)
-{
-	struct del_ctx *d = arg;
-
-	(void)size;
-	d->keys = xrealloc(d->keys, (d->n + 1) * sizeof(*d->keys));
-	d->keys[d->n++] = xstrdup(key);
-	return 0;
-}
-
 static int st_cleanup(struct selftest *t)
 {
-	struct del_ctx d = { 0 };
-	int rc;
+	struct store_names d = { 0 };
+	int rc = store_list_names(t->store, t->prefix, &d);
 
-	rc = store_list(t->store, t->prefix, st_collect, &d);
 	if (!rc)
-		rc = store_del_many(t->store, (const char *const *)d.keys, d.n);
-	for (size_t i = 0; i < d.n; i++)
-		free(d.keys[i]);
-	free(d.keys);
+		rc = store_del_many(t->store, (const char *const *)d.v, d.n);
+	store_names_free(&d);
 	return rc;
 }
 

@@ -300,26 +300,45 @@ int cplane_unwrap(const struct cplane *cp, const char *tenant, const char *ws_id
 	return rc;
 }
 
-int cplane_generation(const struct cplane *cp, const char *tenant, const char *ws_id,
-		      uint64_t generation, const char *snapshot_id, uint64_t *highest)
+/* POSTs req (consumed) to path, a report of counter `name` of workspace
+ * ws_id, and reads the highest value the control plane knows into
+ * *highest from the answer's member `name`. */
+static int counter_report(const struct cplane *cp, const char *path, const char *name,
+			  const char *ws_id, json_t *req, uint64_t *highest)
 {
-	json_t *req = json_pack("{s:s, s:s, s:I}", "tenant", tenant, "workspace_id", ws_id,
-				"generation", (json_int_t)generation), *reply = NULL, *g;
-	int rc;
+	json_t *reply = NULL, *g;
+	int rc = cplane_post(cp, path, req, &reply);
 
-	json_object_set_new(req, "snapshot", snapshot_id && *snapshot_id ? json_string(snapshot_id) : json_null());
-	if (cp->reporter)
-		json_object_set_new(req, "reporter", json_string(cp->reporter));
-	rc = cplane_post(cp, "/v1/generation", req, &reply);
 	json_decref(req);
 	if (rc)
-		return err_prefix(rc, "generation of workspace %s", ws_id);
-	g = json_object_get(reply, "generation");
+		return err_prefix(rc, "%s of workspace %s", name, ws_id);
+	g = json_object_get(reply, name);
 	if (!json_is_integer(g) || json_integer_value(g) < 0)
-		rc = err_set(-EBADMSG, "control plane %s: the generation answer has no generation (want {\"generation\": N})",
-			     cp->url);
+		rc = err_set(-EBADMSG, "control plane %s: the %s answer has no %s (want {\"%s\": N})",
+			     cp->url, path, name, name);
 	else
 		*highest = (uint64_t)json_integer_value(g);
 	json_decref(reply);
 	return rc;
+}
+
+int cplane_generation(const struct cplane *cp, const char *tenant, const char *ws_id,
+		      uint64_t generation, const char *snapshot_id, uint64_t *highest)
+{
+	json_t *req = json_pack("{s:s, s:s, s:I}", "tenant", tenant, "workspace_id", ws_id,
+				"generation", (json_int_t)generation);
+
+	json_object_set_new(req, "snapshot", snapshot_id && *snapshot_id ? json_string(snapshot_id) : json_null());
+	if (cp->reporter)
+		json_object_set_new(req, "reporter", json_string(cp->reporter));
+	return counter_report(cp, "/v1/generation", "generation", ws_id, req, highest);
+}
+
+int cplane_keyset(const struct cplane *cp, const char *tenant, const char *ws_id,
+		  uint64_t serial, uint64_t *highest)
+{
+	json_t *req = json_pack("{s:s, s:s, s:I}", "tenant", tenant, "workspace_id", ws_id,
+				"keyset", (json_int_t)serial);
+
+	return counter_report(cp, "/v1/keyset", "keyset", ws_id, req, highest);
 }

@@ -3,10 +3,11 @@
  * (docs/control-plane.md): JSON over HTTPS with a bearer token, the
  * server's certificate verified against a CA file or the system's CAs.
  *
- * Three exchanges use it: the idle report (cairnd), the key unwrap (the
- * https:// key provider: the VM sends a wrapped workspace key and gets the
- * key back, so it never holds the tenant key), and the generation report
- * (anti-rollback for a VM with no state dir).  The token and any key
+ * These exchanges use it: the idle and lease reports (cairnd), the key
+ * unwrap (the https:// key provider: the VM sends a wrapped workspace key
+ * and gets the key back, so it never holds the tenant key), and the
+ * generation and key-set reports (anti-rollback for a VM with no state
+ * dir).  The token and any key
  * received are wiped after use and never reach a message.
  */
 #ifndef CAIRN_CPLANE_H
@@ -58,5 +59,13 @@ int cplane_unwrap(const struct cplane *cp, const char *tenant, const char *ws_id
  * or an error of cplane_post; -EBADMSG for an answer without a generation. */
 int cplane_generation(const struct cplane *cp, const char *tenant, const char *ws_id,
 		      uint64_t generation, const char *snapshot_id, uint64_t *highest);
+
+/* Reports key set serial `serial` of workspace ws_id (0: it has none) and
+ * reads back the highest serial the control plane has been told of into
+ * *highest (anti-rollback of the key set, as for the head generation).
+ * Returns 0 or an error of cplane_post; -EBADMSG for an answer without a
+ * serial. */
+int cplane_keyset(const struct cplane *cp, const char *tenant, const char *ws_id,
+		  uint64_t serial, uint64_t *highest);
 
 #endif

@@ -229,7 +229,7 @@ static int read_sealed(struct repo *r, const struct index_entry *ent, struct buf
 	c = cache_of(r);
 	if (cache_read(c, ent->pack, ent->e.offset, ent->e.ref.length, sealed))
 		return 0;
-	rc = store_get(r->store, ent->pack, 0, STORE_TO_END, &whole, NULL);
+	rc = store_get_max(r->store, ent->pack, PACK_MAX_SIZE, "pack", &whole, NULL);
 	if (!rc) {
 		if (ent->e.offset <= whole.len && ent->e.ref.length <= whole.len - ent->e.offset)
 			buf_add(sealed, whole.data + ent->e.offset, ent->e.ref.length);

@@ -25,10 +25,9 @@
 
 #define GENERATION_FILE "generation"
 
-/* The highest generation this state dir has seen (0 when none). */
-static int state_generation(const struct repo *r, uint64_t *out)
+int repo_state_counter(const struct repo *r, const char *file, uint64_t *out)
 {
-	char *path = xasprintf("%s/" GENERATION_FILE, r->state_dir);
+	char *path = xasprintf("%s/%s", r->state_dir, file);
 	char text[32] = "";
 	FILE *f = fopen(path, "r");
 	int rc = 0;
@@ -36,7 +35,7 @@ static int state_generation(const struct repo *r, uint64_t *out)
 	*out = 0;
 	if (f) {
 		if (!fgets(text, sizeof(text), f) || sscanf(text, "%" SCNu64, out) != 1)
-			rc = err_set(-EBADMSG, "%s: not a generation number; remove the file to trust the store's head",
+			rc = err_set(-EBADMSG, "%s: not a number; remove the file to trust what the store holds",
 				     path);
 		fclose(f);
 	} else if (errno != ENOENT) {
@@ -46,17 +45,22 @@ static int state_generation(const struct repo *r, uint64_t *out)
 	return rc;
 }
 
-/* Records generation g in the state dir if it is higher than what is there. */
-int repo_state_note_generation(struct repo *r, uint64_t g)
+/* The highest generation this state dir has seen (0 when none). */
+static int state_generation(const struct repo *r, uint64_t *out)
+{
+	return repo_state_counter(r, GENERATION_FILE, out);
+}
+
+int repo_state_note_counter(struct repo *r, const char *file, uint64_t g)
 {
 	char *path, *tmp;
 	char text[32];
 	uint64_t cur;
-	int fd, rc = state_generation(r, &cur);
+	int fd, rc = repo_state_counter(r, file, &cur);
 
 	if (rc || g <= cur)
 		return rc;
-	path = xasprintf("%s/" GENERATION_FILE, r->state_dir);
+	path = xasprintf("%s/%s", r->state_dir, file);
 	tmp = xasprintf("%s.tmp", path);
 	snprintf(text, sizeof(text), "%" PRIu64 "\n", g);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -74,11 +78,17 @@ int repo_state_note_generation(struct repo *r, uint64_t g)
 		rc = fsu_fsync_dir(r->state_dir);
 	if (rc) {
 		unlink(tmp);
-		err_set(rc, "cannot record generation in %s: %s", path, strerror(-rc));
+		err_set(rc, "cannot record %s in %s: %s", file, path, strerror(-rc));
 	}
 	free(tmp);
 	free(path);
 	return rc;
+}
+
+/* Records generation g in the state dir if it is higher than what is there. */
+int repo_state_note_generation(struct repo *r, uint64_t g)
+{
+	return repo_state_note_counter(r, GENERATION_FILE, g);
 }
 
 static int head_check_cp(struct repo *r, const struct repo_head *head);

@@ -767,7 +767,12 @@ static int write_object(struct index *idx, struct store *s, const struct keys_ke
 	if (rc)
 		return rc;
 	encode_object(idx, packs, np, sup, nsup, &plain);
-	rc = keys_seal_object(dk, KEYS_OBJ_INDEX, name, ws_id, plain.data, plain.len, &sealed);
+	/* nothing is written that a reader would refuse */
+	if (plain.len > INDEX_OBJECT_MAX - KEYS_OBJECT_OVERHEAD)
+		rc = err_set(-EFBIG, "index object %s would be %zu bytes, more than cairn reads (%u): the workspace has too many blobs for this version",
+			     name, plain.len + KEYS_OBJECT_OVERHEAD, INDEX_OBJECT_MAX);
+	if (!rc)
+		rc = keys_seal_object(dk, KEYS_OBJ_INDEX, name, ws_id, plain.data, plain.len, &sealed);
 	buf_free(&plain);
 	if (!rc)
 		rc = store_put(s, name, sealed.data, sealed.len, STORE_IF_NONE_MATCH, NULL, NULL);
@@ -871,16 +876,23 @@ int index_delete_superseded(struct index *idx, struct store *s, size_t *n_delete
 struct listing {
 	char **names;
 	size_t n, cap;
+	struct store *s;	/* for messages */
+	int refused;		/* an object too large: its error, set */
 };
 
 static int list_cb(const char *key, uint64_t size, void *arg)
 {
 	struct listing *l = arg;
 
-	(void)size;
 	if (!index_name_valid(key)) {
 		log_warn("skipping '%s': not an index object name (index/<32 hex>)", key);
 		return 0;
+	}
+	/* refused before any GET when the listing says so (store_get_max
+	 * refuses it anyway) */
+	if (size > INDEX_OBJECT_MAX) {
+		l->refused = store_refuse_size(l->s, key, size, INDEX_OBJECT_MAX, "index object");
+		return 1;	/* > 0: store_list adds nothing to the message */
 	}
 	if (l->n == l->cap) {
 		l->cap = l->cap ? 2 * l->cap : 64;
@@ -911,7 +923,7 @@ static int fetch_object(struct store *s, const struct keys_ring *ring, const cha
 			const char *name, struct dobj *d)
 {
 	struct buf sealed = BUF_INIT;
-	int rc = store_get(s, name, 0, STORE_TO_END, &sealed, NULL);
+	int rc = store_get_max(s, name, INDEX_OBJECT_MAX, "index object", &sealed, NULL);
 
 	memcpy(d->name, name, INDEX_NAME_SIZE);
 	buf_init(&d->plain);
@@ -929,13 +941,15 @@ static int fetch_object(struct store *s, const struct keys_ring *ring, const cha
 int index_load_from_store(struct index *idx, struct store *s,
 			  const struct keys_ring *ring, const char *ws_id)
 {
-	struct listing l = { NULL, 0, 0 };
+	struct listing l = { NULL, 0, 0, s, 0 };
 	struct dobj *fresh = NULL;
 	struct namemap sup = { NULL, 0, 0 };
 	size_t nfresh = 0, ndrop = 0;
 	int rc;
 
 	rc = store_list(s, INDEX_PREFIX, list_cb, &l);
+	if (rc > 0)
+		rc = l.refused;
 	if (rc)
 		goto out;
 	if (l.n > 1)

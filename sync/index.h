@@ -49,6 +49,10 @@
 #define INDEX_ID_LEN 32			/* lowercase hex of 16 random bytes */
 #define INDEX_NAME_LEN (6 + INDEX_ID_LEN)	/* "index/" + id */
 #define INDEX_NAME_SIZE (INDEX_NAME_LEN + 1)
+/* The largest index object a reader fetches, and a writer writes (sealed):
+ * 1 GiB is about 18 million blob entries of 58 bytes, a workspace far
+ * beyond what a VM's disk holds; a consolidated index lists every blob. */
+#define INDEX_OBJECT_MAX (1u << 30)
 
 struct index;
 

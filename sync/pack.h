@@ -43,6 +43,11 @@
 /* Largest sealed header a reader accepts. */
 #define PACK_HEADER_SEALED_MAX \
 	(KEYS_OBJECT_OVERHEAD + PACK_HEADER_FIXED + (size_t)PACK_MAX_BLOBS * PACK_ENTRY_SIZE)
+/* The largest pack a reader fetches whole (tree packs, prune, check,
+ * reencrypt): a writer closes a pack at PACK_TARGET_SIZE, so a pack is at
+ * most that plus one blob (64 MiB + 40 sealed) and its header entry, about
+ * 80 MiB; anything larger is no pack cairn wrote (store_get_max). */
+#define PACK_MAX_SIZE (128u << 20)
 /* pack_load_header's first range GET: the last 64 KiB of the pack. */
 #define PACK_TAIL_GUESS (64u << 10)
 

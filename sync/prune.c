@@ -265,7 +265,7 @@ static int repack(struct mark *m, struct plan *p, const int *rewrite, struct pru
 
 		if (!rewrite[i])
 			continue;
-		rc = store_get(m->r->store, p->packs[i].name, 0, STORE_TO_END, &bytes, NULL);
+		rc = store_get_max(m->r->store, p->packs[i].name, PACK_MAX_SIZE, "pack", &bytes, NULL);
 		if (!rc)
 			rc = pack_read_header(m->r->ring, m->r->ws_id, p->packs[i].name, bytes.data,
 					      bytes.len, bytes.len, &h, NULL);

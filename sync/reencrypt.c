@@ -5,7 +5,8 @@
  * Invariant: an object sealed under an old key is removed only once its
  * replacement under the current key is in the store (a pack only after a
  * consolidated index that lists its copy instead), and the old data keys
- * are deleted last, after a pass that found nothing left under them.
+ * are retired last, after a pass that found nothing left under them: a
+ * key set that lists the current key alone first, then their wraps.
  */
 #include "config.h"
 
@@ -20,32 +21,6 @@
 #include "pack.h"
 #include "record.h"
 #include "reencrypt.h"
-
-struct names {
-	char **v;
-	uint64_t *size;
-	size_t n;
-};
-
-static int names_add(const char *key, uint64_t size, void *arg)
-{
-	struct names *l = arg;
-
-	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
-	l->size = xrealloc(l->size, (l->n + 1) * sizeof(*l->size));
-	l->v[l->n] = xstrdup(key);
-	l->size[l->n++] = size;
-	return 0;
-}
-
-static void names_free(struct names *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	free(l->size);
-	memset(l, 0, sizeof(*l));
-}
 
 static void progress(const struct reencrypt_opts *o, const char *phase, uint64_t done, uint64_t total)
 {
@@ -134,16 +109,16 @@ static int pack_rewrite(struct repo *r, struct index *idx, const struct keys_key
 static int packs_pass(struct repo *r, const struct keys_key *dk, const struct reencrypt_opts *o,
 		      struct reencrypt_stats *st)
 {
-	struct names packs = { 0 };
+	struct store_names packs = { 0 };
 	struct index *idx = NULL;
 	const char **doomed = NULL, **unindex = NULL;
 	size_t ndoomed = 0, nunindex = 0;
 	int rc = fetch_index(r, &idx);
 
 	if (!rc)
-		rc = store_list(r->store, "data/", names_add, &packs);
+		rc = store_list_names(r->store, "data/", &packs);
 	if (!rc)
-		rc = store_list(r->store, "tree/", names_add, &packs);
+		rc = store_list_names(r->store, "tree/", &packs);
 	doomed = xcalloc(packs.n + 1, sizeof(*doomed));
 	unindex = xcalloc(packs.n + 1, sizeof(*unindex));
 	for (size_t i = 0; !rc && i < packs.n; i++) {
@@ -156,7 +131,7 @@ static int packs_pass(struct repo *r, const struct keys_key *dk, const struct re
 			continue;
 		}
 		st->packs++;
-		rc = store_get(r->store, packs.v[i], 0, STORE_TO_END, &bytes, NULL);
+		rc = store_get_max(r->store, packs.v[i], PACK_MAX_SIZE, "pack", &bytes, NULL);
 		old = rc ? rc : pack_is_old(r, packs.v[i], &bytes, keys_key_id(dk), &h);
 		if (old < 0)
 			rc = old;
@@ -191,15 +166,18 @@ static int packs_pass(struct repo *r, const struct keys_key *dk, const struct re
 		fetch_index_save(r, idx);
 	free(doomed);
 	free(unindex);
-	names_free(&packs);
+	store_names_free(&packs);
 	index_free(idx);
 	return rc;
 }
 
-/* The data key id a stored object is sealed with, into kid. */
-static int object_key(struct repo *r, const char *name, struct buf *raw, char kid[KEYS_ID_SIZE])
+/* The data key id a stored object of kind is sealed with, into kid. */
+static int object_key(struct repo *r, enum keys_obj_kind kind, const char *name, struct buf *raw,
+		      char kid[KEYS_ID_SIZE])
 {
-	int rc = store_get(r->store, name, 0, STORE_TO_END, raw, NULL);
+	const char *what;
+	uint64_t max = repo_object_max(kind, &what);
+	int rc = store_get_max(r->store, name, max, what, raw, NULL);
 
 	if (!rc)
 		rc = keys_object_key_id(raw->data, raw->len, kid, NULL);
@@ -210,15 +188,15 @@ static int object_key(struct repo *r, const char *name, struct buf *raw, char ki
 static int records_pass(struct repo *r, const struct keys_key *dk, const struct reencrypt_opts *o,
 			struct reencrypt_stats *st)
 {
-	struct names recs = { 0 };
-	int rc = store_list(r->store, "snapshots/", names_add, &recs);
+	struct store_names recs = { 0 };
+	int rc = store_list_names(r->store, "snapshots/", &recs);
 
 	for (size_t i = 0; !rc && i < recs.n; i++) {
 		struct buf raw = BUF_INIT, plain = BUF_INIT;
 		char kid[KEYS_ID_SIZE];
 
 		st->snapshots++;
-		rc = object_key(r, recs.v[i], &raw, kid);
+		rc = object_key(r, KEYS_OBJ_SNAPSHOT, recs.v[i], &raw, kid);
 		if (!rc && strcmp(kid, keys_key_id(dk))) {
 			rc = keys_ring_open_object(r->ring, KEYS_OBJ_SNAPSHOT, recs.v[i], r->ws_id,
 						   raw.data, raw.len, &plain);
@@ -233,7 +211,7 @@ static int records_pass(struct repo *r, const struct keys_key *dk, const struct 
 		buf_free(&plain);
 		progress(o, "snapshots", i + 1, recs.n);
 	}
-	names_free(&recs);
+	store_names_free(&recs);
 	return rc;
 }
 
@@ -248,7 +226,7 @@ static int head_pass(struct repo *r, const struct keys_key *dk, struct reencrypt
 	int rc = repo_head_read(r, &head);
 
 	if (!rc && head.etag[0])
-		rc = object_key(r, "head", &raw, kid);
+		rc = object_key(r, KEYS_OBJ_HEAD, "head", &raw, kid);
 	if (!rc && head.etag[0] && strcmp(kid, keys_key_id(dk))) {
 		rc = repo_head_reseal(r, &head);
 		st->head_rewritten = rc == 0;
@@ -257,30 +235,38 @@ static int head_pass(struct repo *r, const struct keys_key *dk, struct reencrypt
 	return rc;
 }
 
-/* Deletes keys/<id>.* of every data key but the current one. */
+/* Makes the current data key the only live one: a key set that lists it
+ * alone (unless the key set says so already, and is not one older than a
+ * serial seen, accepted with --allow-rollback), then the wraps of every
+ * other key but the identity key deleted: the data keys it retires, and
+ * any wrap no key set lists (an interrupted dek rotate, or one put back). */
 static int retire(struct repo *r, const struct keys_key *dk, const struct reencrypt_opts *o,
 		  struct reencrypt_stats *st)
 {
-	struct names keys = { 0 };
+	struct store_names keys = { 0 };
+	const struct keys_key *id;
 	const char **gone;
+	char cur[1][KEYS_ID_SIZE];
 	size_t n = 0;
-	int rc = store_list(r->store, "keys/", names_add, &keys);
+	int rc = keys_ring_identity(r->ring, &id);
 
+	snprintf(cur[0], sizeof(cur[0]), "%s", keys_key_id(dk));
+	if (!rc && (!r->keyset || r->keyset->n != 1 || strcmp(r->keyset->current, cur[0]) ||
+		    r->keyset->serial < r->keyset_floor))
+		rc = repo_keyset_write(r, cur[0], (const char (*)[KEYS_ID_SIZE])cur, 1);
+	if (!rc)
+		rc = store_list_names(r->store, "keys/", &keys);
 	gone = xcalloc(keys.n + 1, sizeof(*gone));
 	for (size_t i = 0; !rc && i < keys.n; i++) {
 		char key_id[KEYS_ID_SIZE], kek_id[KEYS_ID_SIZE];
-		const struct keys_key *k;
 
 		if (keys_wrapped_name_parse(keys.v[i], key_id, kek_id)) {
 			err_clear();
 			continue;
 		}
-		/* a data key of the ring that is not the current one; the
-		 * identity key is never retired (ids come from it) */
-		if (keys_ring_find(r->ring, key_id, &k) == 0 && keys_key_kind(k) == KEYS_KEY_DATA &&
-		    strcmp(key_id, keys_key_id(dk)))
+		/* the identity key is never retired (ids come from it) */
+		if (strcmp(key_id, keys_key_id(id)) && strcmp(key_id, cur[0]))
 			gone[n++] = keys.v[i];
-		err_clear();
 	}
 	progress(o, "retiring", 0, n);
 	if (!rc)
@@ -290,7 +276,7 @@ static int retire(struct repo *r, const struct keys_key *dk, const struct reencr
 	if (!rc)
 		st->keys_retired = n;
 	free(gone);
-	names_free(&keys);
+	store_names_free(&keys);
 	return rc;
 }
 

@@ -86,7 +86,7 @@ static int unwrap_one(struct repo *r, const struct keys_kek *kek, const char *ke
 	int rc = keys_wrapped_name(key_id, keys_kek_id(kek), name, sizeof(name));
 
 	if (!rc)
-		rc = store_get(r->store, name, 0, STORE_TO_END, &obj, NULL);
+		rc = store_get_max(r->store, name, KEYS_WRAPPED_MAX, "wrapped key", &obj, NULL);
 	if (!rc)
 		rc = keys_unwrap(kek, obj.data, obj.len, r->ws_id, key_id, keys_kek_id(kek), key, info);
 	buf_free(&obj);

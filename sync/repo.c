@@ -2,9 +2,11 @@
  * repo.c - creating and opening a workspace's repository: the layout under
  * the store URL, the config object, the wrapped keys, the local state dir.
  *
- * Invariants: init writes the keys first and the config last (create-only),
- * so a workspace that has a config has every key it needs; the tenant's
- * catalog entry is written after the config.  Opening never writes.
+ * Invariants: init writes the keys first, then the key set, and the config
+ * last (create-only), so a workspace that has a config has every key it
+ * needs; the tenant's catalog entry is written after the config.  Opening
+ * never writes to the store, and gives the keyring only the keys the key
+ * set lists (a workspace made before key sets: every key that unwraps).
  */
 #include "config.h"
 
@@ -21,6 +23,9 @@
 #include "err.h"
 #include "fetch.h"
 #include "fsutil.h"
+#include "index.h"
+#include "log.h"
+#include "pack.h"
 #include "repo.h"
 
 #define CATALOG_FMT "tenants/%s/catalog/"
@@ -116,29 +121,30 @@ static int repo_attach(struct repo *r, const char *ws_id)
 	return rc;
 }
 
-static int config_encode(const struct repo *r, struct buf *out)
+void repo_config_encode(const struct repo *r, struct buf *out)
 {
 	json_t *o = json_pack("{s:i, s:s, s:s, s:I}", "format", REPO_FORMAT_VERSION,
 			      "workspace", r->ws_id, "tenant", r->tenant,
-			      "created", (json_int_t)time(NULL));
+			      "created", (json_int_t)(r->config_created ? r->config_created :
+						      (uint64_t)time(NULL)));
 	char *text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
 
 	buf_adds(out, text);
 	buf_addc(out, '\n');
 	free(text);
 	json_decref(o);
-	return 0;
 }
 
 /* Checks the config object of the workspace r is attached to. */
 static int config_check(struct repo *r)
 {
 	struct buf b = BUF_INIT;
+	struct store_info info;
 	json_t *o;
 	json_error_t jerr;
-	json_int_t version = -1;
+	json_int_t version = -1, created = 0;
 	const char *ws = NULL, *tenant = NULL;
-	int rc = store_get(r->store, "config", 0, STORE_TO_END, &b, NULL);
+	int rc = store_get_max(r->store, "config", REPO_CONFIG_MAX, "config", &b, &info);
 
 	if (rc == -ENOENT)
 		rc = err_set(-ENOENT, "workspace %s of tenant %s does not exist in %s: check --workspace, or run 'cairn init'",
@@ -154,12 +160,18 @@ static int config_check(struct repo *r)
 		json_decref(o);
 		return err_set(-EBADMSG, "%sconfig: not a cairn config object", r->store->url);
 	}
-	if (version != REPO_FORMAT_VERSION)
-		rc = err_set(-ENOTSUP, "%sconfig: repository format version %lld; this cairn reads version %d: upgrade cairn",
-			     r->store->url, (long long)version, REPO_FORMAT_VERSION);
+	if (version < REPO_FORMAT_MIN || version > REPO_FORMAT_VERSION)
+		rc = err_set(-ENOTSUP, "%sconfig: repository format version %lld; this cairn reads versions %d to %d: upgrade cairn",
+			     r->store->url, (long long)version, REPO_FORMAT_MIN, REPO_FORMAT_VERSION);
 	else if (strcmp(ws, r->ws_id) || strcmp(tenant, r->tenant))
 		rc = err_set(-EBADMSG, "%sconfig: names workspace %s of tenant %s, not %s of %s",
 			     r->store->url, ws, tenant, r->ws_id, r->tenant);
+	if (!rc) {
+		r->config_format = (int)version;
+		json_unpack(o, "{s?I}", "created", &created);
+		r->config_created = created > 0 ? (uint64_t)created : 0;
+		snprintf(r->config_etag, sizeof(r->config_etag), "%s", info.etag);
+	}
 	json_decref(o);
 	return rc;
 }
@@ -227,6 +239,8 @@ struct key_load {
 	struct repo *r;
 	const struct keys_kek *kek;	/* NULL: the control plane unwraps */
 	struct cplane cp;		/* ... at cp.url */
+	const struct keys_set *set;	/* the key set; NULL: none (yet) */
+	int pass;			/* with a set: 1 the identity key, 2 its data keys */
 	int mine, others, loaded;
 	char other_kek[KEYS_ID_SIZE];
 	char newest[KEYS_ID_SIZE];
@@ -266,6 +280,18 @@ static int key_unwrap_remote(struct key_load *k, const struct buf *obj, const ch
 	return rc;
 }
 
+/* Whether this pass of k takes key key_id: with a key set, the identity
+ * key it names (pass 1), then the data keys it lists (pass 2); wraps of
+ * any other key are never fetched, unwrapped or sent anywhere. */
+static int key_wanted(const struct key_load *k, const char *key_id)
+{
+	if (!k->set)
+		return 1;
+	if (k->pass == 1)
+		return !strcmp(key_id, k->set->identity);
+	return keys_set_has(k->set, key_id);
+}
+
 static int key_load_one(const char *name, uint64_t size, void *arg)
 {
 	struct key_load *k = arg;
@@ -275,8 +301,8 @@ static int key_load_one(const char *name, uint64_t size, void *arg)
 	int rc;
 
 	(void)size;
-	if (keys_wrapped_name_parse(name, key_id, kek_id))
-		return 0;	/* not a key object: ignore */
+	if (keys_wrapped_name_parse(name, key_id, kek_id) || !key_wanted(k, key_id))
+		return 0;	/* not a key object, or one not to use: ignore */
 	if (k->kek && strcmp(kek_id, keys_kek_id(k->kek)) != 0) {
 		k->others++;
 		memcpy(k->other_kek, kek_id, sizeof(kek_id));
@@ -285,12 +311,17 @@ static int key_load_one(const char *name, uint64_t size, void *arg)
 	if (!k->kek && ring_has(k->r->ring, key_id))
 		return 0;	/* opened through another wrap */
 	k->mine++;
-	rc = store_get(k->r->store, name, 0, STORE_TO_END, &obj, NULL);
+	rc = store_get_max(k->r->store, name, KEYS_WRAPPED_MAX, "wrapped key", &obj, NULL);
 	if (!rc && (rc = keys_wrap_peek(obj.data, obj.len, &info)) != 0)
 		err_prefix(rc, "%s", name);
 	/* the control plane may only decrypt: the ids are checked here */
 	if (!rc && !k->kek && (rc = keys_wrap_check_ids(&info, k->r->ws_id, key_id, kek_id)) != 0)
 		err_prefix(rc, "%s", name);
+	/* a key set says what kind each of its keys is */
+	if (!rc && k->set && info.kind != (k->pass == 1 ? KEYS_KEY_IDENTITY : KEYS_KEY_DATA))
+		rc = err_set(-EBADMSG, "%s holds %s key %s, which the key set names as a%s key",
+			     name, keys_key_kind_name(info.kind), key_id,
+			     k->pass == 1 ? "n identity" : " data");
 	if (!rc && k->kek)
 		rc = keys_ring_add_wrapped(k->r->ring, k->kek, obj.data, obj.len, key_id, kek_id);
 	else if (!rc)
@@ -306,32 +337,129 @@ static int key_load_one(const char *name, uint64_t size, void *arg)
 	return rc > 0 ? 0 : rc;
 }
 
-/* Unwraps every key of the workspace that kek wraps (or, kek NULL, that
- * the control plane at url unwraps); the newest data key (by its
- * authenticated creation time) becomes current. */
+/* key_load_one for each wrap name, as one pass of k. */
+static int load_pass(struct key_load *k, const struct store_names *wraps, int pass)
+{
+	int rc = 0;
+
+	k->pass = pass;
+	for (size_t i = 0; !rc && i < wraps->n; i++)
+		rc = key_load_one(wraps->v[i], 0, k);
+	return rc;
+}
+
+/* The errors of a keyring that lacks its identity key or (need_data) any
+ * data key: a wrong tenant key, a rewrap half done, a control plane that
+ * would not unwrap, or a damaged repository. */
+static int ring_lacks(struct repo *r, const struct key_load *k, const struct keys_kek *kek,
+		      int need_data)
+{
+	const struct keys_key *id;
+	int lacks = keys_ring_identity(r->ring, &id) != 0 || (need_data && !k->newest[0]);
+
+	err_clear();
+	if (k->mine == 0 && k->others > 0)
+		return err_set(-EACCES, "no key of workspace %s is wrapped by tenant key %s (found tenant key %s): wrong tenant key?",
+			       r->ws_id, keys_kek_id(kek), k->other_kek);
+	if (!lacks)
+		return 0;
+	if (k->refused)
+		return err_set(-EACCES, "the control plane unwrapped no usable key of workspace %s: %s",
+			       r->ws_id, k->why);
+	if (k->others)
+		return err_set(-EACCES, "workspace %s: tenant key %s wraps only some of its keys, the others are wrapped by tenant key %s: a rewrap (cairn-keyadm rewrap) is under way or was interrupted; run it again",
+			       r->ws_id, keys_kek_id(kek), k->other_kek);
+	return err_set(-EBADMSG, "workspace %s: keys/ lacks its identity or data key: the repository is damaged",
+		       r->ws_id);
+}
+
+/* With a key set: the current key it names must have been unwrapped (new
+ * writes must not go on under another key, nor fall back to one
+ * silently); a listed key without a wrap is said once. */
+static int set_keys_present(struct repo *r, const struct key_load *k, const struct keys_kek *kek)
+{
+	const struct keys_set *set = k->set;
+
+	for (size_t i = 0; i < set->n; i++)
+		if (strcmp(set->live[i], set->current) && !ring_has(r->ring, set->live[i]) &&
+		    !k->others && !k->refused)
+			log_warn("workspace %s: data key %s of its key set has no wrap in keys/: what it sealed cannot be read",
+				 r->ws_id, set->live[i]);
+	if (ring_has(r->ring, set->current))
+		return 0;
+	if (k->refused)
+		return err_set(-EACCES, "the control plane did not unwrap data key %s, the current key of workspace %s: %s",
+			       set->current, r->ws_id, k->why);
+	if (k->others)
+		return err_set(-EACCES, "workspace %s: tenant key %s does not wrap its current data key %s, tenant key %s wraps some of its keys: a rewrap (cairn-keyadm rewrap) is under way or was interrupted; run it again",
+			       r->ws_id, kek ? keys_kek_id(kek) : "(control plane)", set->current, k->other_kek);
+	return err_set(-EBADMSG, "workspace %s: its key set (serial %llu) names data key %s as current, but keys/ holds no wrap of it: the wrap was deleted; restore keys/%s.* from a copy of the store (writes must not go on under an older data key)",
+		       r->ws_id, (unsigned long long)set->serial, set->current, set->current);
+}
+
+/* Unwraps the keys of the workspace that kek wraps (or, kek NULL, that the
+ * control plane at url unwraps).  With a key set (REPO_KEYSET_NAME): its
+ * identity key, then, once the set verifies with it, only the data keys it
+ * lists, and its current one becomes current.  Without one (a workspace
+ * made before key sets): every key, the newest data key (by its
+ * authenticated creation time) current. */
 static int load_keys(struct repo *r, const struct keys_kek *kek, const char *url)
 {
 	struct key_load k = { .r = r, .kek = kek, .cp = { url, r->cp.token_file, r->cp.ca_file } };
-	const struct keys_key *id;
+	struct keys_set *set = xcalloc(1, sizeof(*set));
+	struct store_names wraps = { 0 };
+	struct buf obj = BUF_INIT;
+	struct store_info info;
 	int rc = keys_ring_empty(r->ws_id, &r->ring);
 
+	if (!rc) {
+		rc = repo_keyset_fetch(r, &obj, set, &info);
+		if (!rc)
+			k.set = set;
+		else if (rc == -ENOENT && r->config_format >= REPO_FORMAT_VERSION)
+			rc = err_set(-EBADMSG, "workspace %s: its config says format %d, but the store has no key set (%s" REPO_KEYSET_NAME "): it was deleted; restore it from a copy of the store",
+				     r->ws_id, r->config_format, r->store->url);
+		else if (rc == -ENOENT)
+			rc = 0;	/* made before key sets: every key counts */
+	}
 	if (!rc)
-		rc = store_list(r->store, "keys/", key_load_one, &k);
-	if (!rc && k.mine == 0 && k.others > 0)
-		rc = err_set(-EACCES, "no key of workspace %s is wrapped by tenant key %s (found tenant key %s): wrong tenant key?",
-			     r->ws_id, keys_kek_id(kek), k.other_kek);
-	else if (!rc && k.refused && (keys_ring_identity(r->ring, &id) != 0 || !k.newest[0]))
-		rc = err_set(-EACCES, "the control plane unwrapped no usable key of workspace %s: %s",
-			     r->ws_id, k.why);
-	else if (!rc && k.others && (keys_ring_identity(r->ring, &id) != 0 || !k.newest[0]))
-		rc = err_set(-EACCES, "workspace %s: tenant key %s wraps only some of its keys, the others are wrapped by tenant key %s: a rewrap (cairn-keyadm rewrap) is under way or was interrupted; run it again",
-			     r->ws_id, keys_kek_id(kek), k.other_kek);
-	else if (!rc && (keys_ring_identity(r->ring, &id) != 0 || !k.newest[0]))
-		rc = err_set(-EBADMSG, "workspace %s: keys/ lacks its identity or data key: the repository is damaged",
-			     r->ws_id);
+		rc = store_list_names(r->store, "keys/", &wraps);
+	if (!rc)
+		rc = load_pass(&k, &wraps, 1);
+	if (!rc && k.set) {
+		if (!ring_has(r->ring, set->identity) && !k.others && !k.refused)
+			rc = err_set(-EBADMSG, "workspace %s: its key set names identity key %s, but keys/ holds no wrap of it: the key set was altered or keys/ damaged; restore them from a copy of the store",
+				     r->ws_id, set->identity);
+		if (!rc)
+			rc = ring_lacks(r, &k, kek, 0);
+		if (!rc && (rc = keys_set_verify(r->ring, obj.data, obj.len)) != 0)
+			err_prefix(rc, "%s" REPO_KEYSET_NAME, r->store->url);
+		if (!rc)
+			rc = load_pass(&k, &wraps, 2);
+		if (!rc)
+			rc = set_keys_present(r, &k, kek);
+		if (!rc)
+			rc = keys_ring_set_current(r->ring, set->current);
+		if (!rc) {
+			r->current_created = k.newest_created;
+			r->keyset = set;
+			set = NULL;
+			snprintf(r->keyset_etag, sizeof(r->keyset_etag), "%s", info.etag);
+		}
+	} else if (!rc) {
+		rc = ring_lacks(r, &k, kek, 1);
+		if (!rc) {
+			r->current_created = k.newest_created;
+			rc = keys_ring_set_current(r->ring, k.newest);
+		}
+	}
+	if (set)
+		keys_set_free(set);
+	free(set);
+	store_names_free(&wraps);
+	buf_free(&obj);
 	free(k.why);
-	r->current_created = k.newest_created;
-	return rc ? rc : keys_ring_set_current(r->ring, k.newest);
+	return rc;
 }
 
 /* create: make a file:// store's directory when it is missing (init
@@ -386,6 +514,8 @@ int repo_open(const struct repo_opts *opts, struct repo **out)
 		rc = load_keys(r, kek, NULL);
 	if (!rc)
 		rc = state_dir_make(r, opts);
+	if (!rc)
+		rc = repo_keyset_check(r);
 	keys_kek_free(kek);
 	if (rc) {
 		repo_close(r);
@@ -434,6 +564,19 @@ int repo_open_bare(const struct repo_opts *opts, const char *ws_id, struct repo 
 	return 0;
 }
 
+/* The data keys of r's ring, in *live (n of them, to free). */
+static void ring_data_keys(const struct repo *r, char (**live)[KEYS_ID_SIZE], size_t *n)
+{
+	*live = xcalloc(keys_ring_count(r->ring) + 1, sizeof(**live));
+	*n = 0;
+	for (size_t i = 0; i < keys_ring_count(r->ring); i++) {
+		const struct keys_key *key = keys_ring_key(r->ring, i);
+
+		if (keys_key_kind(key) == KEYS_KEY_DATA)
+			snprintf((*live)[(*n)++], KEYS_ID_SIZE, "%s", keys_key_id(key));
+	}
+}
+
 int repo_add_data_key(struct repo *r, const struct keys_kek *kek, char key_id[KEYS_ID_SIZE])
 {
 	char name[KEYS_WRAPPED_NAME_SIZE];
@@ -458,6 +601,37 @@ int repo_add_data_key(struct repo *r, const struct keys_kek *kek, char key_id[KE
 	}
 	sodium_memzero(b.data, b.len);
 	buf_free(&b);
+	return rc;
+}
+
+int repo_rotate_data_key(struct repo *r, const struct keys_kek *kek, char key_id[KEYS_ID_SIZE])
+{
+	char (*live)[KEYS_ID_SIZE], name[KEYS_WRAPPED_NAME_SIZE];
+	size_t n = 0;
+	int rc = repo_add_data_key(r, kek, key_id);
+
+	if (rc)
+		return rc;
+	/* the new set: what the old one listed (or, before key sets, every
+	 * data key the ring holds), and the new key, current */
+	if (r->keyset) {
+		live = xcalloc(r->keyset->n + 1, sizeof(*live));
+		memcpy(live, r->keyset->live, r->keyset->n * sizeof(*live));
+		n = r->keyset->n;
+		snprintf(live[n++], KEYS_ID_SIZE, "%s", key_id);
+	} else {
+		ring_data_keys(r, &live, &n);
+	}
+	rc = repo_keyset_write(r, key_id, (const char (*)[KEYS_ID_SIZE])live, n);
+	free(live);
+	if (rc && !keys_wrapped_name(key_id, keys_kek_id(kek), name, sizeof(name))) {
+		/* no key set lists it: its wrap would only be in the way */
+		char *why = xstrdup(err_msg());
+
+		store_del(r->store, name);
+		rc = err_set(rc, "%s", why);
+		free(why);
+	}
 	return rc;
 }
 
@@ -540,6 +714,50 @@ static int init_keys(struct repo *r, const struct keys_kek *kek, int again)
 	return rc;
 }
 
+/* The key set of a new workspace (serial 1: its data keys, the current
+ * one current), written after its keys and before its config.  One that
+ * is there already (an interrupted init, or another machine making the
+ * same workspace) is taken up once it verifies. */
+static int init_keyset(struct repo *r, int again)
+{
+	struct keys_set *set = xcalloc(1, sizeof(*set));
+	struct buf obj = BUF_INIT;
+	struct store_info info;
+	const struct keys_key *cur;
+	char (*live)[KEYS_ID_SIZE];
+	size_t n;
+	int rc = repo_keyset_fetch(r, &obj, set, &info);
+
+	if (rc == -ENOENT) {
+		err_clear();
+		ring_data_keys(r, &live, &n);
+		rc = keys_ring_current(r->ring, &cur);
+		if (!rc)
+			rc = repo_keyset_write(r, keys_key_id(cur), (const char (*)[KEYS_ID_SIZE])live, n);
+		free(live);
+		if (rc == -ECANCELED && !again) {
+			err_clear();	/* made meanwhile: take it up */
+			rc = init_keyset(r, 1);
+		}
+	} else if (!rc) {
+		rc = keys_set_verify(r->ring, obj.data, obj.len);
+		if (rc)
+			err_prefix(rc, "%s" REPO_KEYSET_NAME, r->store->url);
+		else
+			rc = keys_ring_set_current(r->ring, set->current);
+		if (!rc) {
+			r->keyset = set;
+			set = NULL;
+			snprintf(r->keyset_etag, sizeof(r->keyset_etag), "%s", info.etag);
+		}
+	}
+	if (set)
+		keys_set_free(set);
+	free(set);
+	buf_free(&obj);
+	return rc;
+}
+
 int repo_init(const struct repo_opts *opts, int create_key, struct repo **out)
 {
 	struct repo *r = repo_new(opts);
@@ -569,9 +787,12 @@ int repo_init(const struct repo_opts *opts, int create_key, struct repo **out)
 	}
 	if (!rc)
 		rc = init_keys(r, kek, 0);
+	r->config_format = REPO_FORMAT_VERSION;	/* written next */
+	if (!rc)
+		rc = init_keyset(r, 0);
 	if (!rc) {
 		buf_reset(&b);
-		config_encode(r, &b);
+		repo_config_encode(r, &b);
 		rc = store_put(r->store, "config", b.data, b.len, STORE_IF_NONE_MATCH, NULL, NULL);
 		if (rc == -EEXIST)
 			rc = err_set(-EEXIST, "workspace %s was created by someone else meanwhile",
@@ -583,6 +804,8 @@ int repo_init(const struct repo_opts *opts, int create_key, struct repo **out)
 	}
 	if (!rc)
 		rc = state_dir_make(r, opts);
+	if (!rc)
+		rc = repo_keyset_note(r);
 	if (rc && created)
 		unlink(keys_provider_file(opts->key));
 	keys_kek_free(kek);
@@ -635,6 +858,9 @@ void repo_close(struct repo *r)
 	store_close(r->store);
 	store_close(r->base);
 	keys_ring_free(r->ring);
+	if (r->keyset)
+		keys_set_free(r->keyset);
+	free(r->keyset);
 	free(r->state_dir);
 	free(r->host_id);
 	free(r->takeover_from);
@@ -661,11 +887,30 @@ int repo_put_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
 	return rc;
 }
 
+uint64_t repo_object_max(enum keys_obj_kind kind, const char **what)
+{
+	const char *w = keys_obj_kind_name(kind);
+	uint64_t max;
+
+	switch (kind) {
+	case KEYS_OBJ_INDEX: max = INDEX_OBJECT_MAX; w = "index object"; break;
+	case KEYS_OBJ_SNAPSHOT: max = REPO_SNAPSHOT_MAX; w = "snapshot record"; break;
+	case KEYS_OBJ_HEAD: max = REPO_HEAD_MAX; break;
+	case KEYS_OBJ_LEASE: max = REPO_LEASE_MAX; break;
+	default: max = PACK_HEADER_SEALED_MAX; break;
+	}
+	if (what)
+		*what = w;
+	return max;
+}
+
 int repo_get_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
 		    struct buf *plain, struct store_info *info)
 {
 	struct buf sealed = BUF_INIT;
-	int rc = store_get(r->store, name, 0, STORE_TO_END, &sealed, info);
+	const char *what;
+	uint64_t max = repo_object_max(kind, &what);
+	int rc = store_get_max(r->store, name, max, what, &sealed, info);
 
 	if (!rc)
 		rc = keys_ring_open_object(r->ring, kind, name, r->ws_id, sealed.data, sealed.len, plain);

@@ -6,6 +6,7 @@
  *   tenants/<tenant>/workspaces/<ws-id>/
  *     config                      plaintext: format version, ids
  *     keys/<key-id>.<kek-id>      wrapped workspace keys
+ *     keyset                      the live data keys and the current one
  *     data/<xx>/<pack-id>         packs of data blobs
  *     tree/<xx>/<pack-id>         packs of tree blobs
  *     index/<id>                  index deltas
@@ -26,8 +27,26 @@
 #include "record.h"
 #include "store.h"
 
-#define REPO_FORMAT_VERSION 1
+/* Repository formats this cairn reads; it writes the newest.  Format 2:
+ * the workspace has a key set (REPO_KEYSET_NAME), which a reader must
+ * check and a writer keep up to date; format 1 has none (a workspace made
+ * before key sets), and moves to 2 with its first key set. */
+#define REPO_FORMAT_MIN 1
+#define REPO_FORMAT_VERSION 2
+/* The object that holds the key set (keys.h, "the key set"). */
+#define REPO_KEYSET_NAME "keyset"
 #define REPO_TENANT_MAX 64
+/* The most a reader takes of each kind of whole object it GETs
+ * (store_get_max): bounds well above what cairn writes, so that a store
+ * cannot make a reader allocate what it likes.  Packs (PACK_MAX_SIZE) and
+ * index objects (INDEX_OBJECT_MAX) have theirs beside their formats;
+ * wrapped keys are KEYS_WRAPPED_MAX. */
+#define REPO_CONFIG_MAX (64u << 10)	/* one line of JSON, about 100 bytes */
+#define REPO_HEAD_MAX (64u << 10)	/* sealed JSON, about 150 bytes */
+#define REPO_LEASE_MAX (64u << 10)	/* sealed JSON, under 1 KiB */
+/* a snapshot record's plaintext is at most RECORD_MAX_LEN (its decoder's
+ * bound, and its writer's) */
+#define REPO_SNAPSHOT_MAX (RECORD_MAX_LEN + KEYS_OBJECT_OVERHEAD)
 /* Under the state dirs' base: what store probes learned, one file per
  * server (store_cond.c). */
 #define REPO_PROBE_DIR "store-probes"
@@ -93,6 +112,20 @@ struct repo {
 	 * accepted, and the next head is numbered above it */
 	uint64_t gen_floor;
 	uint64_t current_created; /* the current data key's creation time */
+	/* the key set as loaded or last written (NULL: the workspace has none
+	 * yet, made before key sets; only keys it lists are in ring), and its
+	 * ETag, for the If-Match of the next one */
+	struct keys_set *keyset;
+	char keyset_etag[STORE_ETAG_MAX];
+	/* the highest key set serial this repo knows was ever written (state
+	 * dir, control plane): with --allow-rollback a key set below it is
+	 * accepted, and the next one is numbered above it */
+	uint64_t keyset_floor;
+	/* the config as read: its format (1 or 2; 0 before one is read), its
+	 * creation time (0: none) and ETag, for the move to format 2 */
+	int config_format;
+	uint64_t config_created;
+	char config_etag[STORE_ETAG_MAX];
 	/* the lease, while held (repo_lease_acquire) */
 	struct repo_lease *lease;
 	/* whole tree packs read so far (fetch.c), so that walking a snapshot
@@ -127,10 +160,41 @@ int repo_tenant_workspaces(const struct repo_opts *opts, char ***ids, size_t *n)
 int repo_open_bare(const struct repo_opts *opts, const char *ws_id, struct repo **out);
 
 /* Makes a new data key, wraps it under kek as keys/<id>.<kek-id> (created
- * after the current one, so every later open makes it current) and makes
- * it current in r's keyring.  Old data keys stay: what they sealed stays
- * readable.  Returns 0 or a negative code; key_id gets the new id. */
+ * after the current one) and makes it current in r's keyring, without
+ * touching the key set (init writes that next).  Returns 0 or a negative
+ * code; key_id gets the new id. */
 int repo_add_data_key(struct repo *r, const struct keys_kek *kek, char key_id[KEYS_ID_SIZE]);
+/* `cairn-keyadm dek rotate`: repo_add_data_key, then a key set that lists
+ * it too and makes it current (a workspace without one gets its first).
+ * Old data keys stay live: what they sealed stays readable.  When the key
+ * set cannot be written (-ECANCELED: it changed meanwhile) the new wrap is
+ * removed again.  0 or a negative code. */
+int repo_rotate_data_key(struct repo *r, const struct keys_kek *kek, char key_id[KEYS_ID_SIZE]);
+
+/* The config object of r's workspace, at REPO_FORMAT_VERSION. */
+void repo_config_encode(const struct repo *r, struct buf *out);
+
+/* ---- the key set (keyset.c) ---- */
+/* Gets and parses the key set (not its MAC: keys_set_verify, once the
+ * identity key is unwrapped).  0, -ENOENT (none), or an error naming it. */
+int repo_keyset_fetch(struct repo *r, struct buf *obj, struct keys_set *set,
+		      struct store_info *info);
+/* Writes the next key set: serial one above r's and above any serial seen
+ * (1 for the first), the n live data keys, current among them; If-Match
+ * on the one r read (If-None-Match for the first).  Then r adopts it, the
+ * config moves to format 2 if it was 1, the serial is noted in the state
+ * dir and reported to the control plane (those last three only warn on
+ * failure).  0, -ECANCELED (the key set changed meanwhile), or another
+ * code. */
+int repo_keyset_write(struct repo *r, const char *current, const char (*live)[KEYS_ID_SIZE],
+		      size_t n);
+/* Anti-rollback of the key set, once r's state dir exists: refuses
+ * (-ESTALE, unless allow_rollback) a key set older than the highest serial
+ * this state dir or the control plane has seen, or none at all when one
+ * was seen; then notes r's serial.  0 or a negative code. */
+int repo_keyset_check(struct repo *r);
+/* Notes r's key set serial in the state dir (init). */
+int repo_keyset_note(struct repo *r);
 
 /* Releases the lease if held, and everything else. */
 void repo_close(struct repo *r);
@@ -155,6 +219,11 @@ int repo_head_reseal(struct repo *r, const struct repo_head *head);
 /* Records generation g as seen in the state dir when it is higher than what
  * the dir holds (repo_head_read/write do it; restore calls it too). */
 int repo_state_note_generation(struct repo *r, uint64_t g);
+/* The counter kept in the state dir's file `file` (0 when there is none),
+ * and the note that raises it to g when g is higher: the highest head
+ * generation ("generation") and key set serial ("keyset") seen. */
+int repo_state_counter(const struct repo *r, const char *file, uint64_t *out);
+int repo_state_note_counter(struct repo *r, const char *file, uint64_t g);
 
 /* Takes the lease (see DESIGN: TTL, renewal every TTL/3 by a thread of its
  * own, takeover of a dead local holder, --force).  -EBUSY with the holder
@@ -218,7 +287,11 @@ void repo_lease_release(struct repo *r);
 int repo_put_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
 		    const void *plain, size_t len, enum store_cond cond,
 		    const char *etag, struct store_info *info);
-/* Gets name and opens it as an object of kind; appends the plaintext. */
+/* The bound above for a sealed object of kind (index, snapshot, head,
+ * lease), and its name for messages in *what when what is not NULL. */
+uint64_t repo_object_max(enum keys_obj_kind kind, const char **what);
+/* Gets name (no larger than repo_object_max(kind)) and opens it as an
+ * object of kind; appends the plaintext. */
 int repo_get_sealed(struct repo *r, enum keys_obj_kind kind, const char *name,
 		    struct buf *plain, struct store_info *info);
 

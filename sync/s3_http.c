@@ -263,7 +263,8 @@ struct xfer {
 	struct s3_resp *resp;
 	size_t read_off;
 	size_t out_base;	/* req->out's length before this attempt */
-	int overflow;		/* the answer was larger than allowed */
+	int overflow;		/* the answer was larger than allowed (2: than
+				 * req->whole_max, which is final) */
 	int sends;		/* times libcurl sent the request head */
 };
 
@@ -358,8 +359,18 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 	size_t len = size * nmemb;
 
 	if (x->req->out && x->resp->status >= 200 && x->resp->status < 300) {
+		if (x->req->whole_max && !x->resp->received) {
+			/* the headers are in: a larger object is refused unread */
+			uint64_t total = x->resp->has_range ? x->resp->range_total :
+					 x->resp->has_length ? x->resp->content_length : 0;
+
+			if (total > x->req->whole_max) {
+				x->overflow = 2;
+				return 0;
+			}
+		}
 		if ((uint64_t)x->resp->received + len > x->req->out_max) {
-			x->overflow = 1;
+			x->overflow = x->req->whole_max ? 2 : 1;
 			return 0;
 		}
 		buf_add(x->req->out, p, len);
@@ -683,6 +694,11 @@ int s3_perform(struct s3_ctx *ctx, struct s3_req *req, struct s3_resp *resp)
 		cc = attempt(ctx, req, resp, hash, connect_ms, errbuf, &overflow);
 		resp->attempts = attempt_no;
 		if (cc != CURLE_OK) {
+			if (overflow == 2) {
+				fail_code = err_set(-EFBIG, "larger than %llu bytes",
+						    (unsigned long long)req->whole_max);
+				break;
+			}
 			if (overflow) {
 				snprintf(resp->why, sizeof(resp->why),
 					 "the store sent a longer answer than asked for");

@@ -97,6 +97,11 @@ struct s3_req {
 	 * at most out_max bytes are accepted.  Otherwise into resp->body. */
 	struct buf *out;
 	uint64_t out_max;
+	/* Non-zero: the caller takes the whole object only up to this many
+	 * bytes.  An answer whose Content-Length or Content-Range says the
+	 * object is larger (or that runs past out_max) ends the request
+	 * there, unread and not retried: -EFBIG, resp's headers kept. */
+	uint64_t whole_max;
 	s3_validate_fn validate;	/* NULL: any final status is handed back */
 	void *arg;			/* for validate */
 	double budget;		/* retry budget in seconds; 0: the context's */

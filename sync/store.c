@@ -199,6 +199,51 @@ int store_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 	return rc ? err_prefix(rc, "%s: get %s", s->url, key) : 0;
 }
 
+int store_get_max_op(struct store *s, const char *key, uint64_t max, struct buf *out,
+		     struct store_info *info)
+{
+	struct store_info local;
+	size_t before = out->len;
+	int rc;
+
+	if (s->ops->get_max)
+		return s->ops->get_max(s, key, max, out, info);
+	if (!info)
+		info = &local;
+	/* max + 1 bytes tell a larger object from one of exactly max */
+	rc = s->ops->get(s, key, 0, max == UINT64_MAX ? STORE_TO_END : max + 1, out, info);
+	if (!rc && (info->size > max || out->len - before > max)) {
+		if (info->size < out->len - before)
+			info->size = out->len - before;
+		buf_setlen(out, before);
+		rc = err_set(-EFBIG, "larger than %llu bytes", (unsigned long long)max);
+	}
+	return rc;
+}
+
+int store_get_max(struct store *s, const char *key, uint64_t max, const char *what,
+		  struct buf *out, struct store_info *info)
+{
+	struct store_info local = { 0 };
+	size_t before = out->len;
+	int rc;
+
+	if (!store_key_valid(key))
+		return store_bad_key(s, key);
+	rc = store_get_max_op(s, key, max, out, info ? info : &local);
+	count(rc, &counters.bytes_in, rc ? 0 : out->len - before);
+	if (rc == -EFBIG)
+		return store_refuse_size(s, key, (info ? info : &local)->size, max, what);
+	return rc ? err_prefix(rc, "%s: get %s", s->url, key) : 0;
+}
+
+int store_refuse_size(struct store *s, const char *key, uint64_t size, uint64_t max,
+		      const char *what)
+{
+	return err_set(-EFBIG, "%s: get %s: %llu bytes, more than any %s cairn writes (at most %llu): not read; the object in the store was replaced or damaged: restore it from a copy of the store",
+		       s->url, key, (unsigned long long)size, what, (unsigned long long)max);
+}
+
 int store_head(struct store *s, const char *key, struct store_info *info)
 {
 	int rc;
@@ -219,6 +264,30 @@ int store_list(struct store *s, const char *prefix, store_list_fn fn, void *arg)
 		return err_set(-EINVAL, "%s: invalid list prefix '%s'", s->url, prefix);
 	rc = s->ops->list(s, prefix, fn, arg);
 	return rc < 0 ? err_prefix(rc, "%s: list '%s'", s->url, prefix) : rc;
+}
+
+static int names_add(const char *key, uint64_t size, void *arg)
+{
+	struct store_names *l = arg;
+
+	(void)size;
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = xstrdup(key);
+	return 0;
+}
+
+int store_list_names(struct store *s, const char *prefix, struct store_names *names)
+{
+	return store_list(s, prefix, names_add, names);
+}
+
+void store_names_free(struct store_names *names)
+{
+	for (size_t i = 0; i < names->n; i++)
+		free(names->v[i]);
+	free(names->v);
+	names->v = NULL;
+	names->n = 0;
 }
 
 int store_del(struct store *s, const char *key)

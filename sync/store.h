@@ -21,7 +21,8 @@
  *   -EINVAL     bad key or argument
  *   -ENOTSUP    put with a condition: the store honours no form of
  *               conditional put (store_cond_probe) and nothing overrides that
- *   -EFBIG      put with a condition: larger than one request may carry
+ *   -EFBIG      put with a condition: larger than one request may carry;
+ *               get_max: the object is larger than the caller takes
  */
 #ifndef CAIRN_STORE_H
 #define CAIRN_STORE_H
@@ -89,6 +90,14 @@ struct store_ops {
 	 * reads nothing.  Fills info (whole-object size and ETag) when not NULL. */
 	int (*get)(struct store *s, const char *key, uint64_t off, uint64_t len,
 		   struct buf *out, struct store_info *info);
+	/* Optional (NULL: a get of [0, max] stands in, which reads max + 1
+	 * bytes of a larger object).  Appends the whole object to out, as
+	 * get(s, key, 0, STORE_TO_END, ...) does, when it is at most max
+	 * bytes.  A larger one is -EFBIG, nothing appended, with info->size
+	 * its size (when info is not NULL), read no further than the store
+	 * needs to tell its size: never more than max + 1 bytes. */
+	int (*get_max)(struct store *s, const char *key, uint64_t max, struct buf *out,
+		       struct store_info *info);
 	/* Size and ETag of key. */
 	int (*head)(struct store *s, const char *key, struct store_info *info);
 	/* Every key that starts with prefix ("" for all), in byte order. */
@@ -157,8 +166,35 @@ int store_put(struct store *s, const char *key, const void *data, size_t len,
 	      enum store_cond cond, const char *etag, struct store_info *info);
 int store_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 	      struct buf *out, struct store_info *info);
+/* The whole object key, as store_get(s, key, 0, STORE_TO_END, out, info)
+ * reads it, if it is at most max bytes: a bound per kind of object, well
+ * above what cairn writes, so that a hostile or damaged store cannot make
+ * a reader allocate what it likes.  A larger object is -EFBIG ("<url>: get
+ * <key>: 2147483648 bytes, more than any <what> cairn writes (at most
+ * 65536): not read; ..."), nothing appended, at most max + 1 bytes of it
+ * read.  what names the kind of object for the message ("head", "pack"). */
+int store_get_max(struct store *s, const char *key, uint64_t max, const char *what,
+		  struct buf *out, struct store_info *info);
+/* store_get_max's refusal, for an object a listing says is size bytes,
+ * larger than max: sets the same line and returns -EFBIG. */
+int store_refuse_size(struct store *s, const char *key, uint64_t size, uint64_t max,
+		      const char *what);
+/* For layers: s's own get_max, or the stand-in, without store_get_max's
+ * key check, counting and message. */
+int store_get_max_op(struct store *s, const char *key, uint64_t max, struct buf *out,
+		     struct store_info *info);
 int store_head(struct store *s, const char *key, struct store_info *info);
 int store_list(struct store *s, const char *prefix, store_list_fn fn, void *arg);
+/* The keys store_list_names gathers ({ 0 } is an empty list). */
+struct store_names {
+	char **v;
+	size_t n;
+};
+/* Appends every key under prefix to *names, in store_list's order; after
+ * an error, what was listed before it stays.  0 or store_list's code. */
+int store_list_names(struct store *s, const char *prefix, struct store_names *names);
+/* Frees the keys of names and empties it. */
+void store_names_free(struct store_names *names);
 int store_del(struct store *s, const char *key);
 int store_del_many(struct store *s, const char *const *keys, size_t n);
 

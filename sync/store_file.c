@@ -298,6 +298,39 @@ static int fs_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/* The size first (fstat): a larger object is refused without reading any
+ * of it, not even for its ETag. */
+static int fs_get_max(struct store *s, const char *key, uint64_t max, struct buf *out,
+		      struct store_info *info)
+{
+	struct stat st;
+	uint64_t size;
+	int fd = fs_open_object(s, key, NULL, &st);
+	int rc = 0;
+
+	if (fd < 0)
+		return fd;
+	size = (uint64_t)st.st_size;
+	if (info)
+		info->size = size;
+	if (size > max)
+		rc = err_set(-EFBIG, "larger than %llu bytes", (unsigned long long)max);
+	else if (size > SIZE_MAX / 2)
+		rc = err_set(-ENOMEM, "an object of %llu bytes is too large", (unsigned long long)size);
+	if (!rc && info && (rc = etag_of_fd(fd, &st, info->etag)) != 0)
+		err_set(rc, "cannot read object: %s", strerror(-rc));
+	if (!rc) {
+		buf_grow(out, (size_t)size);
+		rc = fsu_pread_all(fd, out->data + out->len, (size_t)size, 0);
+		if (rc)
+			err_set(rc, "cannot read: %s", strerror(-rc));
+		else
+			buf_setlen(out, out->len + (size_t)size);
+	}
+	close(fd);
+	return rc;
+}
+
 static int fs_head(struct store *s, const char *key, struct store_info *info)
 {
 	struct stat st;
@@ -447,6 +480,7 @@ static void fs_close(struct store *s)
 static const struct store_ops file_store_ops = {
 	.put = fs_put,
 	.get = fs_get,
+	.get_max = fs_get_max,
 	.head = fs_head,
 	.list = fs_list,
 	.del = fs_del,

@@ -52,6 +52,16 @@ static int px_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 	return rc;
 }
 
+static int px_get_max(struct store *s, const char *key, uint64_t max, struct buf *out,
+		      struct store_info *info)
+{
+	char *k = full_key(s, key);
+	int rc = store_get_max_op(base_of(s), k, max, out, info);
+
+	free(k);
+	return rc;
+}
+
 static int px_head(struct store *s, const char *key, struct store_info *info)
 {
 	char *k = full_key(s, key);
@@ -134,6 +144,7 @@ static void px_close(struct store *s)
 static const struct store_ops prefix_store_ops = {
 	.put = px_put,
 	.get = px_get,
+	.get_max = px_get_max,
 	.head = px_head,
 	.list = px_list,
 	.del = px_del,

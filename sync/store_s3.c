@@ -857,6 +857,25 @@ struct get_check {
 	int ranged;		/* a Range header was sent */
 };
 
+/* The whole object arrived: its bytes must have the MD5 of an MD5 ETag. */
+static int check_md5(struct s3_req *rq, struct s3_resp *rs)
+{
+	uint8_t d[MD5_DIGEST_LEN];
+	char hex[MD5_HEX_LEN + 1];
+
+	if (!etag_is_md5(rs->etag))
+		return S3_OK;
+	md5(rq->out->data + rq->out->len - rs->received, rs->received, d);
+	md5_hex(d, hex);
+	if (!etag_is(rs->etag, hex)) {
+		snprintf(rs->why, sizeof(rs->why), "the %zu bytes received do not match "
+			 "ETag %s (MD5 %s)", rs->received, rs->etag, hex);
+		rs->invalid_code = -EBADMSG;
+		return S3_RETRY;
+	}
+	return S3_OK;
+}
+
 static int check_get(struct s3_req *rq, struct s3_resp *rs)
 {
 	struct get_check *g = rq->arg;
@@ -885,6 +904,9 @@ static int check_get(struct s3_req *rq, struct s3_resp *rs)
 				 (unsigned long long)(rs->range_last - rs->range_first + 1));
 			return S3_RETRY;
 		}
+		/* a range that is the whole object: verified like a plain GET */
+		if (rs->range_first == 0 && rs->range_last + 1 == rs->range_total)
+			return check_md5(rq, rs);
 		return S3_OK;
 	}
 	/* 200: the whole object. */
@@ -893,31 +915,21 @@ static int check_get(struct s3_req *rq, struct s3_resp *rs)
 			 rs->received, (unsigned long long)rs->content_length);
 		return S3_RETRY;
 	}
-	if (!g->ranged && etag_is_md5(rs->etag)) {
-		uint8_t d[MD5_DIGEST_LEN];
-		char hex[MD5_HEX_LEN + 1];
-
-		md5(rq->out->data + rq->out->len - rs->received, rs->received, d);
-		md5_hex(d, hex);
-		if (!etag_is(rs->etag, hex)) {
-			snprintf(rs->why, sizeof(rs->why), "the %zu bytes received do not match "
-				 "ETag %s (MD5 %s)", rs->received, rs->etag, hex);
-			rs->invalid_code = -EBADMSG;
-			return S3_RETRY;
-		}
-	}
+	if (!g->ranged)
+		return check_md5(rq, rs);
 	return S3_OK;
 }
 
-static int s3_get(struct store *s, const char *key, uint64_t off, uint64_t len,
-		  struct buf *out, struct store_info *info)
+/* get, and get_max when whole_max is not 0 (see s3_req.whole_max). */
+static int get_object(struct store *s, const char *key, uint64_t off, uint64_t len,
+		      uint64_t whole_max, struct buf *out, struct store_info *info)
 {
 	struct s3_store *st = priv(s);
 	char *name = full_name(st, key), range[64];
 	struct get_check g = { off, len, !(off == 0 && len == STORE_TO_END) };
 	struct sigv4_header h[1];
 	struct s3_req rq = { .method = "GET", .what = "get", .key = name, .out = out,
-			     .validate = check_get, .arg = &g };
+			     .validate = check_get, .arg = &g, .whole_max = whole_max };
 	struct s3_resp rs;
 	size_t base = out->len;
 	int rc;
@@ -950,6 +962,11 @@ static int s3_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 	}
 	s3_resp_init(&rs);
 	rc = s3_perform(st->ctx, &rq, &rs);
+	if (rc == -EFBIG && info) {
+		info->size = rs.has_range ? rs.range_total : rs.has_length ? rs.content_length :
+			     whole_max + 1;
+		copy_etag(info, rs.etag);
+	}
 	if (rc < 0)
 		goto out;
 	if (rs.status == 206 || rs.status == 200) {
@@ -974,6 +991,11 @@ static int s3_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 			info->size = total;
 			copy_etag(info, rs.etag);
 		}
+		if (whole_max && total > whole_max) {
+			buf_setlen(out, base);
+			rc = err_set(-EFBIG, "larger than %llu bytes", (unsigned long long)whole_max);
+			goto out;
+		}
 	} else if (rs.status == 416 && off == 0) {
 		/* Any range of an empty object is unsatisfiable; reading
 		 * [0, ...) of an empty object reads nothing. */
@@ -993,6 +1015,24 @@ out:
 	s3_resp_free(&rs);
 	free(name);
 	return rc;
+}
+
+static int s3_get(struct store *s, const char *key, uint64_t off, uint64_t len,
+		  struct buf *out, struct store_info *info)
+{
+	return get_object(s, key, off, len, 0, out, info);
+}
+
+/* One GET of [0, max], as for any range, but an answer whose headers say
+ * the object is larger ends it unread (s3_req.whole_max); a range that
+ * turns out to be the whole object is verified against its ETag like a
+ * plain GET (check_get). */
+static int s3_get_max(struct store *s, const char *key, uint64_t max, struct buf *out,
+		      struct store_info *info)
+{
+	if (max >= UINT64_MAX - 1)
+		return get_object(s, key, 0, STORE_TO_END, 0, out, info);
+	return get_object(s, key, 0, max + 1, max, out, info);
 }
 
 /* ---- list --------------------------------------------------------------------- */
@@ -1309,6 +1349,7 @@ static void s3_close(struct store *s)
 static const struct store_ops s3_ops = {
 	.put = s3_put,
 	.get = s3_get,
+	.get_max = s3_get_max,
 	.head = s3_head,
 	.list = s3_list,
 	.del = s3_del,

@@ -7,6 +7,7 @@
  *   lease      record_lease_decode        pack      pack_header_parse
  *   index      index_object_check         wrapped   keys_wrap_peek, keys_unwrap
  *   sealed     keys_object_key_id, keys_ring_open_object
+ *   keyset     keys_set_parse, keys_set_verify (the key set)
  *   conf       conf_load (cairn.conf)     ctl       fs_ctl_parse (control socket)
  *   s3xml      s3_xml_parse, s3_xml_error (S3 answers)
  *
@@ -49,6 +50,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define KEK_TEXT "cairn-kek-v1:0123456789abcdef:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 #define WS "fuzzws01"
 #define DATA_KEY_ID "00112233445566aa"
+#define ID_KEY_ID "0102030405060708"
 #define PACK_NAME "data/ab/ab0123456789abcdef0123456789abcd"
 #define INDEX_NAME "index/0123456789abcdef0123456789abcdef"
 
@@ -174,6 +176,8 @@ static struct keys_kek *fixed_kek(void)
 	return kek;
 }
 
+/* A ring with an identity key (to verify and make key sets with) and a
+ * data key, current (to open sealed objects with). */
 static struct keys_ring *fixed_ring(void)
 {
 	static struct keys_ring *ring;
@@ -181,11 +185,36 @@ static struct keys_ring *fixed_ring(void)
 
 	if (ring)
 		return ring;
+	memset(key, 5, sizeof(key));
+	if (keys_ring_empty(WS, &ring) || keys_ring_add(ring, KEYS_KEY_IDENTITY, ID_KEY_ID, key))
+		abort();
 	memset(key, 7, sizeof(key));
-	if (keys_ring_empty(WS, &ring) || keys_ring_add(ring, KEYS_KEY_DATA, DATA_KEY_ID, key) ||
-	    keys_ring_set_current(ring, DATA_KEY_ID))
+	if (keys_ring_add(ring, KEYS_KEY_DATA, DATA_KEY_ID, key) || keys_ring_set_current(ring, DATA_KEY_ID))
 		abort();
 	return ring;
+}
+
+/* What parses keeps its invariants; what also verifies encodes to the
+ * same bytes (the encoding is canonical and the MAC deterministic). */
+static int check_keyset(const uint8_t *d, size_t n)
+{
+	struct keys_set s;
+	struct buf b = BUF_INIT;
+	int rc = keys_set_parse(d, n, WS, &s), res = 1;
+
+	if (rc)
+		return one_of(rc, 2, -EBADMSG, -ENOTSUP) ? 0 : bad("keyset", "unexpected parse code", rc);
+	if (!keys_id_valid(s.identity) || !keys_set_has(&s, s.current) || keys_set_has(&s, s.identity) ||
+	    !s.serial || s.serial > (uint64_t)INT64_MAX)
+		res = bad("keyset", "a parsed key set breaks its invariants", 0);
+	rc = keys_set_verify(fixed_ring(), d, n);
+	if (res > 0 && rc)
+		res = rc == -EBADMSG ? 0 : bad("keyset", "unexpected verify code", rc);
+	else if (res > 0 && (keys_set_encode(fixed_ring(), &s, &b) || b.len != n || memcmp(b.data, d, n)))
+		res = bad("keyset", "a verified key set does not encode to the same bytes", 0);
+	keys_set_free(&s);
+	buf_free(&b);
+	return res;
 }
 
 static int check_wrapped(const uint8_t *d, size_t n)
@@ -217,7 +246,7 @@ static int check_sealed(const uint8_t *d, size_t n)
 	rc = keys_ring_open_object(fixed_ring(), KEYS_OBJ_HEAD, "head", WS, d, n, &out);
 	buf_free(&out);
 	if (rc)
-		return one_of(rc, 3, -EBADMSG, -ENOTSUP, -ENOENT) ? 0 : bad("sealed", "unexpected open code", rc);
+		return one_of(rc, 3, -EBADMSG, -ENOTSUP, -EKEYREJECTED) ? 0 : bad("sealed", "unexpected open code", rc);
 	return 1;
 }
 
@@ -451,6 +480,25 @@ static void seed_sealed(struct buf *seeds)
 	buf_free(&b);
 }
 
+static void seed_keyset(struct buf *seeds)
+{
+	char live[2][KEYS_ID_SIZE] = { DATA_KEY_ID, "ffeeddccbbaa9988" };
+	struct keys_set s = { .serial = 3, .created = 1700000000, .current = DATA_KEY_ID, .n = 1,
+			      .live = live };
+	struct buf b = BUF_INIT;
+
+	if (keys_set_encode(fixed_ring(), &s, &b))
+		abort();
+	seed_add(seeds, b.data, b.len);
+	buf_reset(&b);
+	s.n = 2;
+	s.serial = 4;
+	if (keys_set_encode(fixed_ring(), &s, &b))
+		abort();
+	seed_add(seeds, b.data, b.len);
+	buf_free(&b);
+}
+
 static void seed_conf(struct buf *seeds)
 {
 	static const char text[] =
@@ -500,6 +548,7 @@ static const struct target targets[] = {
 	{ "index", check_index, seed_index },
 	{ "wrapped", check_wrapped, seed_wrapped },
 	{ "sealed", check_sealed, seed_sealed },
+	{ "keyset", check_keyset, seed_keyset },
 	{ "conf", check_conf, seed_conf },
 	{ "ctl", check_ctl, seed_ctl },
 	{ "s3xml", check_s3xml, seed_s3xml },

@@ -362,9 +362,10 @@ OBJ_KINDS = {"head": 4, "lease": 5, "snapshots": 3, "index": 2, "data": 1, "tree
 
 def sealed(wsdir, keyfile):
     """Every object of a workspace but `config` is sealed: a wrapped key
-    (cairnkey) under the tenant key of keyfile, or a sealed object
-    (cairnobj, of the kind its name says; a pack's header at its end) under
-    one of those wrapped keys.  s3rver's files: only *._S3rver_object."""
+    (cairnkey) under the tenant key of keyfile, the key set (cairnset,
+    MACed; it lists only wrapped keys), or a sealed object (cairnobj, of
+    the kind its name says; a pack's header at its end) under one of those
+    wrapped keys.  s3rver's files: only *._S3rver_object."""
     kek_id = open(keyfile).read().strip().split(":")[1]
     suffix = "._S3rver_object"
     files = []
@@ -386,6 +387,12 @@ def sealed(wsdir, keyfile):
             if b[:9] != b"cairnkey\x01" or b[20:28].hex() != kek_id:
                 bad.append(rel)
             wrapped.add(b[12:20].hex())
+            continue
+        if top == "keyset":
+            if b[:9] != b"cairnset\x01":
+                bad.append(rel)
+            m, ws = struct.unpack("<H", b[44:46])[0], b[10]
+            used.update(b[46 + ws + 8 * i:54 + ws + 8 * i].hex() for i in range(m))
             continue
         if top not in OBJ_KINDS:
             bad.append(rel + " (unknown object)")

@@ -67,6 +67,53 @@ static void check_ranges(struct store *s, const char *label)
 	buf_free(&got);
 }
 
+/* store_get_max, on the store and through a prefix layer over it */
+static void check_get_max(struct store *s, const char *label)
+{
+	uint8_t data[1000];
+	struct buf got = BUF_INIT;
+	struct store_info info = { 0 }, head_info = { 0 };
+	struct store *px = NULL;
+	int rc;
+
+	tap_fill_random(data, sizeof(data), 99);
+	store_put(s, "suite/capped", data, sizeof(data), STORE_ALWAYS, NULL, NULL);
+	store_put(s, "suite/capped-empty", "", 0, STORE_ALWAYS, NULL, NULL);
+	store_head(s, "suite/capped", &head_info);
+	rc = store_get_max(s, "suite/capped", 1000, "test object", &got, &info);
+	ok(rc == 0 && got.len == 1000 && !memcmp(got.data, data, 1000),
+	   "%s: get_max of an object of exactly max bytes reads it %s", label, rc ? err_msg() : "");
+	ok(info.size == 1000 && !strcmp(info.etag, head_info.etag),
+	   "%s: get_max reports its size and ETag", label);
+	buf_reset(&got);
+	buf_adds(&got, "keep");
+	memset(&info, 0, sizeof(info));
+	rc = store_get_max(s, "suite/capped", 999, "test object", &got, &info);
+	is_int(rc, -EFBIG, "%s: get_max of an object one byte larger than max is -EFBIG", label);
+	ok(got.len == 4 && !memcmp(got.data, "keep", 4), "%s: and appends nothing", label);
+	is_int(info.size, 1000, "%s: and reports the object's size", label);
+	ok(strstr(err_msg(), "suite/capped: 1000 bytes, more than any test object cairn writes (at most 999)") &&
+	   !strchr(err_msg(), '\n'),
+	   "%s: one line naming the object, its size and the bound: %s", label, err_msg());
+	buf_reset(&got);
+	rc = store_get_max(s, "suite/capped-empty", 10, "test object", &got, NULL);
+	ok(rc == 0 && got.len == 0, "%s: get_max of an empty object reads nothing %s", label,
+	   rc ? err_msg() : "");
+	rc = store_get_max(s, "suite/no-such-object", 10, "test object", &got, NULL);
+	is_int(rc, -ENOENT, "%s: get_max of a missing object is -ENOENT", label);
+	if (store_prefix_open(s, "suite/", &px) == 0) {
+		buf_reset(&got);
+		rc = store_get_max(px, "capped", 1000, "test object", &got, NULL);
+		ok(rc == 0 && got.len == 1000, "%s: get_max through a prefix layer %s", label,
+		   rc ? err_msg() : "");
+		rc = store_get_max(px, "capped", 10, "test object", &got, &info);
+		ok(rc == -EFBIG && info.size == 1000,
+		   "%s: and its refusal through the layer", label);
+		store_close(px);
+	}
+	buf_free(&got);
+}
+
 static void check_missing(struct store *s, const char *label)
 {
 	struct buf got = BUF_INIT;
@@ -309,6 +356,7 @@ void store_suite_run(struct store *s, const char *label)
 	check_round_trip(s, label, "suite/five-mib", 5u << 20);
 	check_round_trip(s, label, "suite/deep/er/and/deeper/object", 1000);
 	check_ranges(s, label);
+	check_get_max(s, label);
 	check_missing(s, label);
 	check_odd_keys(s, label);
 	check_conditional(s, label);

@@ -226,7 +226,7 @@ static void test_tampering(const uint8_t *text, const uint8_t *rnd)
 		refuse(&bad, s.data, s.len, -EINVAL, z ? "zstd: type 0" : "raw: type 0");
 		bad = ref;
 		memcpy(bad.key_id, "0123456789abcdef", KEYS_ID_SIZE);
-		refuse(&bad, s.data, s.len, -ENOENT, z ? "zstd: unknown key id" :
+		refuse(&bad, s.data, s.len, -EKEYREJECTED, z ? "zstd: unknown key id" :
 		       "raw: unknown key id");
 		bad = ref;
 		memset(bad.key_id, 'a', sizeof(bad.key_id));

@@ -188,10 +188,25 @@ run "$CAIRN" init --store "$FS" --key "file:$TMP/k1" --tenant tdec --json
 WDA=$(jget workspace)
 run "$CAIRN" init --store "$FS" --key "file:$TMP/k1" --tenant tdec --json
 WDB=$(jget workspace)
-cp "${FS#file://}/tenants/tdec/workspaces/$WDB/keys/"* "${FS#file://}/tenants/tdec/workspaces/$WDA/keys/"
+KDA=${FS#file://}/tenants/tdec/workspaces/$WDA/keys
+KDB=${FS#file://}/tenants/tdec/workspaces/$WDB/keys
+K1ID=$(cut -d: -f2 "$TMP/k1")
+run "$CAIRN" cat keyset --json --store "$FS" --tenant tdec --workspace "$WDA" --key "file:$TMP/k1"
+ADK=$(jget current)
+run "$CAIRN" cat keyset --json --store "$FS" --tenant tdec --workspace "$WDB" --key "file:$TMP/k1"
+BDK=$(jget current)
+cp -a "$KDA" "$TMP/kda.saved"
+cp "$KDB/"* "$KDA/"
+unwraps=$(grep -c '"path":"/v1/unwrap"' "$CP_LOG")
 run "$CAIRN" ls --store "$FS" --tenant tdec --workspace "$WDA" --key "$CP_URL"
-check "https: another workspace's wrapped key put among this one's is refused before it is sent" rc_is 1
+check "https: another workspace's wrapped keys put among this one's, which its key set does not list: ignored" rc_is 0
+check "https: and never sent to the control plane (only this workspace's two keys are)" \
+	eq "$(($(grep -c '"path":"/v1/unwrap"' "$CP_LOG") - unwraps))" 2
+cp "$KDB/$BDK.$K1ID" "$KDA/$ADK.$K1ID"
+run "$CAIRN" ls --store "$FS" --tenant tdec --workspace "$WDA" --key "$CP_URL"
+check "https: another workspace's wrapped key under the name of this one's data key is refused before it is sent" rc_is 1
 check "https: naming the workspace it belongs to" err_has "belongs to workspace $WDB, not $WDA"
+rm -rf "$KDA" && cp -a "$TMP/kda.saved" "$KDA"
 run "$CAIRN" init --store "$FS" --key "file:$TMP/kbad" --tenant tbad --json
 WB=$(jget workspace)
 run "$CAIRN" ls latest --store "$FS" --tenant tbad --workspace "$WB" --key "$CP_URL"
@@ -243,7 +258,7 @@ run env -u CAIRN_CONTROL_PLANE "$CAIRN" restore latest "$TMP/r-rb3" "$@" --key "
 check "without a control plane a new VM cannot tell (what the control plane is for)" rc_is 0
 run env CAIRN_CONTROL_PLANE=https://127.0.0.1:1 "$CAIRN" restore latest "$TMP/r-rb4" "$@" --key "file:$TMP/k1" --state-dir "$TMP/state-new-vm4"
 check "a configured control plane that is down: the check fails closed" rc_is 1
-check "saying why and the way on" err_has "cannot check the head against the control plane"
+check "saying why and the way on" err_has "cannot check the key set against the control plane"
 unset CAIRN_CONTROL_PLANE
 
 # ---- cairn-keyadm on S3 ---------------------------------------------------
@@ -378,6 +393,187 @@ CAIRN_RUN_DIR=$TMP/run run "$CAIRN" status --mount "$TMP/m-re" --json
 check "file: after reencrypt, cairn status and cairn cat head give one generation" eq "$(jget generation)" "$hgen"
 pid=$(cat "$TMP/c-re/cairnfs.pid")
 fusermount3 -u "$TMP/m-re" && fs_wait_exit "$pid"
+
+# ---- the key set: a retired data key put back, a current one removed ------
+section "key set: a retired data key put back"
+FORGE="python3 $SRCDIR/tests/forge.py"
+digest() { (cd "$1" && find . -type f -printf '%p %s\n' | sort && find . -type f -exec cat {} + | sha256sum); }
+# new_ws TENANT: a new workspace of TENANT on $FS under a new tenant key
+# $TMP/TENANT.key; sets NW (its id), NWD (its dir in the store) and NA
+# (the options that name it to cairn and cairn-keyadm)
+new_ws() {
+	run "$CAIRN" init --store "$FS" --tenant "$1" --key "file:$TMP/$1.key" --create-key --json
+	check "$1: init" rc_is 0
+	NW=$(jget workspace)
+	NWD=${FS#file://}/tenants/$1/workspaces/$NW
+	NA="--store $FS --tenant $1 --workspace $NW --key file:$TMP/$1.key"
+}
+# as_before_keysets DIR: the workspace in DIR as cairn wrote it before key
+# sets (the same objects, no keyset, config format 1)
+as_before_keysets() {
+	rm "$1/keyset"
+	sed 's/"format":2/"format":1/' "$1/config" >"$TMP/cfg" && cat "$TMP/cfg" >"$1/config"
+}
+new_ws t3
+W3=$NW WD3=$NWD RK=$NA
+check "t3: init wrote a key set" test -f "$WD3/keyset"
+check "t3: and config format 2" grep -q '"format":2' "$WD3/config"
+run "$CAIRN" cat keyset --json $RK
+check "t3: key set serial 1, its one data key current" \
+	eq "$(jget serial) $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["live"]), d["current"] in d["live"])' "$TMP/out")" "1 1 True"
+run "$CAIRN" snapshot "$WS" $RK -q
+check "t3: a snapshot under the first data key" rc_is 0
+# what someone who once had the first data key keeps: its wrap, and the key set
+cp -a "$WD3/keys" "$TMP/t3-keys.old"
+run "$KEYADM" dek rotate $RK --json
+check "t3: dek rotate" rc_is 0
+NEW3=$(jget data_key)
+cp "$WD3/keyset" "$TMP/t3-keyset.2"
+run "$CAIRN" cat keyset --json $RK
+check "t3: key set serial 2 lists both data keys, the new one current" \
+	eq "$(jget serial) $(jget current) $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["live"]))' "$TMP/out")" "2 $NEW3 2"
+echo "t3 after rotation" >"$WS/sub/t3.txt"
+run "$CAIRN" snapshot "$WS" $RK -q
+check "t3: a snapshot under the new data key" rc_is 0
+run "$KEYADM" reencrypt $RK --retire --json
+check "t3: reencrypt --retire retires the first data key" eq "$rc $(jget keys_retired)" "0 1"
+run "$CAIRN" cat keyset --json $RK
+check "t3: key set serial 3 lists the new data key alone" \
+	eq "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["serial"], *d["live"])' "$TMP/out")" "3 $NEW3"
+OLD3=$(cd "$TMP/t3-keys.old" && for f in *; do [ -e "$WD3/keys/$f" ] || echo "$f"; done)
+OLDID=${OLD3%%.*}
+run "$CAIRN" ls $RK --json
+SNAP3=$(tail -n 1 "$TMP/out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+cp "$WD3/head" "$TMP/t3-head.good"
+# a new VM that asks the control plane: it learns key set 3 now
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$CAIRN" ls $RK --state-dir "$TMP/state-t3-vm0"
+check "t3: a VM with the control plane opens the workspace (key set 3 reported)" rc_is 0
+
+# the attack: the retired key's wrap put back, and a head sealed under it
+# with any generation (a rollback that would also raise the control
+# plane's highest generation)
+cp "$TMP/t3-keys.old/$OLD3" "$WD3/keys/"
+printf '{"version":1,"generation":1000,"snapshot":"%s"}' "$SNAP3" |
+	$FORGE seal "$TMP/t3.key" "$WD3/keys/$OLD3" head head "$W3" >"$TMP/forged-head"
+cp "$TMP/forged-head" "$WD3/head"
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$CAIRN" restore latest "$TMP/r-forged" $RK --state-dir "$TMP/state-t3-vm1"
+check "retired key put back: a head sealed under it is refused (new VM)" rc_is 1
+check "retired key put back: naming the key, not live" err_has "head: data key $OLDID is not a live key of workspace $W3"
+check "retired key put back: one line" one_line
+check "retired key put back: nothing restored" test ! -e "$TMP/r-forged/big.bin"
+check "retired key put back: the control plane never heard of generation 1000" \
+	sh -c '! grep -q "\"generation\":1000" "$1"' _ "$CP_LOG"
+run "$CAIRN" snapshot "$WS" $RK
+check "retired key put back: a snapshot on this machine is refused too" err_has "is not a live key"
+cp "$TMP/t3-head.good" "$WD3/head"
+now=$(date +%s)
+printf '{"version":1,"host":"intruder","boot":"b","pid":7,"nonce":"00112233445566778899aabbccddeeff","program":"x","acquired":%s000000000,"expires":%s000000000}' \
+	"$now" "$((now + 86400))" | $FORGE seal "$TMP/t3.key" "$WD3/keys/$OLD3" lease lease "$W3" >"$WD3/lease"
+run "$CAIRN" snapshot "$WS" $RK
+check "retired key put back: a lease sealed under it is refused" err_has "lease: data key $OLDID is not a live key"
+rm -f "$WD3/lease"
+run "$CAIRN" check $RK
+check "retired key put back: check names the wrap the key set does not list" \
+	out_has "keys/$OLD3 wraps data key $OLDID, which the key set does not list"
+run "$CAIRN" restore latest "$TMP/r-t3" $RK
+check "retired key put back: the genuine head still restores" rc_is 0
+
+section "key set: an older key set put back"
+cp "$WD3/keyset" "$TMP/t3-keyset.3"
+cp "$TMP/t3-keyset.2" "$WD3/keyset"
+run "$CAIRN" restore latest "$TMP/r-replay" $RK
+check "an older key set (serial 2, both keys live) put back: refused here" rc_is 1
+check "older key set: naming both serials" err_has "the store's key set is serial 2 but this machine has seen serial 3"
+check "older key set: one line" one_line
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$CAIRN" restore latest "$TMP/r-replay" $RK --state-dir "$TMP/state-t3-vm2"
+check "older key set: refused by a new VM that asks the control plane" \
+	err_has "the store's key set is serial 2 but the control plane has seen serial 3"
+run env -u CAIRN_CONTROL_PLANE "$CAIRN" ls $RK --state-dir "$TMP/state-t3-vm3"
+check "older key set: without a control plane a new VM cannot tell" rc_is 0
+as_before_keysets "$WD3"
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$CAIRN" restore latest "$TMP/r-replay" $RK --state-dir "$TMP/state-t3-vm4"
+check "no key set at all, config back at format 1: refused by a new VM with a control plane" \
+	err_has "has no key set in .* but the control plane has seen key set 3"
+run "$CAIRN" ls $RK
+check "no key set at all: refused here" err_has "but this machine has seen key set 3"
+cp "$TMP/t3-keyset.3" "$WD3/keyset"
+sed 's/"format":1/"format":2/' "$WD3/config" >"$TMP/cfg" && cat "$TMP/cfg" >"$WD3/config"
+rm -f "$WD3/keys/$OLD3"
+# a store put back from a copy on purpose: the older key set is accepted
+# with --allow-rollback, and the next one is numbered above every serial
+# seen, so that nobody needs --allow-rollback again
+cp "$TMP/t3-keyset.2" "$WD3/keyset"
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$KEYADM" dek rotate $RK --allow-rollback --json
+check "older key set accepted with --allow-rollback: dek rotate" rc_is 0
+check "older key set accepted: with a warning naming both serials" err_has "key set 2 accepted (--allow-rollback)"
+run "$CAIRN" cat keyset --json $RK
+check "older key set accepted: the next key set is serial 4, above the 3 seen (not 3 again)" eq "$(jget serial)" 4
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$CAIRN" ls $RK --state-dir "$TMP/state-t3-vm5"
+check "older key set accepted: a new VM that asks the control plane opens it without --allow-rollback" rc_is 0
+cp "$TMP/t3-keyset.3" "$WD3/keyset"
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$KEYADM" reencrypt $RK --retire --allow-rollback --json
+check "older key set accepted: reencrypt --retire" rc_is 0
+run "$CAIRN" cat keyset --json $RK
+check "older key set accepted: reencrypt --retire writes key set 5 even when the older one lists the current key alone" \
+	eq "$(jget serial) $(jget live.0)" "5 $NEW3"
+run env CAIRN_CONTROL_PLANE="$CP_URL" "$CAIRN" ls $RK --state-dir "$TMP/state-t3-vm6"
+check "older key set accepted: then a new VM opens it without --allow-rollback" rc_is 0
+
+section "key set: the new wrap deleted after dek rotate"
+new_ws t6
+WD6=$NWD N6=$NA
+NK="$N6 --state-dir $TMP/state-t6"
+run "$CAIRN" snapshot "$WS" $NK -q
+check "t6: a snapshot" rc_is 0
+run "$KEYADM" dek rotate $NK --json
+check "t6: dek rotate" rc_is 0
+NEW6=$(jget data_key)
+rm "$WD6/keys/$NEW6".*
+before=$(digest "$WD6")
+echo "t6 after the rotation" >"$WS/sub/t6.txt"
+run "$CAIRN" snapshot "$WS" $NK
+check "the new wrap deleted: a snapshot is refused, not written under the older key" rc_is 1
+check "the new wrap deleted: saying so" \
+	err_has "its key set (serial 2) names data key $NEW6 as current, but keys/ holds no wrap of it"
+check "the new wrap deleted: one line" one_line
+check "the new wrap deleted: nothing was written" eq "$(digest "$WD6")" "$before"
+run "$CAIRN" restore latest "$TMP/r-nowrap" $N6 --state-dir "$TMP/state-t6b"
+check "the new wrap deleted: a restore on a new machine is refused too" rc_is 1
+rm -f "$WS/sub/t3.txt" "$WS/sub/t6.txt"
+
+section "key set: a workspace made before key sets"
+new_ws t4
+WD4=$NWD LK=$NA
+run "$CAIRN" snapshot "$WS" $LK -q
+as_before_keysets "$WD4"
+run "$CAIRN" restore latest "$TMP/r-old-ws" $LK --state-dir "$TMP/state-t4"
+check "old workspace: restores" rc_is 0
+check "old workspace: bit for bit" same "$WS" "$TMP/r-old-ws"
+run "$CAIRN" snapshot "$WS" $LK --state-dir "$TMP/state-t4" -q
+check "old workspace: a snapshot works" rc_is 0
+check "old workspace: a snapshot does not upgrade it (older cairn may still use it)" \
+	sh -c '[ ! -e "$1/keyset" ] && grep -q "\"format\":1" "$1/config"' _ "$WD4"
+run "$CAIRN" cat keyset --json $LK --state-dir "$TMP/state-t4"
+check "old workspace: cat keyset says it has none yet" err_has "has no key set yet"
+run "$KEYADM" dek rotate $LK --state-dir "$TMP/state-t4" --json
+check "old workspace: dek rotate upgrades it" rc_is 0
+NEW5=$(jget data_key)
+check "old workspace: config format 2" grep -q '"format":2' "$WD4/config"
+run "$CAIRN" cat keyset --json $LK --state-dir "$TMP/state-t4"
+check "old workspace: its first key set (serial 1) lists the old and the new data key, the new one current" \
+	eq "$(jget serial) $(jget current) $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["live"]))' "$TMP/out")" "1 $NEW5 2"
+run "$CAIRN" restore latest "$TMP/r-old-ws2" $LK --state-dir "$TMP/state-t4b"
+check "old workspace, upgraded: restores on a new machine" rc_is 0
+check "old workspace, upgraded: bit for bit" same "$WS" "$TMP/r-old-ws2"
+run "$KEYADM" reencrypt $LK --state-dir "$TMP/state-t4" --retire --json
+check "old workspace, upgraded: reencrypt --retire" eq "$rc $(jget keys_retired)" "0 1"
+run "$CAIRN" check --read-data $LK --state-dir "$TMP/state-t4"
+check "old workspace, upgraded: check --read-data is clean" rc_is 0
+new_ws t5
+as_before_keysets "$NWD"
+run "$KEYADM" reencrypt --store "$FS" --tenant t5 --workspace "$NW" --key "$TMP/t5.key" --state-dir "$TMP/state-t5" --retire --json
+check "old workspace with one data key: reencrypt --retire upgrades it, retiring nothing" \
+	eq "$rc $(jget keys_retired) $(test -f "$NWD/keyset" && echo keyset)" "0 0 keyset"
 
 run "$KEYADM" rewrap $A --from "$TMP/acme2.key" --to "$TMP/acme2.key"
 check "rewrap to the same tenant key is refused" err_has "are the same tenant key"

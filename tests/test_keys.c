@@ -651,10 +651,10 @@ static void test_ring(void)
 	keys_ring_current(r, &k);
 	ok(k == d1, "  ... it is");
 	keys_ring_set_current(r, keys_key_id(d2));
-	is_int(keys_ring_find(r, "0000000000000000", &k), -ENOENT, "unknown key id: -ENOENT");
+	is_int(keys_ring_find(r, "0000000000000000", &k), -EKEYREJECTED, "unknown key id: -EKEYREJECTED");
 	ok(strstr(err_msg(), "0000000000000000") && strstr(err_msg(), WS), "  ... %s",
 	   err_msg());
-	is_int(keys_ring_find(r, keys_key_id(id), &k), -ENOENT,
+	is_int(keys_ring_find(r, keys_key_id(id), &k), -EKEYREJECTED,
 	       "the identity key is not a data key");
 	is_int(keys_ring_set_current(r, "0000000000000000"), -ENOENT,
 	       "set_current of an unknown key: -ENOENT");
@@ -1119,6 +1119,118 @@ static void test_spec(void)
 	keys_kek_free(kek);
 }
 
+/* ---- the key set ---------------------------------------------------------- */
+
+struct set_ctx {
+	const struct keys_ring *ring;
+	const char *ws;
+};
+
+static int try_set(void *vctx, const uint8_t *b, size_t len, int *clean)
+{
+	struct set_ctx *c = vctx;
+	struct keys_set set;
+	int rc = keys_set_parse(b, len, c->ws, &set);
+
+	*clean = rc == 0 || set.live == NULL;
+	if (!rc)
+		rc = keys_set_verify(c->ring, b, len);
+	keys_set_free(&set);
+	return rc;
+}
+
+static void test_keyset(void)
+{
+	uint8_t id_raw[32], d1_raw[32], d2_raw[32], mk[32], mac[32];
+	char live[3][KEYS_ID_SIZE] = { "2122232425262728", "1112131415161718", "" };
+	struct keys_ring *r, *other;
+	struct keys_set set = { .serial = 5, .created = 1700000000, .current = "2122232425262728",
+				.n = 2, .live = live }, got, bad;
+	struct buf obj = BUF_INIT, again = BUF_INIT;
+	struct set_ctx ctx;
+	const size_t notsup[] = { 8, 9 };
+	size_t n = strlen(WS);
+	const uint8_t *o;
+
+	randombytes_buf(id_raw, 32);
+	randombytes_buf(d1_raw, 32);
+	randombytes_buf(d2_raw, 32);
+	keys_ring_empty(WS, &r);
+	keys_ring_add(r, KEYS_KEY_IDENTITY, "0102030405060708", id_raw);
+	keys_ring_add(r, KEYS_KEY_DATA, "1112131415161718", d1_raw);
+	keys_ring_add(r, KEYS_KEY_DATA, "2122232425262728", d2_raw);
+
+	is_int(keys_set_encode(r, &set, &obj), 0, "key set: encode two live keys, the second current");
+	is_int((int)obj.len, (int)(78 + n + 16), "key set: 78 + n + 8 * keys bytes");
+	o = obj.data;
+	ok(memcmp(o, "cairnset", 8) == 0 && o[8] == 1 && o[9] == 1 && o[10] == n && o[11] == 0,
+	   "spec: key set magic, version, MAC algorithm, ws length, reserved");
+	ok(o[12] == 5 && !memcmp(o + 13, "\0\0\0\0\0\0\0", 7) &&
+	   o[20] == 0x00 && o[21] == 0xf1 && o[22] == 0x53 && o[23] == 0x65,
+	   "spec: serial and creation time as LE64");
+	ok(!memcmp(o + 28, "\x01\x02\x03\x04\x05\x06\x07\x08", 8) &&
+	   !memcmp(o + 36, "\x21\x22\x23\x24\x25\x26\x27\x28", 8) && o[44] == 2 && o[45] == 0,
+	   "spec: identity key id, current key id, LE16 count");
+	ok(!memcmp(o + 46, WS, n) && !memcmp(o + 46 + n, "\x11\x12\x13\x14\x15\x16\x17\x18", 8) &&
+	   !memcmp(o + 54 + n, "\x21\x22\x23\x24\x25\x26\x27\x28", 8),
+	   "spec: workspace id, then the live key ids in increasing order");
+	spec_kdf(mk, 32, "cairnset", id_raw);
+	crypto_generichash(mac, 32, o, obj.len - 32, mk, 32);
+	is_mem(o + obj.len - 32, 32, mac, 32,
+	       "spec: MAC = BLAKE2b-256 keyed with KDF(identity, 1, cairnset) of all before it");
+
+	is_int(keys_set_parse(obj.data, obj.len, WS, &got), 0, "key set: parses");
+	ok(got.serial == 5 && got.created == 1700000000 && !strcmp(got.identity, "0102030405060708") &&
+	   !strcmp(got.current, "2122232425262728") && got.n == 2 &&
+	   !strcmp(got.live[0], "1112131415161718") && !strcmp(got.live[1], "2122232425262728"),
+	   "key set: every field back, the ids sorted");
+	ok(keys_set_has(&got, "1112131415161718") && !keys_set_has(&got, "0102030405060708") &&
+	   !keys_set_has(&got, "3132333435363738") && !keys_set_has(NULL, "1112131415161718"),
+	   "key set: has the live keys, not the identity key nor another");
+	is_int(keys_set_verify(r, obj.data, obj.len), 0, "key set: verifies with the identity key");
+	is_int(keys_set_encode(r, &got, &again), 0, "key set: what parsed encodes");
+	is_mem(again.data, again.len, obj.data, obj.len, "key set: to the same bytes (canonical)");
+	keys_set_free(&got);
+
+	ctx.ring = r;
+	ctx.ws = WS;
+	check_tamper("key set", obj.data, obj.len, try_set, &ctx, notsup, 2);
+
+	is_int(keys_set_parse(obj.data, obj.len, WS2, &got), -EBADMSG, "key set: of another workspace refused");
+	ok(strstr(err_msg(), "belongs to workspace " WS ", not " WS2) != NULL, "  ... %s", err_msg());
+	keys_ring_empty(WS, &other);
+	keys_ring_add(other, KEYS_KEY_IDENTITY, "0102030405060708", d1_raw);
+	is_int(keys_set_verify(other, obj.data, obj.len), -EBADMSG,
+	       "key set: another identity key with the same id does not verify it");
+	keys_ring_free(other);
+	buf_reset(&again);
+	buf_add(&again, obj.data, obj.len);
+	again.data[8] = 2;
+	is_int(keys_set_parse(again.data, again.len, WS, &got), -ENOTSUP, "key set: version 2 not supported");
+	ok(strstr(err_msg(), "version 2") && strstr(err_msg(), "version 1"), "  ... %s", err_msg());
+
+	bad = set;
+	bad.serial = 0;
+	buf_reset(&again);
+	is_int(keys_set_encode(r, &bad, &again), -EINVAL, "key set: serial 0 refused");
+	bad = set;
+	snprintf(bad.current, sizeof(bad.current), "%s", "3132333435363738");
+	is_int(keys_set_encode(r, &bad, &again), -EINVAL, "key set: a current key not among the live ones refused");
+	bad = set;
+	snprintf(live[2], sizeof(live[2]), "%s", "1112131415161718");
+	bad.n = 3;
+	is_int(keys_set_encode(r, &bad, &again), -EINVAL, "key set: a key twice refused");
+	snprintf(live[2], sizeof(live[2]), "%s", "0102030405060708");
+	is_int(keys_set_encode(r, &bad, &again), -EINVAL, "key set: the identity key among the data keys refused");
+	bad.n = 0;
+	is_int(keys_set_encode(r, &bad, &again), -EINVAL, "key set: no live key refused");
+	is_int((int)again.len, 0, "key set: nothing appended by a refused encode");
+
+	buf_free(&obj);
+	buf_free(&again);
+	keys_ring_free(r);
+}
+
 int main(void)
 {
 	test_init_and_ids();
@@ -1129,5 +1241,6 @@ int main(void)
 	test_blobs();
 	test_objects();
 	test_spec();
+	test_keyset();
 	return tap_done();
 }

@@ -209,7 +209,7 @@ static void check_flips(void)
 				pack_header_free(&r);
 				diag("flip 0x%02x at %zu (of %zu) was accepted", masks[m], pos, bytes.len);
 			} else {
-				counts[rc == -EBADMSG ? 0 : rc == -ENOTSUP ? 1 : rc == -ENOENT ? 2 : 3]++;
+				counts[rc == -EBADMSG ? 0 : rc == -ENOTSUP ? 1 : rc == -EKEYREJECTED ? 2 : 3]++;
 			}
 		}
 	}

@@ -314,12 +314,17 @@ file_only() {
 	tamper_restore "wrapped key" latest
 
 	tamper_reset config
-	sed 's/"format":1/"format":2/' "$WSDIR/config" >"$D/config" && cat "$D/config" >"$WSDIR/config"
+	sed 's/"format":2/"format":3/' "$WSDIR/config" >"$D/config" && cat "$D/config" >"$WSDIR/config"
 	CAIRN_STATE_DIR=$tstate run ls
-	check "config format 2: ls exits 1" rc_is 1
-	check "config format 2: naming the version found" err_has "version 2"
-	check "config format 2: and the version supported" err_has "version 1"
-	tamper_restore "config format 2" latest
+	check "config format 3: ls exits 1" rc_is 1
+	check "config format 3: naming the version found" err_has "version 3"
+	check "config format 3: and the versions supported" err_has "versions 1 to 2"
+	tamper_restore "config format 3" latest
+
+	tamper_reset keyset
+	py flip "$WSDIR/keyset" -5
+	tamper_restore "key set" latest
+	check "tamper key set: the error names it" err_has "keyset"
 
 	tamper_reset none
 	check "tamper: the untouched copy restores (each case failed for its flip alone)" \

@@ -30,6 +30,8 @@
 //                   not be (a real control plane never does this)
 //   POST /v1/generation  records the highest head generation reported for
 //                   the workspace and answers 200 {"generation": highest}
+//   POST /v1/keyset  the same for the workspace's key set serial:
+//                   200 {"keyset": highest}
 // Each accepted request is appended to --log as one JSON line:
 //   {"path": "/v1/idle", "body": {...}}
 'use strict';
@@ -61,7 +63,8 @@ for (const f of (args.keks || '').split(',').filter(Boolean)) {
   }
   keks.set(m[1], Buffer.from(m[2], 'base64'));
 }
-const generations = new Map();
+const generation = highest('generation', new Map());
+const keyset = highest('keyset', new Map());
 
 // The wrapped key layout of docs/format.md ("Wrapped workspace keys").
 function unwrap(body) {
@@ -93,14 +96,18 @@ function unwrap(body) {
   }
 }
 
-function generation(body) {
-  const g = body.generation;
-  if (!Number.isInteger(g) || g < 0 || typeof body.workspace_id !== 'string') {
-    return [400, { error: 'generation (an integer >= 0) and workspace_id are required' }];
-  }
-  const k = `${body.tenant}/${body.workspace_id}`;
-  generations.set(k, Math.max(generations.get(k) || 0, g));
-  return [200, { generation: generations.get(k) }];
+// A counter the control plane keeps per workspace, never lowered: the
+// endpoint for member `name` records it and answers the highest seen.
+function highest(name, seen) {
+  return (body) => {
+    const v = body[name];
+    if (!Number.isInteger(v) || v < 0 || typeof body.workspace_id !== 'string') {
+      return [400, { error: `${name} (an integer >= 0) and workspace_id are required` }];
+    }
+    const k = `${body.tenant}/${body.workspace_id}`;
+    seen.set(k, Math.max(seen.get(k) || 0, v));
+    return [200, { [name]: seen.get(k) }];
+  };
 }
 
 function reply(res, code, obj) {
@@ -119,7 +126,8 @@ const server = https.createServer({
     if (req.headers.authorization !== `Bearer ${token}`) {
       return reply(res, 401, { error: 'bad or missing bearer token' });
     }
-    const endpoints = { '/v1/idle': null, '/v1/lease': null, '/v1/unwrap': unwrap, '/v1/generation': generation };
+    const endpoints = { '/v1/idle': null, '/v1/lease': null, '/v1/unwrap': unwrap, '/v1/generation': generation,
+      '/v1/keyset': keyset };
     if (req.method !== 'POST' || !(req.url in endpoints)) {
       return reply(res, 404, { error: `no endpoint ${req.method} ${req.url}` });
     }

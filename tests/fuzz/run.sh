@@ -6,7 +6,7 @@
 #   FUZZ_SECONDS=600 tests/fuzz/run.sh pack
 #
 # Targets: tree (tests/fuzz_tree.c) and those of tests/fuzz_decoders.c:
-# snapshot head lease pack index wrapped sealed conf ctl s3xml.
+# snapshot head lease pack index wrapped sealed keyset conf ctl s3xml.
 # Each starts from the seeds the replay driver writes and the committed
 # corpus tests/fuzz/NAME/, and grows a working copy in $FUZZ_WORK (default
 # $TMPDIR/cairn-fuzz), so the committed corpus stays small (the seeds, and a
@@ -24,7 +24,7 @@ builddir=${CAIRN_BUILDDIR:-$(pwd)}
 seconds=${FUZZ_SECONDS:-10}
 work=${FUZZ_WORK:-${TMPDIR:-/tmp}/cairn-fuzz}
 cc=${FUZZ_CC:-clang}
-all="tree snapshot head lease pack index wrapped sealed conf ctl s3xml"
+all="tree snapshot head lease pack index wrapped sealed keyset conf ctl s3xml"
 targets=${*:-$all}
 
 if [ ! -f "$builddir/config.h" ] || [ ! -x "$builddir/tests/fuzz_decoders" ]; then
