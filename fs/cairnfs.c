@@ -55,11 +55,14 @@ struct cfs_opts {
 	char *snapshot, *cache_size;
 	char *host_id, *takeover_from, *lease_ttl, *lease_wait, *final_snapshot;
 	int force, discard_local, keep_local, noprefetch, allow_rollback, init, nonempty;
+	int atime_given;	/* bits 1 << enum fs_atime: the modes named */
+	int nodiratime;
 	int foreground, debug, help, version;
 	char *source, *mountpoint;
 };
 
-enum { KEY_FOREGROUND, KEY_DEBUG, KEY_HELP, KEY_VERSION, KEY_DISCARD };
+enum { KEY_FOREGROUND, KEY_DEBUG, KEY_HELP, KEY_VERSION, KEY_DISCARD,
+       KEY_RELATIME, KEY_STRICTATIME, KEY_NOATIME, KEY_NODIRATIME };
 
 #define CFS_OPT(t, p) { t, offsetof(struct cfs_opts, p), 1 }
 static const struct fuse_opt cfs_opt_spec[] = {
@@ -91,6 +94,11 @@ static const struct fuse_opt cfs_opt_spec[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
+	/* atime: cairnfs's own (the kernel moves no FUSE file's atime) */
+	FUSE_OPT_KEY("relatime", KEY_RELATIME),
+	FUSE_OPT_KEY("strictatime", KEY_STRICTATIME),
+	FUSE_OPT_KEY("noatime", KEY_NOATIME),
+	FUSE_OPT_KEY("nodiratime", KEY_NODIRATIME),
 	/* fstab words that mean nothing to FUSE */
 	FUSE_OPT_KEY("_netdev", KEY_DISCARD),
 	FUSE_OPT_KEY("nofail", KEY_DISCARD),
@@ -111,7 +119,7 @@ static const char usage[] =
 	"     name=NAME,force,allow_rollback,snapshot=ID,cache_size=SIZE,noprefetch,\n"
 	"     discard_local,keep_local_as_snapshot,init,nonempty,host_id=ID,\n"
 	"     takeover_from=HOST,lease_ttl=DURATION,lease_wait=DURATION|forever,\n"
-	"     final_snapshot=yes|no\n"
+	"     final_snapshot=yes|no,relatime|strictatime|noatime,nodiratime\n"
 	"See cairnfs(8).\n";
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -143,6 +151,18 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		o->version = 1;
 		return 0;
 	case KEY_DISCARD:
+		return 0;
+	case KEY_RELATIME:
+		o->atime_given |= 1 << FS_RELATIME;
+		return 0;
+	case KEY_STRICTATIME:
+		o->atime_given |= 1 << FS_STRICTATIME;
+		return 0;
+	case KEY_NOATIME:
+		o->atime_given |= 1 << FS_NOATIME;
+		return 1;	/* the mount's flag too, so that /proc/mounts says it */
+	case KEY_NODIRATIME:
+		o->nodiratime = 1;
 		return 0;
 	}
 	return 1;
@@ -293,6 +313,7 @@ static struct {
 	pthread_mutex_t lock;		/* guards everything below */
 	pthread_cond_t cond;		/* loop_done, flushed */
 	struct fuse_session *se;	/* while the loop may run */
+	struct fs *fs;			/* its filesystem, with se */
 	const char *mountpoint;
 	pthread_t main;
 	int serving;			/* the loop was entered */
@@ -364,6 +385,9 @@ static void on_stop(int sig, void *unused)
 				 stopper.mountpoint, FLUSH_WAIT);
 	}
 	if (stopper.se && !stopper.loop_done) {
+		/* while the workers still answer what a notification under
+		 * way may wait for */
+		fs_atime_attach(stopper.fs, NULL);
 		fuse_session_exit(stopper.se);
 		while (!stopper.loop_done) {
 			pthread_kill(stopper.main, SIGUSR1);
@@ -657,6 +681,9 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 		goto out;
 	rc = fs_open(&fs, r->state_dir, &ready);
 	fs_opened = 1;
+	fs.atime = o->atime_given & (1 << FS_NOATIME) ? FS_NOATIME
+		 : o->atime_given & (1 << FS_STRICTATIME) ? FS_STRICTATIME : FS_RELATIME;
+	fs.nodiratime = o->nodiratime;
 	lw.waiting_arg = r;
 	lw.retake_arg = &fs;
 	if (!rc)
@@ -721,6 +748,7 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	}
 	pthread_mutex_lock(&stopper.lock);
 	stopper.se = se;
+	stopper.fs = &fs;
 	stopper.main = pthread_self();
 	stopper.mountpoint = o->mountpoint;
 	pthread_mutex_unlock(&stopper.lock);
@@ -733,6 +761,7 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 	if (rc)
 		goto out;
 	mounted = 1;
+	fs_atime_attach(&fs, se);
 	tune_writeback(o->mountpoint);
 	pthread_mutex_lock(&fs.lock);
 	fs.mountpoint = o->mountpoint;
@@ -769,10 +798,13 @@ out:
 		pthread_mutex_unlock(&fs.lock);
 	}
 	if (se) {
+		if (fs_opened)
+			fs_atime_attach(&fs, NULL);
 		if (mounted)
 			fuse_session_unmount(se);
 		pthread_mutex_lock(&stopper.lock);
 		stopper.se = NULL;
+		stopper.fs = NULL;
 		pthread_mutex_unlock(&stopper.lock);
 		fuse_session_destroy(se);
 	}
@@ -829,6 +861,11 @@ static int check_args(struct cfs_opts *o)
 	if (!o->source || !o->mountpoint) {
 		fprintf(stderr, "cairnfs: SOURCE and MOUNTPOINT are required\n%s", usage);
 		return 2;
+	}
+	if (o->atime_given & (o->atime_given - 1)) {
+		fprintf(stderr, "cairnfs: -o relatime, strictatime and noatime exclude each other:"
+			" give one of them\n");
+		return 1;
 	}
 	if (stat(o->mountpoint, &st)) {
 		fprintf(stderr, "cairnfs: mountpoint %s: %s\n", o->mountpoint, strerror(errno));

@@ -143,6 +143,7 @@ static json_t *do_status(struct fs *fs)
 	if (r) {
 		pthread_mutex_lock(&fs->lock);
 		json_object_set_new(r, "stopping", json_boolean(fs->unmounted));
+		json_object_set_new(r, "atime", json_string(fs_atime_name(fs)));
 		pthread_mutex_unlock(&fs->lock);
 		json_t *lease = lease_json(fs);
 

@@ -13,7 +13,8 @@
  * Locking: one mutex (fs->lock) guards the inode table, every field of
  * every struct fs_inode, the fd cache, the sqlite connection and the open
  * transaction.  File data moves outside the lock, through a cache file fd
- * the request holds a reference on (fs_fd_acquire).
+ * the request holds a reference on (fs_fd_acquire).  fs->notify_lock
+ * guards only the session the kernel is notified through (atime.c).
  */
 #ifndef CAIRN_FS_H
 #define CAIRN_FS_H
@@ -27,14 +28,21 @@
 
 #include "buf.h"
 
+struct fuse_session;
+
 #define FS_ROOT_INO 1
 #define FS_META_VERSION 2
 
-/* inode.state bits of a regular file */
+/* When a read moves atime (-o relatime, strictatime, noatime) */
+enum fs_atime { FS_RELATIME = 0, FS_STRICTATIME, FS_NOATIME };
+
+/* inode.state bits of a regular file (FS_ST_CHANGED: of any inode) */
 #define FS_ST_CLEAN 1	/* its content row (the blobs of the last snapshot
 			 * that holds it) is its data: nothing to upload */
 #define FS_ST_PARTIAL 2	/* some of its data is not in the cache file yet:
 			 * reads fetch it (lazy restore, eviction) */
+#define FS_ST_CHANGED 4	/* (any inode) changed since a read last moved its
+			 * atime: relatime moves it at the next (atime.c) */
 
 /* The content row of a file, in memory while it has data to fetch. */
 struct fs_content {
@@ -71,6 +79,8 @@ struct fs_inode {
 	unsigned fd_refs;	/* open handles and requests using fd */
 	struct fs_inode *lru_prev, *lru_next;	/* fd cache, while fd_refs is 0 */
 	uint64_t next_cookie;	/* directories: next readdir cookie, 0 unknown */
+	int64_t inval_at;	/* queued in fs->inval: when (monotonic ms) the
+				 * kernel's pages of the file go; 0 not queued */
 	struct fs_inode *hnext;	/* hash chain */
 	struct fs_inode *dnext;	/* dirty list */
 };
@@ -116,6 +126,13 @@ struct fs {
 	double entry_timeout;
 	int no_opendir;		/* the kernel opens directories without us */
 	int no_open;		/* and files */
+	/* access times (atime.c) */
+	int atime;		/* enum fs_atime; set before the mount */
+	int nodiratime;		/* directories keep theirs */
+	uint64_t *inval;	/* files whose kernel pages are to go (lock) */
+	size_t n_inval, cap_inval;
+	pthread_mutex_t notify_lock;	/* guards se; held while notifying */
+	struct fuse_session *se;	/* while mounted, for notifications */
 
 	/* lazy data (lazy.c): the store and the index reads fetch from */
 	struct repo *repo;
@@ -212,6 +229,8 @@ void fs_committer_stop(struct fs *fs);
 
 /* Inode table (caller holds lock). */
 struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino, int *err);
+/* The inode if it is in memory (deleted ones too), without loading it. */
+struct fs_inode *fs_inode_find(struct fs *fs, uint64_t ino);
 struct fs_inode *fs_inode_new(struct fs *fs, mode_t mode, uid_t uid, gid_t gid, dev_t rdev);
 void fs_inode_dirty(struct fs *fs, struct fs_inode *in);
 /* Drops the inode when nothing refers to it any more; removes its row and
@@ -248,6 +267,26 @@ void fs_fd_forget(struct fs *fs, struct fs_inode *in);
 void fs_data_name(uint64_t ino, char out[40]);
 /* Opens the cache file of in (creating it with O_CREAT); a new fd. */
 int fs_data_open(struct fs *fs, struct fs_inode *in, int create);
+
+/* ---- atime.c: access times as a local disk keeps them ---- */
+
+/* A read (or a directory listing) cairnfs serves: moves in's atime as
+ * fs->atime says; on a full cache disk the move is dropped.  Caller holds
+ * lock. */
+void fs_atime_read(struct fs *fs, struct fs_inode *in);
+/* in changed (data, times, mode, links): when the next read of it must
+ * move its atime, the kernel is made to drop its cached pages of the file
+ * once the file has been quiet a moment, so that read comes to cairnfs.
+ * Caller holds lock. */
+void fs_atime_changed(struct fs *fs, struct fs_inode *in);
+/* The committer's part: tells the kernel which files' pages go.  Called
+ * with lock held; drops it while notifying. */
+void fs_atime_notify(struct fs *fs);
+/* Notifications go to se from now on (NULL: no more; waits for one under
+ * way).  Caller holds no lock of fs. */
+void fs_atime_attach(struct fs *fs, struct fuse_session *se);
+/* The mode's name, as the -o option says it ("relatime", "noatime"...). */
+const char *fs_atime_name(const struct fs *fs);
 
 /* ---- import.c: filling an empty cache ---- */
 

@@ -317,15 +317,24 @@ static struct fs_inode *inode_alloc(uint64_t ino)
 	return in;
 }
 
-struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino, int *err)
+struct fs_inode *fs_inode_find(struct fs *fs, uint64_t ino)
 {
 	struct fs_inode *in;
-	sqlite3_stmt *s = fs->st[ST_INODE_GET];
-	int rc;
 
 	for (in = fs->table[slot(fs, ino)]; in; in = in->hnext)
 		if (in->ino == ino)
-			return in->deleted ? (*err = -ENOENT, NULL) : in;
+			return in;
+	return NULL;
+}
+
+struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino, int *err)
+{
+	struct fs_inode *in = fs_inode_find(fs, ino);
+	sqlite3_stmt *s = fs->st[ST_INODE_GET];
+	int rc;
+
+	if (in)
+		return in->deleted ? (*err = -ENOENT, NULL) : in;
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)ino);
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW) {
@@ -814,6 +823,7 @@ static void *committer_main(void *arg)
 			fs_meta_commit(fs, 0);
 		disk_full_recheck(fs);
 		checkpoint(fs);
+		fs_atime_notify(fs);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	return NULL;
@@ -1341,6 +1351,7 @@ int fs_open(struct fs *fs, const char *cache_dir, int *ready)
 	pthread_cond_init(&fs->fetch_cond, NULL);
 	pthread_rwlock_init(&fs->idx_lock, NULL);
 	pthread_mutex_init(&fs->snap_mutex, NULL);
+	pthread_mutex_init(&fs->notify_lock, NULL);
 	fs->ctl_fd = fs->ctl_wake[0] = fs->ctl_wake[1] = -1;
 
 	{
@@ -1595,6 +1606,7 @@ void fs_close(struct fs *fs)
 	}
 	free(fs->table);
 	free(fs->unlink_after);
+	free(fs->inval);
 	buf_free(&fs->redo);
 	if (fs->reserve_fd >= 0)
 		close(fs->reserve_fd);
@@ -1610,4 +1622,5 @@ void fs_close(struct fs *fs)
 	pthread_cond_destroy(&fs->fetch_cond);
 	pthread_rwlock_destroy(&fs->idx_lock);
 	pthread_mutex_destroy(&fs->snap_mutex);
+	pthread_mutex_destroy(&fs->notify_lock);
 }

@@ -63,6 +63,7 @@ static void mark(struct fs *fs, struct fs_inode *in)
 {
 	fs_inode_dirty(fs, in);
 	fs_changed(fs);
+	fs_atime_changed(fs, in);
 }
 
 /* The data of in changed from offset from on (caller holds lock): it is
@@ -865,6 +866,10 @@ static int io_begin(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, en
 			io->in->used = t.tv_sec;
 			fs_inode_dirty(fs, io->in);
 		}
+		/* through a write-only file it is the kernel's own read, to
+		 * fill a page that a write covers only in part */
+		if (!fi || (fi->flags & O_ACCMODE) != O_WRONLY)
+			fs_atime_read(fs, io->in);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	if (!rc && partial) {
@@ -1208,10 +1213,16 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
 {
 	struct fs *fs = req_fs(req);
 	struct readdir_ctx c = { .req = req, .fs = fs, .size = size, .plus = plus };
+	struct fs_inode *dir;
 	int rc = 0;
 
 	c.buf = xmalloc(size);
 	pthread_mutex_lock(&fs->lock);
+	dir = fs_inode_get(fs, ino, &rc);
+	if (!dir)
+		goto out;
+	/* a listing reads the directory, as getdents(2) does on a local disk */
+	fs_atime_read(fs, dir);
 	/* "." and ".." (inode 0: no lookup reference for them) */
 	if (off < 1 && add_entry(&c, ".", 0, S_IFDIR, 1))
 		goto out;

@@ -71,10 +71,12 @@ static void print_text(json_t *r)
 	json_t *snap = json_object_get(r, "snapshot");
 
 	age(geti(r, "snapshot_time", NULL), a);
-	printf("%s: workspace %s (cairnfs pid %lld, cache %s)\n",
+	printf("%s: workspace %s (cairnfs pid %lld, cache %s, %s)\n",
 	       json_string_value(json_object_get(r, "mountpoint")),
 	       json_string_value(json_object_get(r, "workspace")), (long long)geti(r, "pid", NULL),
-	       json_string_value(json_object_get(r, "cache_dir")));
+	       json_string_value(json_object_get(r, "cache_dir")),
+	       json_is_string(json_object_get(r, "atime")) ?
+	       json_string_value(json_object_get(r, "atime")) : "relatime");
 	if (json_is_string(snap))
 		printf("  snapshot:  %.8s, generation %lld, %s%s\n", json_string_value(snap),
 		       (long long)geti(r, "generation", NULL), a,

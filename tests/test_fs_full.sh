@@ -4,7 +4,7 @@
 # ENOSPC (never EIO), those that free it (unlink, removexattr, truncate)
 # go through, status says the disk is full, a remount shows every change
 # that was answered, and once space is freed the same mount takes new
-# writes again.
+# writes again.  Reads go on: the atime they would move is dropped.
 . "$CAIRN_SRCDIR/tests/lib.sh"
 
 fs_workspace "$TMP/ws"
@@ -47,6 +47,16 @@ try:
             os.fsync(fd)
         finally:
             os.close(fd)
+    elif op == "read":	# all of it, past the kernel's page cache; prints its atime too
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            while os.read(fd, 1 << 20):
+                pass
+        finally:
+            os.close(fd)
+        print("ok", os.stat(path).st_atime_ns)
+        sys.exit(0)
     elif op == "fsyncdir":
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -121,6 +131,10 @@ check "a new file and a new dir get ENOSPC" \
 # shows the file as written, which is why it is left out of the state)
 check "a 1 MiB write gets ENOSPC (at write or fsync)" \
 	test "$(op write "$MNT/scratch" 1048576)" = ENOSPC
+AT_K=$(python3 -c 'import os, sys; print(os.stat(sys.argv[1]).st_atime_ns)' "$MNT/keep/data")
+READ_FULL=$(op read "$MNT/keep/data")
+check "a read on the full disk succeeds; its atime, with no room to store it, stays" \
+	test "$READ_FULL" = "ok $AT_K"
 check "status --json: the cache disk is full" test "$(status_field cache.disk_full)" = true
 check "status: says so in words" sh -c '"$1" status --mount "$2" | grep -q "^  disk: *FULL"' \
 	_ "$CAIRN" "$MNT"
@@ -164,6 +178,8 @@ check "once space is freed, status says the disk is not full" \
 	test "$(status_field cache.disk_full)" = false
 check "and new files, dirs, xattrs and writes work without a remount" \
 	test "$(op create "$MNT/keep/new") $(op mkdir "$MNT/keep/newdir") $(op setxattr "$MNT/keep/new" 65536) $(op write "$MNT/keep/new" 4194304)" = "ok ok ok ok"
+READ_ROOM=$(op read "$MNT/keep/data")
+check "and a read moves the atime again" test "${READ_ROOM#ok }" -gt "${READ_FULL#ok }"
 check "status --prometheus: cairn_cache_disk_full 0" sh -c '
 	"$1" status --mount "$2" --prometheus | grep -q "^cairn_cache_disk_full{.*} 0\$"' _ "$CAIRN" "$MNT"
 check "unmount" fs_umount "$MNT"

@@ -3,7 +3,8 @@
 # mount` (detached and --foreground), cairnfs called directly, mount.fuse3
 # and an fstab line, umount; a warm cache resumes, an empty one is filled
 # from the latest snapshot; git and an npm-style tree unpack inside the
-# mount; the daemon under RLIMIT_NOFILE 256; kill -9 during fsync'd writes.
+# mount; the daemon under RLIMIT_NOFILE 256; kill -9 during fsync'd writes;
+# atime under relatime, strictatime and noatime, through an unmount.
 . "$CAIRN_SRCDIR/tests/lib.sh"
 
 D=$TMP/m
@@ -250,6 +251,97 @@ check "a cache dir of another workspace is refused" sh -c '
 	_ "$D/ws2" "$CAIRN" "$CAIRNFS" "$MNT" "$D/c4" "$D/err4"
 check "and nothing is mounted after any of them" test "$(grep -c " $MNT " /proc/mounts)" -eq 0
 
+# ---- atime: relatime by default, strictatime and noatime on request ----
+ns() {	# ns FILE atime|mtime|ctime: that time in nanoseconds
+	python3 -c 'import os, sys; print(getattr(os.stat(sys.argv[1]), "st_%s_ns" % sys.argv[2]))' "$1" "$2"
+}
+read_uncached() {	# read_uncached FILE: a read the kernel's page cache cannot serve
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.read(fd, 4096)
+os.close(fd)' "$1"
+}
+reads_move_atime() {	# reads_move_atime FILE NS: cat FILE until its atime passes NS (5 s at most)
+	_i=0
+	while [ $_i -lt 25 ]; do
+		cat "$1" >/dev/null || return 1
+		[ "$(ns "$1" atime)" -gt "$2" ] && return 0
+		_i=$((_i + 1))
+		sleep 0.2
+	done
+	diag "atime $(ns "$1" atime), not past $2"
+	return 1
+}
+atime_is() {	# atime_is MODE: cairn status says the mount's atime mode is MODE
+	test "$(status_field "$MNT" atime)" = "$1" || { diag "atime: $(status_field "$MNT" atime)"; return 1; }
+}
+mount_noatime() {	# mounts with -o noatime; cairn status and the kernel's flags say so
+	fs_mount "$MNT" "$D/ca" noatime && atime_is noatime &&
+		awk -v m="$MNT" '$2 == m { print $4 }' /proc/mounts | grep -q noatime
+}
+atimes_left() {	# atimes_left MODE: under MODE, f and its dir keep $AT_F and $AT_DA
+	atime_is "$1" && test "$(ns "$MNT/at/f" atime)" -eq "$AT_F" -a "$(ns "$MNT/at" atime)" -eq "$AT_DA"
+}
+atime_refusals() {	# two atime modes at once, and an unknown one, in one line each
+	one_line_err 1 "exclude each other" \
+		"$CAIRNFS" "$CAIRN_STORE" "$MNT" -o cache="$D/ca",noatime,strictatime &&
+	one_line_err 1 "unknown option" "$CAIRNFS" "$CAIRN_STORE" "$MNT" -o cache="$D/ca",lazyatime
+}
+check "-o relatime (the default) is accepted" fs_mount "$MNT" "$D/ca" relatime
+# (not on the mountpoint's own dir when the mount failed: later mounts need it empty)
+mounted "$MNT" && mkdir "$MNT/at" && echo "read me" >"$MNT/at/f"
+AT_0=$(ns "$MNT/at/f" atime)
+sleep 1
+# (the kernel's coarse clock may stamp the write's mtime before the create's
+# atime: the times are compared with a margin, not with each other)
+check "relatime: a file read a second after it was written gets a new atime" \
+	reads_move_atime "$MNT/at/f" $((AT_0 + 500000000))
+AT_1=$(ns "$MNT/at/f" atime)
+read_uncached "$MNT/at/f"
+cat "$MNT/at/f" >/dev/null
+check "relatime: a second read right after leaves it" \
+	test "$AT_1" -gt $((AT_0 + 500000000)) -a "$(ns "$MNT/at/f" atime)" -eq "$AT_1"
+python3 -c 'import os, sys, time
+old = time.time_ns() - 3 * 86400 * 10**9
+os.utime(sys.argv[1], ns=(old, old))' "$MNT/at/f"
+AT_C=$(ns "$MNT/at/f" ctime)
+check "relatime: atime set back three days (so at or before ctime), a read moves it to now" \
+	reads_move_atime "$MNT/at/f" "$AT_C"
+touch "$MNT/at/new"
+AT_D=$(ns "$MNT/at" mtime)
+ls "$MNT/at" >/dev/null
+check "relatime: listing a directory moves its atime" test "$(ns "$MNT/at" atime)" -gt "$AT_D"
+AT_F=$(ns "$MNT/at/f" atime)
+AT_DA=$(ns "$MNT/at" atime)
+check "umount" fs_umount "$MNT"
+check "-o noatime is accepted; cairn status and /proc/mounts say noatime" mount_noatime
+check "the atimes reads set survive the unmount" \
+	test "$AT_F" -gt "$(ns "$MNT/at/f" ctime)" -a "$(ns "$MNT/at/f" atime)" -eq "$AT_F" \
+	-a "$(ns "$MNT/at" atime)" -eq "$AT_DA"
+chmod 0644 "$MNT/at/f"	# its next read would move atime under relatime
+AT_F=$(ns "$MNT/at/f" atime)
+sleep 0.5
+cat "$MNT/at/f" >/dev/null
+read_uncached "$MNT/at/f"
+ls "$MNT/at" >/dev/null
+check "noatime: reads and listings leave atimes as they are" atimes_left noatime
+check "umount" fs_umount "$MNT"
+check "-o strictatime,nodiratime is accepted" fs_mount "$MNT" "$D/ca" strictatime,nodiratime
+check "and cairn status says so" atime_is strictatime,nodiratime
+check "strictatime: a read moves the atime" reads_move_atime "$MNT/at/f" "$(ns "$MNT/at/f" atime)"
+check "strictatime: and a second read moves it again" \
+	reads_move_atime "$MNT/at/f" "$(ns "$MNT/at/f" atime)"
+AT_S=$(ns "$MNT/at/f" atime)
+read_uncached "$MNT/at/f"
+check "strictatime: a read past the kernel's page cache moves it at once" \
+	test "$(ns "$MNT/at/f" atime)" -gt "$AT_S"
+AT_DA=$(ns "$MNT/at" atime)
+ls "$MNT/at" >/dev/null
+check "nodiratime: listing a directory leaves its atime" test "$(ns "$MNT/at" atime)" -eq "$AT_DA"
+check "umount" fs_umount "$MNT"
+check "-o noatime,strictatime is refused in one line, as an unknown option still is" atime_refusals
+
 # ---- init = yes: the first mount makes a workspace of a pinned id ----
 cat >"$D/init.conf" <<EOF
 [workspace auto]
@@ -293,18 +385,20 @@ for dir in /usr/local/sbin /usr/local/bin; do
 	fi
 done
 KEYOPT=key=$CAIRN_KEY,cache=$D/c5
-check "mount -t fuse.cairnfs SOURCE MOUNTPOINT -o key=...,cache=..." \
-	mount -t fuse.cairnfs "$CAIRN_STORE" "$MNT" -o "$KEYOPT"
+check "mount -t fuse.cairnfs SOURCE MOUNTPOINT -o key=...,cache=...,strictatime" \
+	mount -t fuse.cairnfs "$CAIRN_STORE" "$MNT" -o "$KEYOPT,strictatime"
 remember "$MNT" "$D/c5"
+check "strictatime reaches cairnfs" atime_is strictatime
 check "it is a cairnfs mount with the snapshot in it" cmp -s "$SRC/random.bin" "$MNT/random.bin"
 check "umount" fs_umount "$MNT"
-printf '%s %s fuse.cairnfs %s,_netdev,noauto 0 0\n' "$CAIRN_STORE" "$MNT" "$KEYOPT" >"$D/fstab"
+printf '%s %s fuse.cairnfs %s,noatime,_netdev,noauto 0 0\n' "$CAIRN_STORE" "$MNT" "$KEYOPT" >"$D/fstab"
 check "the fstab line has the shape cairnfs(8) shows" \
 	grep -q "^s3://my-bucket/cairn /workspace fuse.cairnfs key=file:.*,cache=.*,_netdev 0 0$" \
 	"$CAIRN_SRCDIR/man/cairnfs.8"
 check "mount MOUNTPOINT with that fstab line (mount -T)" mount -T "$D/fstab" "$MNT"
 remember "$MNT" "$D/c5"
 check "the fstab mount serves the workspace" cmp -s "$SRC/random.bin" "$MNT/random.bin"
+check "with the fstab line's noatime" atime_is noatime
 check "and unmounts cleanly" fs_umount "$MNT"
 [ -n "$LINK" ] && rm -f "$LINK"
 finish
