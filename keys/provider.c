@@ -28,6 +28,7 @@
 
 #include <sodium.h>
 
+#include "buf.h"
 #include "err.h"
 #include "keys.h"
 
@@ -74,6 +75,37 @@ static ssize_t read_output(int fd, char *out, const struct timespec *t0)
 	}
 }
 
+/* The environment an exec: command gets: the caller's variables that say
+ * where and as whom it runs, and nothing else -- not the store's
+ * credentials, a control-plane token or any other secret of the caller's.
+ * A command that needs more reads it from files of its own. */
+static const char *const exec_env_keep[] = {
+	"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+	"CAIRN_TENANT", "CAIRN_WORKSPACE", NULL,
+};
+
+static char **exec_env(void)
+{
+	size_t n = 0;
+	char **env = xcalloc(sizeof(exec_env_keep) / sizeof(*exec_env_keep) + 1, sizeof(*env));
+
+	for (size_t i = 0; exec_env_keep[i]; i++) {
+		const char *v = getenv(exec_env_keep[i]);
+
+		if (v)
+			env[n++] = xasprintf("%s=%s", exec_env_keep[i], v);
+		else if (!strcmp(exec_env_keep[i], "PATH"))
+			env[n++] = xstrdup("PATH=/usr/local/bin:/usr/bin:/bin");
+	}
+	for (char **e = environ; *e; e++)
+		if (!strncmp(*e, "LC_", 3)) {
+			env = xrealloc(env, (n + 2) * sizeof(*env));
+			env[n++] = xstrdup(*e);
+		}
+	env[n] = NULL;
+	return env;
+}
+
 static int load_exec(const char *spec, struct keys_kek **out)
 {
 	const char *cmd = spec + 5;
@@ -85,6 +117,7 @@ static int load_exec(const char *spec, struct keys_kek **out)
 	char *text = NULL;
 	ssize_t len;
 	int p[2], st, rc;
+	char **env;
 	pid_t pid;
 
 	if (!*cmd)
@@ -106,7 +139,11 @@ static int load_exec(const char *spec, struct keys_kek **out)
 	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
 				 POSIX_SPAWN_SETPGROUP);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = posix_spawn(&pid, "/bin/sh", &fa, &sa, argv, environ);
+	env = exec_env();
+	rc = posix_spawn(&pid, "/bin/sh", &fa, &sa, argv, env);
+	for (char **e = env; *e; e++)
+		free(*e);
+	free(env);
 	posix_spawnattr_destroy(&sa);
 	posix_spawn_file_actions_destroy(&fa);
 	close(p[1]);

@@ -79,6 +79,12 @@ run "$CAIRN" restore latest "$TMP/r-exec" "$@" --key "exec:echo fetching >&2; ca
 check "exec: a command that prints the tenant key: restore exits 0" rc_is 0
 check "exec: the restored tree is bit for bit the snapshot's" same "$WS" "$TMP/r-exec"
 
+AWS_SECRET_ACCESS_KEY=exec-env-sentinel CAIRN_CONTROL_PLANE_TOKEN=exec-env-sentinel \
+	run "$CAIRN" restore latest "$TMP/r-exec-env" "$@" --key "exec:env >$TMP/exec.env; cat $TMP/k1"
+check "exec: a command run with secrets in cairn's environment: restore exits 0" rc_is 0
+check "exec: the command gets none of them" sh -c '! grep -q exec-env-sentinel "$1"' _ "$TMP/exec.env"
+check "exec: but a PATH and a HOME" sh -c 'grep -q "^PATH=" "$1" && grep -q "^HOME=" "$1"' _ "$TMP/exec.env"
+
 run "$CAIRN" restore latest "$TMP/r-exec2" "$@" --key "exec:exit 3"
 check "exec: a command that exits 3 fails the restore" rc_is 1
 check "exec: the error names the provider and the status" err_has "key provider exec:exit 3: the command exited with status 3"
