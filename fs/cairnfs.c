@@ -681,6 +681,10 @@ static int run(struct cfs_opts *o, struct fuse_args *args, int ready_fd)
 		goto out;
 	rc = fs_open(&fs, r->state_dir, &ready);
 	fs_opened = 1;
+	/* an -o option, or else cairn.conf's atime (checked when read) */
+	if (!o->atime_given && ro.atime)
+		o->atime_given = 1 << (!strcmp(ro.atime, "noatime") ? FS_NOATIME :
+				       !strcmp(ro.atime, "strictatime") ? FS_STRICTATIME : FS_RELATIME);
 	fs.atime = o->atime_given & (1 << FS_NOATIME) ? FS_NOATIME
 		 : o->atime_given & (1 << FS_STRICTATIME) ? FS_STRICTATIME : FS_RELATIME;
 	fs.nodiratime = o->nodiratime;

@@ -120,6 +120,7 @@ static int conf_handler(void *user, const char *section, const char *name, const
 		{ "takeover_from", offsetof(struct conf_workspace, takeover_from) },
 		{ "lease_ttl", offsetof(struct conf_workspace, lease_ttl) },
 		{ "lease_wait", offsetof(struct conf_workspace, lease_wait) },
+		{ "atime", offsetof(struct conf_workspace, atime) },
 	}, durations[] = {
 		{ "interval", offsetof(struct conf_workspace, interval) },
 		{ "idle_after", offsetof(struct conf_workspace, idle_after) },
@@ -184,6 +185,12 @@ static int conf_handler(void *user, const char *section, const char *name, const
 					 "'lease_wait = %s' is not a duration or 'forever' (e.g. 5m)", value);
 				return 0;
 			}
+		}
+		if (!strcmp(name, "atime") && strcmp(value, "relatime") && strcmp(value, "strictatime") &&
+		    strcmp(value, "noatime")) {
+			snprintf(p->why, sizeof(p->why),
+				 "'atime = %s' is not relatime, strictatime or noatime", value);
+			return 0;
 		}
 		free(*(char **)(base + strings[i].off));
 		*(char **)(base + strings[i].off) = xstrdup(value);
@@ -297,6 +304,7 @@ void conf_free(struct conf *c)
 		free(w->takeover_from);
 		free(w->lease_ttl);
 		free(w->lease_wait);
+		free(w->atime);
 	}
 	free(c->ws);
 	free(c->path);

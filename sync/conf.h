@@ -19,6 +19,7 @@ struct conf_workspace {
 	char *cache_size;	/* cairnfs -o cache_size=, checked as a size */
 	/* the lease (repo_opts): checked as a duration / "forever" */
 	char *host_id, *takeover_from, *lease_ttl, *lease_wait;
+	char *atime;		/* relatime, strictatime or noatime (cairnfs) */
 	int init;		/* init = yes: cairnfs makes the workspace if missing */
 	int final_snapshot;	/* final_snapshot = yes|no (cairnfs); -1 when not set */
 	int unsafe_no_cond;	/* unsafe_no_conditional_writes = yes (store.h) */

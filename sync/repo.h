@@ -80,6 +80,7 @@ struct repo_opts {
 	 * long a mount waits for a live holder elsewhere ("forever", or a
 	 * duration) */
 	const char *host_id, *takeover_from, *lease_ttl, *lease_wait;
+	const char *atime;	/* config `atime` (cairnfs): relatime, strictatime, noatime */
 	int init;		/* config `init = yes`: make the workspace if missing */
 	int no_final_snapshot;	/* config `final_snapshot = no` (cairnfs) */
 	/* config `unsafe_no_conditional_writes = yes` (or the environment's

@@ -88,6 +88,8 @@ int repo_opts_resolve(struct repo_opts *opts, const char *config_path, const cha
 	fill(&opts->cp_url, "CAIRN_CONTROL_PLANE", c->cp_url);
 	fill(&opts->cp_token_file, "CAIRN_CONTROL_PLANE_TOKEN_FILE", c->cp_token_file);
 	fill(&opts->cp_ca_file, "CAIRN_CONTROL_PLANE_CA_FILE", c->cp_ca_file);
+	if (w && w->atime)
+		opts->atime = w->atime;
 	if (w && w->init)
 		opts->init = 1;
 	if (w && w->final_snapshot == 0)

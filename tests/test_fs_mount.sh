@@ -370,6 +370,18 @@ remember "$MNT" "$D/c8"
 check "umount" fs_umount "$MNT"
 check "the workspace has one identity and one data key" \
 	test "$(find "$D/init-store/tenants/default/workspaces/ws-made-on-mount/keys" -type f | wc -l)" -eq 2
+cp "$D/noinit.conf" "$D/strict.conf"
+echo "atime = strictatime" >>"$D/strict.conf"
+check "cairn.conf's atime = strictatime sets the mount's mode" conf_mount "$D/strict.conf" "$D/c8"
+check "(cairn status says strictatime)" atime_is strictatime
+check "umount" fs_umount "$MNT"
+check "and an -o option wins over it" conf_mount "$D/strict.conf,noatime" "$D/c8"
+check "(cairn status says noatime)" atime_is noatime
+check "umount" fs_umount "$MNT"
+cp "$D/noinit.conf" "$D/lazy.conf"
+echo "atime = lazyatime" >>"$D/lazy.conf"
+check "atime = lazyatime in cairn.conf is refused, in one line" one_line_err 1 "is not relatime, strictatime or noatime" \
+	conf_mount "$D/lazy.conf" "$D/c8"
 check "cairn-keyadm verify opens them" "${CAIRN_BUILDDIR:-.}/cairn-keyadm" verify \
 	--store "file://$D/init-store" --key "$CAIRN_KEY" -q
 
