@@ -258,18 +258,6 @@ static int cmp_row(const void *a, const void *b)
 	return strcmp(((const struct row *)a)->name, ((const struct row *)b)->name);
 }
 
-static void entry_release(struct tree_entry *e)
-{
-	free(e->target);
-	free(e->blobs);
-	for (size_t i = 0; i < e->nxattrs; i++) {
-		free(e->xattrs[i].name);
-		free(e->xattrs[i].value);
-	}
-	free(e->xattrs);
-	memset(e, 0, sizeof(*e));
-}
-
 static int read_xattrs(struct snapwalk *w, uint64_t ino, struct tree_entry *e)
 {
 	sqlite3_stmt *s = w->xattrs;
@@ -419,7 +407,7 @@ static int walk_dir(struct snapwalk *w, uint64_t dir, uint8_t id_out[TREE_ID_LEN
 			if (rc)
 				err_prefix(rc, "%s", buf_str(&w->path));
 		}
-		entry_release(&e);
+		tree_entry_release(&e);
 	}
 	buf_setlen(&w->path, base);
 	for (size_t i = 0; i < n; i++)
@@ -450,7 +438,7 @@ static int walk_root(struct snapwalk *w, uint8_t ws_root[TREE_ID_LEN], uint8_t t
 		memcpy(ws_root, e.subtree, TREE_ID_LEN);
 		rc = snapshot_job_top(w->job, &e, top);
 	}
-	entry_release(&e);
+	tree_entry_release(&e);
 	return rc;
 }
 

@@ -203,15 +203,6 @@ static void meta_copy(struct tree_entry *dst, const struct tree_entry *src)
 	tree_xattrs_dup(dst, src);
 }
 
-static void meta_free(struct tree_entry *e)
-{
-	for (size_t i = 0; i < e->nxattrs; i++) {
-		free(e->xattrs[i].name);
-		free(e->xattrs[i].value);
-	}
-	free(e->xattrs);
-}
-
 /* An xattr that gives privilege (file capabilities, security labels,
  * trusted.*): restored only with o->privileged. */
 static int xattr_privileged(const char *name)
@@ -965,13 +956,13 @@ int restore_snapshot(struct repo *r, struct index *idx, const struct record_snap
 		free(f->path);
 		free(f->dir);
 		free(f->name);
-		meta_free(&f->meta);
+		tree_entry_release(&f->meta);
 	}
 	for (size_t i = 0; i < rs.ndirs; i++) {
 		free(rs.dirs[i].path);
 		free(rs.dirs[i].dir);
 		free(rs.dirs[i].name);
-		meta_free(&rs.dirs[i].meta);
+		tree_entry_release(&rs.dirs[i].meta);
 	}
 	dircache_free(&rs.dc);
 	if (rs.root_fd >= 0)

@@ -169,18 +169,6 @@ static void link_other(struct walk *w, struct tree_entry *e, const struct stat *
 	e->link_group = (l ? l : link_add(w, e))->group;
 }
 
-static void entry_release(struct tree_entry *e)
-{
-	for (size_t i = 0; i < e->nxattrs; i++) {
-		free(e->xattrs[i].name);
-		free(e->xattrs[i].value);
-	}
-	free(e->xattrs);
-	free(e->blobs);
-	free(e->target);
-	memset(e, 0, sizeof(*e));
-}
-
 /* Reads the xattrs of an open fd (fd >= 0) or of path (no follow). */
 static int read_xattrs(struct walk *w, int fd, const char *path, struct tree_entry *e)
 {
@@ -598,7 +586,7 @@ static int walk_dir(struct walk *w, int dirfd, const struct tree *parent,
 				err_prefix(rc, "%s", buf_str(&w->path));
 		}
 		e.name = NULL;
-		entry_release(&e);
+		tree_entry_release(&e);
 		progress(w, NULL, 0);
 	}
 	buf_setlen(&w->path, base);
@@ -616,7 +604,7 @@ static int walk_dir(struct walk *w, int dirfd, const struct tree *parent,
 
 /* Walks dir with parent_root (a tree id, or NULL) as its previous state;
  * *self gets dir's own entry (its metadata and xattrs, the walk's tree as
- * its subtree; free with entry_release). */
+ * its subtree; free with tree_entry_release). */
 static int snapshot_root(struct walk *w, const char *dir, const uint8_t *parent_root,
 			 uint8_t id_out[KEYS_BLOB_ID_LEN], struct tree_entry *self)
 {
@@ -939,7 +927,7 @@ int snapshot_job_paths(struct snapshot_job *j, const char *const *paths, size_t 
 				err_prefix(rc, "%s", paths[i]);
 		}
 		e.name = NULL;
-		entry_release(&e);
+		tree_entry_release(&e);
 		free(copy);
 	}
 	if (!rc)
@@ -1032,7 +1020,7 @@ int snapshot_dir(struct repo *r, const char *dir, const struct snapshot_opts *o,
 	rc = snapshot_root(&j->w, dir, j->parent_ws, ws_root, &self);
 	if (!rc)
 		rc = snapshot_job_top(j, &self, NULL);
-	entry_release(&self);
+	tree_entry_release(&self);
 	if (!rc && o->nagent_config) {
 		struct record_stats ws_stats = j->w.st;
 

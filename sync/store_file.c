@@ -45,14 +45,14 @@ struct file_store {
 	char *dir;
 };
 
-static const char *fs_dir(struct store *s)
+static const char *file_dir(struct store *s)
 {
 	return ((struct file_store *)s->priv)->dir;
 }
 
-static char *fs_path(struct store *s, const char *key)
+static char *file_path(struct store *s, const char *key)
 {
-	return xasprintf("%s/%s", fs_dir(s), key);
+	return xasprintf("%s/%s", file_dir(s), key);
 }
 
 static void etag_of(const void *data, size_t len, char *out)
@@ -100,10 +100,10 @@ static int etag_of_fd(int fd, const struct stat *st, char *out)
 }
 
 /* Opens key for reading and fills info.  -ENOENT when absent. */
-static int fs_open_object(struct store *s, const char *key, struct store_info *info,
+static int file_open_object(struct store *s, const char *key, struct store_info *info,
 			  struct stat *st)
 {
-	char *path = fs_path(s, key);
+	char *path = file_path(s, key);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	int rc;
 
@@ -135,9 +135,9 @@ static int fs_open_object(struct store *s, const char *key, struct store_info *i
 }
 
 /* Held around compare-and-rename of a conditional put. */
-static int fs_lock(struct store *s)
+static int file_lock(struct store *s)
 {
-	char *path = xasprintf("%s/" LOCK_FILE, fs_dir(s));
+	char *path = xasprintf("%s/" LOCK_FILE, file_dir(s));
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
 	if (fd < 0) {
@@ -158,22 +158,22 @@ static int fs_lock(struct store *s)
 	return fd;
 }
 
-static void fs_unlock(int fd)
+static void file_unlock(int fd)
 {
 	if (fd >= 0)
 		close(fd);	/* releases the flock */
 }
 
 /* Writes data to a fresh temp file, fsync'd, tagged with its ETag. */
-static int fs_write_temp(struct store *s, const void *data, size_t len, const char *etag,
+static int file_write_temp(struct store *s, const void *data, size_t len, const char *etag,
 			 char **tmp_out)
 {
-	char *tmp = xasprintf("%s/" TMP_DIR "/put-XXXXXX", fs_dir(s));
+	char *tmp = xasprintf("%s/" TMP_DIR "/put-XXXXXX", file_dir(s));
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	int rc;
 
 	if (fd < 0 && errno == ENOENT) {	/* the store's first put */
-		char *dir = xasprintf("%s/" TMP_DIR, fs_dir(s));
+		char *dir = xasprintf("%s/" TMP_DIR, file_dir(s));
 
 		if (mkdir(dir, 0700) == 0 || errno == EEXIST) {
 			free(tmp);
@@ -184,7 +184,7 @@ static int fs_write_temp(struct store *s, const void *data, size_t len, const ch
 	}
 	if (fd < 0) {
 		rc = err_set(-errno, "cannot create temp file in %s/" TMP_DIR ": %s",
-			     fs_dir(s), strerror(errno));
+			     file_dir(s), strerror(errno));
 		free(tmp);
 		return rc;
 	}
@@ -205,10 +205,10 @@ static int fs_write_temp(struct store *s, const void *data, size_t len, const ch
 	return 0;
 }
 
-static int fs_put(struct store *s, const char *key, const void *data, size_t len,
+static int file_put(struct store *s, const char *key, const void *data, size_t len,
 		  enum store_cond cond, const char *etag, struct store_info *info)
 {
-	char *path = fs_path(s, key), *tmp = NULL, *slash;
+	char *path = file_path(s, key), *tmp = NULL, *slash;
 	char new_etag[STORE_ETAG_MAX];
 	int lock = -1, rc;
 
@@ -221,15 +221,15 @@ static int fs_put(struct store *s, const char *key, const void *data, size_t len
 	if (rc)
 		rc = err_set(rc, "cannot create the directories of %s: %s", path, strerror(-rc));
 	if (!rc)
-		rc = fs_write_temp(s, data, len, new_etag, &tmp);
+		rc = file_write_temp(s, data, len, new_etag, &tmp);
 	if (!rc && cond != STORE_ALWAYS) {
-		lock = fs_lock(s);
+		lock = file_lock(s);
 		rc = lock < 0 ? lock : 0;
 	}
 	if (!rc && cond != STORE_ALWAYS) {
 		struct store_info cur;
 		struct stat st;
-		int fd = fs_open_object(s, key, &cur, &st);
+		int fd = file_open_object(s, key, &cur, &st);
 
 		if (fd >= 0)
 			close(fd);
@@ -245,7 +245,7 @@ static int fs_put(struct store *s, const char *key, const void *data, size_t len
 	}
 	if (!rc && rename(tmp, path) < 0)
 		rc = err_set(-errno, "cannot rename into %s: %s", path, strerror(errno));
-	fs_unlock(lock);
+	file_unlock(lock);
 	if (rc) {
 		if (tmp)
 			unlink(tmp);
@@ -265,13 +265,13 @@ static int fs_put(struct store *s, const char *key, const void *data, size_t len
 	return rc;
 }
 
-static int fs_get(struct store *s, const char *key, uint64_t off, uint64_t len,
+static int file_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 		  struct buf *out, struct store_info *info)
 {
 	struct stat st;
 	struct store_info local;
 	uint64_t size, n;
-	int fd = fs_open_object(s, key, info ? info : &local, &st);
+	int fd = file_open_object(s, key, info ? info : &local, &st);
 	int rc;
 
 	if (fd < 0)
@@ -300,12 +300,12 @@ static int fs_get(struct store *s, const char *key, uint64_t off, uint64_t len,
 
 /* The size first (fstat): a larger object is refused without reading any
  * of it, not even for its ETag. */
-static int fs_get_max(struct store *s, const char *key, uint64_t max, struct buf *out,
+static int file_get_max(struct store *s, const char *key, uint64_t max, struct buf *out,
 		      struct store_info *info)
 {
 	struct stat st;
 	uint64_t size;
-	int fd = fs_open_object(s, key, NULL, &st);
+	int fd = file_open_object(s, key, NULL, &st);
 	int rc = 0;
 
 	if (fd < 0)
@@ -331,11 +331,11 @@ static int fs_get_max(struct store *s, const char *key, uint64_t max, struct buf
 	return rc;
 }
 
-static int fs_head(struct store *s, const char *key, struct store_info *info)
+static int file_head(struct store *s, const char *key, struct store_info *info)
 {
 	struct stat st;
 	struct store_info local;
-	int fd = fs_open_object(s, key, info ? info : &local, &st);
+	int fd = file_open_object(s, key, info ? info : &local, &st);
 
 	if (fd < 0)
 		return fd;
@@ -362,9 +362,9 @@ static void key_list_add(struct key_list *l, char *key, uint64_t size)
 }
 
 /* Collects every file under DIR/rel whose key starts with prefix. */
-static int fs_walk(struct store *s, const char *rel, const char *prefix, struct key_list *l)
+static int file_walk(struct store *s, const char *rel, const char *prefix, struct key_list *l)
 {
-	char *path = *rel ? xasprintf("%s/%s", fs_dir(s), rel) : xstrdup(fs_dir(s));
+	char *path = *rel ? xasprintf("%s/%s", file_dir(s), rel) : xstrdup(file_dir(s));
 	DIR *d = opendir(path);
 	struct dirent *e;
 	int rc = 0;
@@ -394,7 +394,7 @@ static int fs_walk(struct store *s, const char *rel, const char *prefix, struct 
 			continue;
 		}
 		if (S_ISDIR(st.st_mode)) {
-			rc = fs_walk(s, key, prefix, l);
+			rc = file_walk(s, key, prefix, l);
 			free(key);
 		} else if (S_ISREG(st.st_mode) && strlen(key) >= strlen(prefix)) {
 			key_list_add(l, key, (uint64_t)st.st_size);
@@ -416,7 +416,7 @@ static int cmp_index(const void *a, const void *b, void *arg)
 	return strcmp(keys[*(const size_t *)a], keys[*(const size_t *)b]);
 }
 
-static int fs_list(struct store *s, const char *prefix, store_list_fn fn, void *arg)
+static int file_list(struct store *s, const char *prefix, store_list_fn fn, void *arg)
 {
 	struct key_list l = { 0 };
 	char *start = xstrdup(prefix);
@@ -429,7 +429,7 @@ static int fs_list(struct store *s, const char *prefix, store_list_fn fn, void *
 		*slash = '\0';
 	else
 		start[0] = '\0';
-	rc = fs_walk(s, start, prefix, &l);
+	rc = file_walk(s, start, prefix, &l);
 	free(start);
 	order = xmalloc((l.n ? l.n : 1) * sizeof(*order));
 	for (size_t i = 0; i < l.n; i++)
@@ -445,9 +445,9 @@ static int fs_list(struct store *s, const char *prefix, store_list_fn fn, void *
 	return rc;
 }
 
-static int fs_del(struct store *s, const char *key)
+static int file_del(struct store *s, const char *key)
 {
-	char *path = fs_path(s, key);
+	char *path = file_path(s, key);
 	int rc = 0;
 
 	if (unlink(path) < 0 && errno != ENOENT && errno != ENOTDIR)
@@ -456,10 +456,10 @@ static int fs_del(struct store *s, const char *key)
 	return rc;
 }
 
-static int fs_del_many(struct store *s, const char *const *keys, size_t n)
+static int file_del_many(struct store *s, const char *const *keys, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		int rc = fs_del(s, keys[i]);
+		int rc = file_del(s, keys[i]);
 
 		if (rc)
 			return err_prefix(rc, "%s", keys[i]);
@@ -467,7 +467,7 @@ static int fs_del_many(struct store *s, const char *const *keys, size_t n)
 	return 0;
 }
 
-static void fs_close(struct store *s)
+static void file_close(struct store *s)
 {
 	struct file_store *f = s->priv;
 
@@ -478,18 +478,18 @@ static void fs_close(struct store *s)
 }
 
 static const struct store_ops file_store_ops = {
-	.put = fs_put,
-	.get = fs_get,
-	.get_max = fs_get_max,
-	.head = fs_head,
-	.list = fs_list,
-	.del = fs_del,
-	.del_many = fs_del_many,
-	.close = fs_close,
+	.put = file_put,
+	.get = file_get,
+	.get_max = file_get_max,
+	.head = file_head,
+	.list = file_list,
+	.del = file_del,
+	.del_many = file_del_many,
+	.close = file_close,
 };
 
 /* Removes temp files a crashed writer left behind. */
-static void fs_clean_temp(const char *tmpdir)
+static void file_clean_temp(const char *tmpdir)
 {
 	DIR *d = opendir(tmpdir);
 	struct dirent *e;
@@ -528,9 +528,9 @@ int store_file_open(const char *url, const char *dir, int create, struct store *
 			       url, dir);
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return err_set(-ENOTDIR, "store %s: %s is not a directory", url, dir);
-	/* the temp dir is made by the first put (fs_write_temp), not here */
+	/* the temp dir is made by the first put (file_write_temp), not here */
 	tmpdir = xasprintf("%.*s/" TMP_DIR, (int)n, dir);
-	fs_clean_temp(tmpdir);
+	file_clean_temp(tmpdir);
 	free(tmpdir);
 	f = xcalloc(1, sizeof(*f));
 	f->dir = xstrndup(dir, n);

@@ -121,9 +121,8 @@ void tree_init(struct tree *t)
 	t->sorted = 1;
 }
 
-static void entry_free(struct tree_entry *e)
+void tree_entry_release(struct tree_entry *e)
 {
-	free(e->name);
 	free(e->target);
 	free(e->blobs);
 	for (size_t i = 0; i < e->nxattrs; i++) {
@@ -138,8 +137,10 @@ void tree_free(struct tree *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->count; i++)
-		entry_free(&t->entries[i]);
+	for (size_t i = 0; i < t->count; i++) {
+		free(t->entries[i].name);
+		tree_entry_release(&t->entries[i]);
+	}
 	free(t->entries);
 	tree_init(t);
 }

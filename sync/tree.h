@@ -104,6 +104,11 @@ void tree_init(struct tree *t);
  * fine. */
 void tree_free(struct tree *t);
 
+/* Frees what e holds but its name (the target, the blob ids, the xattrs)
+ * and zeroes it: for an entry filled outside a tree, whose name the
+ * caller owns. */
+void tree_entry_release(struct tree_entry *e);
+
 /* Fills the stat-derived fields of e (type, mode, uid, gid, size, mtime,
  * ctime, ino, dev, nlink, rdev) from st; leaves name, link_group, target,
  * blobs, subtree and xattrs as they are.  Returns 0, or -EINVAL when st is
