@@ -126,6 +126,8 @@ struct fs {
 	double entry_timeout;
 	int no_opendir;		/* the kernel opens directories without us */
 	int no_open;		/* and files */
+	int writeback;		/* the kernel's writeback cache: it keeps the
+				 * times of written files and sends them */
 	/* access times (atime.c) */
 	int atime;		/* enum fs_atime; set before the mount */
 	int nodiratime;		/* directories keep theirs */

@@ -150,8 +150,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
 		fs->no_open = 1;
 	}
-	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+		fs->writeback = 1;
+	}
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_SPLICE_READ)
@@ -1029,8 +1031,14 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 		fs->cache_used += (uint64_t)off + (uint64_t)n - in->size;
 		in->size = (uint64_t)off + (uint64_t)n;
 	}
-	now(&in->mtime);
-	in->ctime = in->mtime;
+	/* With the writeback cache the kernel stamped the write when it was
+	 * made and sends that time in a SETATTR of its own (which may come
+	 * before this WRITE): the time the WRITE arrives would be later than
+	 * the one stat showed, and a remount would show another mtime. */
+	if (!fs->writeback) {
+		now(&in->mtime);
+		in->ctime = in->mtime;
+	}
 	in->blocks_stale = 1;
 	data_changed(fs, in, UINT64_MAX);	/* write_armed told a snapshot */
 	pthread_mutex_unlock(&fs->lock);
