@@ -467,7 +467,7 @@ static int lease_may_retake(struct repo *r, void *arg)
 
 static int wait_cache_free(const char *cache_dir, const char *ws_id)
 {
-	int fd = open(cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), told = 0;
+	int fd = open(cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), told = 0, serving_for = 0;
 
 	if (fd < 0)
 		return 0;	/* a new cache: fs_open makes it */
@@ -479,11 +479,14 @@ static int wait_cache_free(const char *cache_dir, const char *ws_id)
 		json_decref(req);
 		json_decref(r);
 		err_clear();
-		if (serving || ticks >= CACHE_WAIT * 10) {
+		/* serving for 3 s in a row: a daemon just unmounted may not have
+		 * seen it yet, and answers as serving for a moment */
+		serving_for = serving ? serving_for + 1 : 0;
+		if (serving_for > 30 || ticks >= CACHE_WAIT * 10) {
 			close(fd);
 			return 0;	/* fs_open refuses, naming the cache */
 		}
-		if (!told++)
+		if (!serving && !told++)
 			log_warn("cache dir %s: the cairnfs that served it is finishing its stop: waiting for it to exit",
 				 cache_dir);
 		if (stop_requested()) {
