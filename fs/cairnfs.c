@@ -820,6 +820,10 @@ out:
 		if (mounted && final_snapshot && fs_final_snapshot(&fs) && !rc)
 			unsaved = 1;
 		fs_ctl_stop(&fs);	/* a snapshot under way ends first */
+		/* the lease before the cache lock: the next mount of this cache,
+		 * waiting for the lock, must find the lease free */
+		if (r)
+			repo_lease_release(r);
 		fs_close(&fs);
 		index_free(fs.idx);
 	}
